@@ -1,0 +1,62 @@
+"""An in-process LRU cache with per-key TTLs: the embedded default (`memory://?max_entries=N`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from urllib.parse import parse_qs, urlsplit
+
+
+class MemoryCache:
+    """Thread-safe; expired entries are dropped when read, the least recent when full."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryCache:
+        query = parse_qs(urlsplit(url).query)
+        return cls(max_entries=int(query.get("max_entries", ["100000"])[0]))
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            value, expires = item
+            if expires <= time.monotonic():
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return value
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        with self._lock:
+            self._items[key] = (value, time.monotonic() + ttl_seconds)
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def delete(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._items.pop(key, None)
+
+    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
+        with self._lock:
+            item = self._items.get(key)
+            now = time.monotonic()
+            count = int(item[0]) if item is not None and item[1] > now else 0
+            expires = item[1] if item is not None and item[1] > now else now + ttl_seconds
+            self._items[key] = (str(count + amount).encode(), expires)
+            return count + amount
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._items.clear()

@@ -1,0 +1,19 @@
+"""Lake adapters. `open_lake(url)` picks one by URL scheme."""
+
+from __future__ import annotations
+
+from recomind.adapters.registry import SchemeRegistry
+from recomind.domain.ports import Lake
+
+LAKES: SchemeRegistry[Lake] = SchemeRegistry("lake")
+
+
+@LAKES.register("file")
+def _open_file(url: str) -> Lake:
+    from recomind.adapters.lake.parquet_files import ParquetLake
+
+    return ParquetLake.from_url(url)
+
+
+def open_lake(url: str) -> Lake:
+    return LAKES.open(url)

@@ -1,0 +1,98 @@
+"""Table definitions of the seed schema plus what the pipeline needs.
+
+Migrations (recomind/migrations) create these tables; this module is what the
+adapter queries against. Tags are TEXT[] on PostgreSQL and JSON elsewhere.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeEngine
+
+ID = String(64)
+metadata = MetaData()
+
+
+def tags_type() -> TypeEngine[list[str]]:
+    return JSON().with_variant(ARRAY(Text()), "postgresql")
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", ID, primary_key=True),
+    Column("name", String(256), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+videos = Table(
+    "videos",
+    metadata,
+    Column("video_id", ID, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("tags", tags_type(), nullable=False),
+    Column("creator_id", ID, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("duration_ms", Integer, nullable=True),
+)
+
+video_actions = Table(
+    "video_actions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", ID, nullable=False),
+    Column("video_id", ID, nullable=False),
+    Column("action_type", String(8), nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("watch_ms", Integer, nullable=True),
+    Index("ix_video_actions_user_time", "user_id", "timestamp"),
+    Index("ix_video_actions_video", "video_id"),
+)
+
+user_profiles = Table(
+    "user_profiles",
+    metadata,
+    Column("user_id", ID, primary_key=True),
+    Column("top_tags", tags_type(), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+video_popularity = Table(
+    "video_popularity",
+    metadata,
+    Column("video_id", ID, primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Index("ix_video_popularity_score", "score"),
+)
+
+user_tag_weights = Table(
+    "user_tag_weights",
+    metadata,
+    Column("user_id", ID, primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    Column("weight", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+recommendations = Table(
+    "recommendations",
+    metadata,
+    Column("user_id", ID, primary_key=True),
+    Column("items", JSON, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("generated_at", DateTime(timezone=True), nullable=False),
+)

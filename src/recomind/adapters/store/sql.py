@@ -1,0 +1,374 @@
+"""The store on SQL databases through SQLAlchemy Core: SQLite, PostgreSQL, MariaDB/MySQL.
+
+Opening a store runs the Alembic migrations up to head, so a fresh database is
+ready to use and an old one is upgraded in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+
+from recomind.adapters.store import schema as t
+from recomind.adapters.store.upsert import insert_ignore, upsert
+from recomind.domain.model import (
+    ActionType,
+    PopularityScore,
+    ScoredVideo,
+    StoredRecommendations,
+    TagWeight,
+    User,
+    UserProfile,
+    Video,
+    VideoAction,
+)
+
+_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _video(row: Any) -> Video:
+    return Video(
+        video_id=row.video_id,
+        title=row.title,
+        url=row.url,
+        tags=tuple(row.tags or ()),
+        creator_id=row.creator_id,
+        created_at=utc(row.created_at),
+        duration_ms=row.duration_ms,
+    )
+
+
+def _action(row: Any) -> VideoAction:
+    return VideoAction(
+        id=row.id,
+        user_id=row.user_id,
+        video_id=row.video_id,
+        action_type=ActionType(row.action_type),
+        timestamp=utc(row.timestamp),
+        watch_ms=row.watch_ms,
+    )
+
+
+def _action_row(a: VideoAction) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "user_id": a.user_id,
+        "video_id": a.video_id,
+        "action_type": a.action_type.value,
+        "timestamp": utc(a.timestamp),
+        "watch_ms": a.watch_ms,
+    }
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=False
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def migrate(engine: Engine) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class SqlTransaction:
+    """A StoreTransaction on one open SQLAlchemy connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def insert_new_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
+        unique = list({a.id: a for a in actions}.values())
+        existing: set[str] = set()
+        for chunk in _chunks([a.id for a in unique]):
+            existing.update(
+                self.conn.scalars(
+                    sa.select(t.video_actions.c.id).where(t.video_actions.c.id.in_(chunk))
+                )
+            )
+        new = [a for a in unique if a.id not in existing]
+        if new:
+            self.conn.execute(t.video_actions.insert(), [_action_row(a) for a in new])
+        return new
+
+    def ensure_users(self, user_ids: Iterable[str], at: datetime) -> None:
+        rows = [{"user_id": u, "name": None, "created_at": utc(at)} for u in sorted(set(user_ids))]
+        if rows:
+            self.conn.execute(insert_ignore(self.conn, t.users), rows)
+
+    def popularity_of(self, video_ids: Iterable[str]) -> dict[str, PopularityScore]:
+        out: dict[str, PopularityScore] = {}
+        c = t.video_popularity.c
+        for chunk in _chunks(sorted(set(video_ids))):
+            for row in self.conn.execute(
+                sa.select(t.video_popularity).where(c.video_id.in_(chunk))
+            ):
+                out[row.video_id] = PopularityScore(row.video_id, row.score, utc(row.last_updated))
+        return out
+
+    def upsert_popularity(self, rows: Iterable[PopularityScore]) -> None:
+        values = [
+            {"video_id": p.video_id, "score": p.score, "last_updated": utc(p.last_updated)}
+            for p in rows
+        ]
+        upsert(self.conn, t.video_popularity, values, ["video_id"])
+
+    def tag_weights_of(self, user_ids: Iterable[str]) -> dict[tuple[str, str], TagWeight]:
+        out: dict[tuple[str, str], TagWeight] = {}
+        c = t.user_tag_weights.c
+        for chunk in _chunks(sorted(set(user_ids))):
+            for row in self.conn.execute(sa.select(t.user_tag_weights).where(c.user_id.in_(chunk))):
+                out[(row.user_id, row.tag)] = TagWeight(
+                    row.user_id, row.tag, row.weight, utc(row.updated_at)
+                )
+        return out
+
+    def upsert_tag_weights(self, rows: Iterable[TagWeight]) -> None:
+        values = [
+            {
+                "user_id": w.user_id,
+                "tag": w.tag,
+                "weight": w.weight,
+                "updated_at": utc(w.updated_at),
+            }
+            for w in rows
+        ]
+        upsert(self.conn, t.user_tag_weights, values, ["user_id", "tag"])
+
+    def upsert_profiles(self, rows: Iterable[UserProfile]) -> None:
+        values = [
+            {"user_id": p.user_id, "top_tags": list(p.top_tags), "updated_at": utc(p.updated_at)}
+            for p in rows
+        ]
+        upsert(self.conn, t.user_profiles, values, ["user_id"])
+
+    def video_tags(self, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        out: dict[str, tuple[str, ...]] = {}
+        c = t.videos.c
+        for chunk in _chunks(sorted(set(video_ids))):
+            for row in self.conn.execute(
+                sa.select(c.video_id, c.tags).where(c.video_id.in_(chunk))
+            ):
+                out[row.video_id] = tuple(row.tags or ())
+        return out
+
+
+class SqlStore:
+    """The Store port on a SQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        migrate(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        with self.engine.begin() as conn:
+            yield SqlTransaction(conn)
+
+    def add_users(self, users: Sequence[User]) -> int:
+        rows = [
+            {"user_id": u.user_id, "name": u.name, "created_at": utc(u.created_at)} for u in users
+        ]
+        with self.engine.begin() as conn:
+            for chunk in _chunks(rows, 5000):
+                upsert(conn, t.users, list(chunk), ["user_id"], update=["name"])
+        return len(rows)
+
+    def get_user(self, user_id: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.users).where(t.users.c.user_id == user_id)).first()
+        return User(row.user_id, row.name, utc(row.created_at)) if row else None
+
+    def add_videos(self, videos: Sequence[Video]) -> int:
+        rows = [
+            {
+                "video_id": v.video_id,
+                "title": v.title,
+                "url": v.url,
+                "tags": list(v.tags),
+                "creator_id": v.creator_id,
+                "created_at": utc(v.created_at),
+                "duration_ms": v.duration_ms,
+            }
+            for v in videos
+        ]
+        update = ["title", "url", "tags", "creator_id", "duration_ms"]
+        with self.engine.begin() as conn:
+            for chunk in _chunks(rows, 5000):
+                upsert(conn, t.videos, list(chunk), ["video_id"], update=update)
+        return len(rows)
+
+    def get_video(self, video_id: str) -> Video | None:
+        return self.get_videos([video_id]).get(video_id)
+
+    def get_videos(self, video_ids: Iterable[str]) -> dict[str, Video]:
+        out: dict[str, Video] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(video_ids))):
+                for row in conn.execute(sa.select(t.videos).where(t.videos.c.video_id.in_(chunk))):
+                    out[row.video_id] = _video(row)
+        return out
+
+    def existing_video_ids(self, video_ids: Iterable[str]) -> set[str]:
+        return self._existing(t.videos.c.video_id, video_ids)
+
+    def existing_user_ids(self, user_ids: Iterable[str]) -> set[str]:
+        return self._existing(t.users.c.user_id, user_ids)
+
+    def _existing(self, column: sa.Column[str], ids: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                out.update(conn.scalars(sa.select(column).where(column.in_(chunk))))
+        return out
+
+    def all_videos(self) -> list[Video]:
+        with self.engine.connect() as conn:
+            return [
+                _video(r) for r in conn.execute(sa.select(t.videos).order_by(t.videos.c.video_id))
+            ]
+
+    def bulk_insert_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
+        inserted: list[VideoAction] = []
+        with self.transaction() as tx:
+            for chunk in _chunks(actions, 20_000):
+                inserted += tx.insert_new_actions(chunk)
+            if inserted:
+                tx.ensure_users({a.user_id for a in inserted}, min(a.timestamp for a in inserted))
+        return inserted
+
+    def user_actions(self, user_id: str) -> list[VideoAction]:
+        c = t.video_actions.c
+        query = sa.select(t.video_actions).where(c.user_id == user_id).order_by(c.timestamp, c.id)
+        with self.engine.connect() as conn:
+            return [_action(r) for r in conn.execute(query)]
+
+    def iter_actions(self, batch_size: int = 50_000) -> Iterator[list[VideoAction]]:
+        c = t.video_actions.c
+        query = sa.select(t.video_actions).order_by(c.timestamp, c.id)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch_size).execute(query)
+            for part in result.partitions(batch_size):
+                yield [_action(r) for r in part]
+
+    def count_actions(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).select_from(t.video_actions)) or 0)
+
+    def top_popularity(self, limit: int) -> list[PopularityScore]:
+        c = t.video_popularity.c
+        query = sa.select(t.video_popularity).order_by(c.score.desc(), c.video_id).limit(limit)
+        with self.engine.connect() as conn:
+            return [
+                PopularityScore(r.video_id, r.score, utc(r.last_updated))
+                for r in conn.execute(query)
+            ]
+
+    def replace_popularity(self, rows: Sequence[PopularityScore]) -> None:
+        with self.transaction() as tx:
+            tx.conn.execute(t.video_popularity.delete())
+            for chunk in _chunks(rows, 10_000):
+                tx.upsert_popularity(chunk)
+
+    def replace_tag_weights(
+        self, rows: Sequence[TagWeight], profiles: Sequence[UserProfile]
+    ) -> None:
+        with self.transaction() as tx:
+            tx.conn.execute(t.user_tag_weights.delete())
+            tx.conn.execute(t.user_profiles.delete())
+            for chunk in _chunks(rows, 10_000):
+                tx.upsert_tag_weights(chunk)
+            for chunk in _chunks(profiles, 10_000):
+                tx.upsert_profiles(chunk)
+
+    def tag_weights(self, user_id: str) -> list[TagWeight]:
+        with self.transaction() as tx:
+            return list(tx.tag_weights_of([user_id]).values())
+
+    def get_profile(self, user_id: str) -> UserProfile | None:
+        query = sa.select(t.user_profiles).where(t.user_profiles.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return UserProfile(row.user_id, tuple(row.top_tags), utc(row.updated_at)) if row else None
+
+    def save_recommendations(self, rows: Sequence[StoredRecommendations]) -> None:
+        values = [
+            {
+                "user_id": r.user_id,
+                "items": [[i.video_id, i.score, i.reason] for i in r.items],
+                "model_version": r.model_version,
+                "generated_at": utc(r.generated_at),
+            }
+            for r in rows
+        ]
+        with self.engine.begin() as conn:
+            for chunk in _chunks(values, 2000):
+                upsert(conn, t.recommendations, list(chunk), ["user_id"])
+
+    def get_recommendations(self, user_id: str) -> StoredRecommendations | None:
+        query = sa.select(t.recommendations).where(t.recommendations.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        items = tuple(ScoredVideo(v, float(s), r) for v, s, r in row.items)
+        return StoredRecommendations(row.user_id, items, row.model_version, utc(row.generated_at))
+
+    def delete_recommendations(self, user_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.recommendations.delete().where(t.recommendations.c.user_id == user_id))
+
+    def counts(self) -> dict[str, int]:
+        tables = [
+            t.users,
+            t.videos,
+            t.video_actions,
+            t.user_profiles,
+            t.video_popularity,
+            t.recommendations,
+        ]
+        with self.engine.connect() as conn:
+            return {
+                table.name: int(conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
+                for table in tables
+            }
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()

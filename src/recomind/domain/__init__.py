@@ -1,0 +1,1 @@
+"""Pure domain: entities, value objects, events, errors and ports. No I/O here."""

@@ -1,0 +1,99 @@
+"""Entities and value objects of the seed schema: users, videos, actions, recommendations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ActionType(StrEnum):
+    VIEW = "view"
+    LIKE = "like"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: str
+    name: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Video:
+    video_id: str
+    title: str
+    url: str
+    tags: tuple[str, ...]
+    creator_id: str | None
+    created_at: datetime
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoAction:
+    """One thing a viewer did; `id` is the event id made once at the API."""
+
+    id: str
+    user_id: str
+    video_id: str
+    action_type: ActionType
+    timestamp: datetime
+    watch_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredVideo:
+    video_id: str
+    score: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PopularityScore:
+    """Time-decayed engagement of a video, valid as of `last_updated`."""
+
+    video_id: str
+    score: float
+    last_updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TagWeight:
+    """A viewer's decayed affinity for one tag, valid as of `updated_at`."""
+
+    user_id: str
+    tag: str
+    weight: float
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    user_id: str
+    top_tags: tuple[str, ...]
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecommendations:
+    user_id: str
+    items: tuple[ScoredVideo, ...]
+    model_version: str
+    generated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ActionWeights:
+    """How much each action type counts, for popularity and tag affinity alike."""
+
+    view: float = 1.0
+    like: float = 3.0
+    skip: float = -1.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def of(self, action: ActionType) -> float:
+        return {ActionType.VIEW: self.view, ActionType.LIKE: self.like, ActionType.SKIP: self.skip}[
+            action
+        ]

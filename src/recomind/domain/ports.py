@@ -1,0 +1,179 @@
+"""Ports: what the services need from the outside world, as Protocols.
+
+Adapters in `recomind.adapters` implement them and open from a URL by scheme;
+every adapter of a port passes the same shared test suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from recomind.domain.model import (
+    PopularityScore,
+    StoredRecommendations,
+    TagWeight,
+    User,
+    UserProfile,
+    Video,
+    VideoAction,
+)
+
+
+class StoreTransaction(Protocol):
+    """One atomic unit of work on the store: everything in it commits, or nothing."""
+
+    def insert_new_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
+        """Insert the actions whose ids are not stored yet; return exactly those."""
+        ...
+
+    def ensure_users(self, user_ids: Iterable[str], at: datetime) -> None: ...
+
+    def popularity_of(self, video_ids: Iterable[str]) -> dict[str, PopularityScore]: ...
+
+    def upsert_popularity(self, rows: Iterable[PopularityScore]) -> None: ...
+
+    def tag_weights_of(self, user_ids: Iterable[str]) -> dict[tuple[str, str], TagWeight]: ...
+
+    def upsert_tag_weights(self, rows: Iterable[TagWeight]) -> None: ...
+
+    def upsert_profiles(self, rows: Iterable[UserProfile]) -> None: ...
+
+    def video_tags(self, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]: ...
+
+
+class Store(Protocol):
+    """The source of truth: users, videos, actions, profiles, popularity, stored lists."""
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
+
+    def add_users(self, users: Sequence[User]) -> int: ...
+
+    def get_user(self, user_id: str) -> User | None: ...
+
+    def add_videos(self, videos: Sequence[Video]) -> int: ...
+
+    def get_video(self, video_id: str) -> Video | None: ...
+
+    def get_videos(self, video_ids: Iterable[str]) -> dict[str, Video]: ...
+
+    def existing_video_ids(self, video_ids: Iterable[str]) -> set[str]: ...
+
+    def existing_user_ids(self, user_ids: Iterable[str]) -> set[str]: ...
+
+    def all_videos(self) -> list[Video]: ...
+
+    def bulk_insert_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
+        """Insert actions not stored yet (by id) in one transaction; return those."""
+        ...
+
+    def user_actions(self, user_id: str) -> list[VideoAction]: ...
+
+    def iter_actions(self, batch_size: int = 50_000) -> Iterator[list[VideoAction]]: ...
+
+    def count_actions(self) -> int: ...
+
+    def top_popularity(self, limit: int) -> list[PopularityScore]: ...
+
+    def replace_popularity(self, rows: Sequence[PopularityScore]) -> None: ...
+
+    def replace_tag_weights(
+        self, rows: Sequence[TagWeight], profiles: Sequence[UserProfile]
+    ) -> None: ...
+
+    def tag_weights(self, user_id: str) -> list[TagWeight]: ...
+
+    def get_profile(self, user_id: str) -> UserProfile | None: ...
+
+    def save_recommendations(self, rows: Sequence[StoredRecommendations]) -> None: ...
+
+    def get_recommendations(self, user_id: str) -> StoredRecommendations | None: ...
+
+    def delete_recommendations(self, user_id: str) -> None: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Cache(Protocol):
+    """A key-value cache of bytes with per-key TTLs (in-process, or Redis)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None: ...
+
+    def delete(self, *keys: str) -> None: ...
+
+    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
+        """Add to a counter (created at 0 with this TTL) and return the new value."""
+        ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BusRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+
+
+class BusConsumer(Protocol):
+    """One member of a consumer group; offsets are committed only when told."""
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]: ...
+
+    def commit(self, records: Sequence[BusRecord]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EventBus(Protocol):
+    """A partitioned, durable log of events (the local SQLite log, or Kafka)."""
+
+    def publish(self, topic: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Durably append (key, value) messages; returns only once they are recorded."""
+        ...
+
+    def subscribe(self, group: str, topic: str) -> BusConsumer: ...
+
+    def lag(self, group: str, topic: str) -> int: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LakeRecord:
+    partition: int
+    offset: int
+    action: VideoAction
+
+
+class Lake(Protocol):
+    """The full history as Parquet, partitioned by dt/hour, objects named by offset range."""
+
+    def write_actions(self, records: Sequence[LakeRecord]) -> int:
+        """Write records not yet in the lake (by partition and offset); return how many."""
+        ...
+
+    def archive_actions(self, actions: Sequence[VideoAction]) -> int:
+        """Write actions that did not come through the bus (imports)."""
+        ...
+
+    def last_offsets(self) -> dict[int, int]: ...
+
+    def read_actions(self) -> list[VideoAction]: ...
+
+    def count_actions(self) -> int: ...

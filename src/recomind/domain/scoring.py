@@ -1,0 +1,91 @@
+"""Time-decayed scores: popularity of a video and a viewer's affinity for a tag.
+
+A decayed score is stored with the instant it is valid at; moving it to another
+instant multiplies by 2^(-dt / half_life), so one row per video (or per viewer
+and tag) is enough, and events may arrive out of order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from recomind.domain.model import ActionWeights, PopularityScore, TagWeight, VideoAction
+
+
+def decay_factor(from_time: datetime, to_time: datetime, half_life_hours: float) -> float:
+    hours = (to_time - from_time).total_seconds() / 3600.0
+    return math.pow(2.0, -hours / half_life_hours)
+
+
+def add_decayed(
+    score: float, at: datetime, delta: float, delta_at: datetime, half_life_hours: float
+) -> tuple[float, datetime]:
+    """Add `delta` (valid at `delta_at`) to `score` (valid at `at`); keep the later instant."""
+    if delta_at >= at:
+        return score * decay_factor(at, delta_at, half_life_hours) + delta, delta_at
+    return score + delta * decay_factor(delta_at, at, half_life_hours), at
+
+
+def action_weight(action: VideoAction, weights: ActionWeights, duration_ms: int | None) -> float:
+    """The action's weight; a view counts by how much of the video was watched, when known."""
+    base = weights.of(action.action_type)
+    if action.action_type == "view" and action.watch_ms is not None and duration_ms:
+        return base * min(1.0, action.watch_ms / duration_ms)
+    return base
+
+
+def apply_popularity(
+    current: Mapping[str, PopularityScore],
+    actions: Iterable[VideoAction],
+    weights: ActionWeights,
+    half_life_hours: float,
+    durations: Mapping[str, int | None] | None = None,
+) -> dict[str, PopularityScore]:
+    """New popularity rows for every video the actions touch (and only those)."""
+    out: dict[str, PopularityScore] = {}
+    for action in actions:
+        old = out.get(action.video_id) or current.get(action.video_id)
+        w = action_weight(action, weights, (durations or {}).get(action.video_id))
+        if old is None:
+            out[action.video_id] = PopularityScore(action.video_id, w, action.timestamp)
+            continue
+        score, at = add_decayed(old.score, old.last_updated, w, action.timestamp, half_life_hours)
+        out[action.video_id] = PopularityScore(action.video_id, score, at)
+    return out
+
+
+def apply_tag_weights(
+    current: Mapping[tuple[str, str], TagWeight],
+    actions: Iterable[VideoAction],
+    video_tags: Mapping[str, tuple[str, ...]],
+    weights: ActionWeights,
+    half_life_hours: float,
+) -> dict[tuple[str, str], TagWeight]:
+    """New (user, tag) affinity rows the actions touch; skips push a tag's weight down."""
+    out: dict[tuple[str, str], TagWeight] = {}
+    for action in actions:
+        w = weights.of(action.action_type)
+        for tag in video_tags.get(action.video_id, ()):
+            key = (action.user_id, tag)
+            old = out.get(key) or current.get(key)
+            if old is None:
+                out[key] = TagWeight(action.user_id, tag, w, action.timestamp)
+                continue
+            value, at = add_decayed(
+                old.weight, old.updated_at, w, action.timestamp, half_life_hours
+            )
+            out[key] = TagWeight(action.user_id, tag, value, at)
+    return out
+
+
+def top_tags(weights: Iterable[TagWeight], n: int = 5) -> tuple[str, ...]:
+    """The viewer's strongest positive tags, strongest first (ties by name, for stability)."""
+    positive = [w for w in weights if w.weight > 0]
+    positive.sort(key=lambda w: (-w.weight, w.tag))
+    return tuple(w.tag for w in positive[:n])
+
+
+def score_at(score: float, at: datetime, now: datetime, half_life_hours: float) -> float:
+    return score * decay_factor(at, now, half_life_hours)

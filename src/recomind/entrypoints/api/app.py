@@ -1,0 +1,48 @@
+"""The FastAPI application: routers, problem+json errors, the web page, the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from recomind import __version__
+from recomind.bootstrap import RecoMind
+from recomind.entrypoints.api import actions, catalog, feeds, problems, system
+
+
+def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
+    """An app around a wired RecoMind; with `run_workers` the consumers run in-process."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if run_workers:
+            recomind.start_workers()
+        try:
+            yield
+        finally:
+            recomind.close()
+
+    app = FastAPI(
+        title="RecoMind",
+        version=__version__,
+        description="Personalised short-video feeds: record actions, serve Top-N lists.",
+        lifespan=lifespan,
+    )
+    app.state.recomind = recomind
+    problems.install(app)
+    for module in (actions, feeds, catalog, system):
+        app.include_router(module.router)
+    web = resources.files("recomind") / "web"
+    if web.is_dir():
+        app.mount("/ui", StaticFiles(directory=str(web), html=True), name="ui")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> RedirectResponse:
+            return RedirectResponse("/ui/")
+
+    return app

@@ -1,0 +1,68 @@
+"""Health, readiness, operator stats and on-demand retraining."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC
+from recomind.entrypoints.api.deps import App
+from recomind.entrypoints.api.problems import problem
+from recomind.entrypoints.api.schemas import TrainOut
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=None)
+def ready(app: App) -> Any:
+    """Every dependency answers; 503 names the ones that do not."""
+    checks: dict[str, str] = {}
+    for name, part in (("store", app.store), ("cache", app.cache), ("bus", app.bus)):
+        try:
+            part.ping()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"error: {exc}"
+    failing = [n for n, v in checks.items() if v != "ok"]
+    if failing:
+        return problem(503, f"not ready: {', '.join(failing)}", [checks])
+    return {"status": "ready", **checks}
+
+
+@router.get("/admin/stats")
+def stats(app: App) -> dict[str, Any]:
+    """What the system is doing: row counts, consumer lag, the model in use, feed sources."""
+    loaded = app.models.get()
+    return {
+        "counts": app.store.counts(),
+        "lake_actions": app.lake.count_actions(),
+        "consumers": {
+            r.name: {
+                "lag": app.bus.lag(r.name, VIDEO_ACTIONS_TOPIC),
+                "processed": r.processed,
+                "dead_lettered": r.dead_lettered,
+                "errors": r.errors,
+            }
+            for r in app.consumers
+        },
+        "dead_letter_topic": DEAD_LETTER_TOPIC,
+        "model": {"version": loaded.version, **loaded.info} if loaded else None,
+        "model_versions": app.registry.versions(),
+        "feed_sources": dict(app.feed.sources),
+        "feeds_refreshed": app.refresher.refreshed,
+        "refresh_policy": app.settings.refresh_policy.value,
+    }
+
+
+@router.post("/admin/retrain", response_model=TrainOut)
+def retrain(app: App) -> TrainOut:
+    """Train now, make the new model current and precompute every active viewer's list."""
+    r = app.trainer.train()
+    return TrainOut(**r.__dict__)

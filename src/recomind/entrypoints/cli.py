@@ -1,0 +1,313 @@
+"""The `recomind` command: demo, serve, worker, train, import, recommend, evaluate."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from recomind.bootstrap import RecoMind, bootstrap
+from recomind.config import Settings
+from recomind.domain.errors import RecoMindError
+from recomind.domain.validation import validate_id
+
+app = typer.Typer(help="RecoMind: personalised short-video feeds.", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk-load users, videos or actions (.csv, .jsonl, .parquet).")
+app.add_typer(import_app, name="import")
+console = Console()
+err = Console(stderr=True)
+
+Port = Annotated[int | None, typer.Option(help="Port to listen on (default: RECOMIND_PORT)")]
+Host = Annotated[str | None, typer.Option(help="Address to bind (default: RECOMIND_HOST)")]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the bad RECOMIND_* variable
+        err.print(f"[red]error:[/red] invalid configuration: {exc}")
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _recomind() -> Iterator[RecoMind]:
+    try:
+        recomind = bootstrap(_settings())
+    except RecoMindError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        yield recomind
+    except RecoMindError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        recomind.close()
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[Callable[[str], None]]:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description)
+        yield lambda msg: progress.update(task, description=f"{description}: {msg}")
+
+
+def _serve(recomind: RecoMind, host: str, port: int, workers: bool) -> None:
+    import uvicorn
+
+    from recomind.entrypoints.api.app import create_app
+
+    api = create_app(recomind, run_workers=workers)
+    uvicorn.run(api, host=host, port=port, log_level=recomind.settings.log_level, access_log=False)
+
+
+@app.command()
+def demo(
+    port: Port = None,
+    host: Host = None,
+    videos: Annotated[int, typer.Option(help="Catalog size when seeding")] = 500,
+    viewers: Annotated[int, typer.Option(help="Simulated viewers when seeding")] = 200,
+) -> None:
+    """Seed a synthetic catalog (once), train, and serve the API and web page."""
+    from recomind.services.seed import seed_demo
+
+    settings = _settings()
+    recomind = bootstrap(settings)
+    if recomind.store.counts()["videos"] == 0:
+        with _progress("seeding the demo catalog") as step:
+            report = seed_demo(
+                recomind.store,
+                recomind.lake,
+                settings.action_weights,
+                (settings.popularity_half_life_hours, settings.affinity_half_life_hours),
+                n_videos=videos,
+                n_users=viewers,
+                progress=step,
+            )
+        console.print(
+            f"seeded {report['videos']} videos, {report['users']} viewers, "
+            f"{report['actions']} actions"
+        )
+    else:
+        console.print(f"using the data already in {settings.home}")
+    with _progress("training") as step:
+        trained = recomind.trainer.train(step)
+    console.print(
+        f"model {trained.version}: fitted in {trained.fit_seconds:.2f}s, "
+        f"{trained.precomputed} lists precomputed"
+    )
+    h, p = host or settings.host, port if port is not None else settings.port
+    console.print(
+        f"\nRecoMind is serving on http://{h}:{p}\n"
+        f"  web UI:   http://{h}:{p}/ui/\n"
+        f"  API docs: http://{h}:{p}/docs\n"
+        f"  trending: http://{h}:{p}/trending\n"
+        f"  a feed:   http://{h}:{p}/recommendations/u1?explain=true\n"
+    )
+    _serve(recomind, h, p, workers=True)
+
+
+@app.command()
+def serve(port: Port = None, host: Host = None) -> None:
+    """Serve the API (and, with RECOMIND_EMBEDDED_WORKER=true, the consumers too)."""
+    settings = _settings()
+    recomind = bootstrap(settings)
+    _serve(
+        recomind,
+        host or settings.host,
+        port if port is not None else settings.port,
+        workers=settings.embedded_worker,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the consumers and the retrain schedule until stopped (SIGTERM / Ctrl-C)."""
+    with _recomind() as recomind:
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        recomind.start_workers()
+        console.print(
+            "worker running: consumer groups " + ", ".join(r.name for r in recomind.consumers)
+        )
+        stop.wait()
+
+
+@app.command()
+def train() -> None:
+    """Train the hybrid now, make it current and precompute every active viewer's list."""
+    with _recomind() as recomind, _progress("training") as step:
+        r = recomind.trainer.train(step)
+    console.print(
+        f"model {r.version}: {r.actions:,} actions, {r.users:,} viewers, "
+        f"{r.videos:,} videos; fit {r.fit_seconds:.2f}s; "
+        f"{r.precomputed:,} lists in {r.precompute_seconds:.2f}s"
+    )
+
+
+@app.command()
+def rollback() -> None:
+    """Make the previous model version current again."""
+    with _recomind() as recomind:
+        console.print(f"model in use: {recomind.registry.rollback()}")
+
+
+def _import(kind: str, path: Path) -> None:
+    with _recomind() as recomind, _progress(f"importing {kind}") as step:
+        step(str(path))
+        start = time.perf_counter()
+        result = getattr(recomind.importer, kind)(path)
+        seconds = time.perf_counter() - start
+    rate = result.rows / seconds if seconds > 0 else 0.0
+    console.print(
+        f"{kind}: {result.rows:,} rows read, {result.written:,} written "
+        f"in {seconds:.2f}s ({rate:,.0f} rows/s)"
+    )
+
+
+@import_app.command("videos")
+def import_videos(file: Path) -> None:
+    """videos: video_id, title, url, tags, creator_id, created_at, duration_ms."""
+    _import("videos", file)
+
+
+@import_app.command("users")
+def import_users(file: Path) -> None:
+    """users: user_id, name, created_at."""
+    _import("users", file)
+
+
+@import_app.command("actions")
+def import_actions(file: Path) -> None:
+    """actions: id (optional), user_id, video_id, action_type, timestamp, watch_ms."""
+    _import("actions", file)
+
+
+def _user_ids(users: list[str], users_file: Path | None) -> list[str]:
+    from recomind.services.importer import read_rows
+
+    ids = list(users)
+    if users_file is not None:
+        if users_file.suffix.lower() == ".txt":
+            ids += [line.strip() for line in users_file.read_text().splitlines() if line.strip()]
+        else:
+            ids += [str(r.get("user_id", "")) for r in read_rows(users_file)]
+    if not ids:
+        raise RecoMindError("name at least one USER_ID or a --users-file")
+    return [validate_id(u, "user_id", row=i + 1 if users_file else None) for i, u in enumerate(ids)]
+
+
+@app.command()
+def recommend(
+    users: Annotated[list[str] | None, typer.Argument(help="Viewer ids")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="Videos per viewer")] = 10,
+    users_file: Annotated[
+        Path | None, typer.Option(help=".txt (one id a line), .csv, .jsonl")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Write JSON Lines here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON Lines")] = False,
+) -> None:
+    """Top-k per viewer from the latest model, leaving out videos they have seen."""
+    with _recomind() as recomind:
+        ids = _user_ids(users or [], users_file)
+        if recomind.models.get() is None:
+            raise typer.BadParameter("no trained model yet: run `recomind train` first")
+        lines = (
+            {
+                "user_id": u,
+                "items": [
+                    {"video_id": s.video_id, "score": round(s.score, 6)}
+                    for s in recomind.feed.ranked(u, k)
+                ],
+            }
+            for u in ids
+        )
+        if output is not None:
+            with output.open("wb") as fh:
+                for n, line in enumerate(lines, start=1):
+                    fh.write(orjson.dumps(line) + b"\n")
+            console.print(f"wrote {n:,} viewers to {output}")
+        elif as_json:
+            for line in lines:
+                sys.stdout.write(orjson.dumps(line).decode() + "\n")
+        else:
+            for line in lines:
+                table = Table(title=f"viewer {line['user_id']}")
+                table.add_column("#")
+                table.add_column("video_id")
+                table.add_column("score")
+                for i, item in enumerate(line["items"], start=1):
+                    table.add_row(str(i), item["video_id"], f"{item['score']:.4f}")
+                console.print(table)
+
+
+@app.command()
+def evaluate(
+    k: Annotated[int, typer.Option("--k", min=1, max=200)] = 10,
+    holdout: Annotated[
+        float,
+        typer.Option(min=0.05, max=0.5, help="Share of each viewer's latest actions held out"),
+    ] = 0.2,
+    output: Annotated[Path | None, typer.Option(help="Write the results as JSON here")] = None,
+) -> None:
+    """Offline quality on a temporal per-viewer hold-out: Recall, NDCG, HitRate, coverage."""
+    from recomind.services.evaluation import as_dicts
+    from recomind.services.evaluation import evaluate as run
+
+    with _recomind() as recomind, _progress("evaluating") as step:
+        videos = recomind.store.all_videos()
+        step("loading actions")
+        actions = [a for batch in recomind.store.iter_actions() for a in batch]
+        if not actions:
+            raise RecoMindError("no actions stored: import or record some first")
+        step(f"{len(actions):,} actions")
+        scores = run(videos, actions, recomind.settings.action_weights, k=k, holdout=holdout)
+    table = Table(title=f"temporal hold-out ({holdout:.0%} latest per viewer), K={k}")
+    for col in (
+        "model",
+        "segment",
+        "viewers",
+        f"Recall@{k}",
+        f"NDCG@{k}",
+        f"HitRate@{k}",
+        "coverage",
+    ):
+        table.add_column(col)
+    for s in scores:
+        table.add_row(
+            s.model,
+            s.segment,
+            str(s.users),
+            f"{s.recall:.4f}",
+            f"{s.ndcg:.4f}",
+            f"{s.hit_rate:.4f}",
+            f"{s.coverage:.3f}",
+        )
+    console.print(table)
+    if output is not None:
+        result: dict[str, Any] = {"k": k, "holdout": holdout, "results": as_dicts(scores)}
+        output.write_text(json.dumps(result, indent=2))
+        console.print(f"wrote {output}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

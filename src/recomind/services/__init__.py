@@ -1,0 +1,1 @@
+"""Use cases: ingest, consume, train, serve, evaluate. They orchestrate the ports."""

@@ -1,0 +1,220 @@
+"""What happens when a viewer acts: the consumers of `video_actions_stream`, in one table.
+
+Each consumer group reads the topic independently and commits its offsets only
+after its side effects are committed, so a crash replays at most the last batch
+and the idempotent effects make the replay harmless:
+
+- `recomind-store` inserts the actions whose event ids are new, and for exactly
+  those updates popularity and the viewer's tag weights and top tags, all in one
+  transaction; after the commit it applies the feed refresh policy and nudges
+  the retrainer;
+- `recomind-lake` archives every event to the lake, named by partition and offset.
+
+A message that can never be applied (not JSON, breaks the event rules) goes to
+`video_actions_stream.dlq` with the reason. A failing dependency is retried with
+back-off, never dead-lettered, so no event is lost while a database is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from recomind.domain import cache_keys
+from recomind.domain.errors import InvalidInput
+from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, VideoActionRecorded
+from recomind.domain.model import ActionWeights, UserProfile, VideoAction
+from recomind.domain.ports import (
+    BusRecord,
+    Cache,
+    EventBus,
+    Lake,
+    LakeRecord,
+    Store,
+    StoreTransaction,
+)
+from recomind.domain.scoring import apply_popularity, apply_tag_weights, top_tags
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What the handlers need: the ports and the scoring settings."""
+
+    store: Store
+    cache: Cache
+    lake: Lake
+    weights: ActionWeights
+    popularity_half_life_hours: float
+    affinity_half_life_hours: float
+    after_commit: list[Callable[[list[VideoAction]], None]] = field(default_factory=list)
+
+
+TxHandler = Callable[[StoreTransaction, list[VideoAction], Effects], None]
+RecordHandler = Callable[[list[tuple[BusRecord, VideoAction]], Effects], None]
+
+
+# -- handlers --------------------------------------------------------------------------
+
+
+def update_popularity(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -> None:
+    current = tx.popularity_of(a.video_id for a in new)
+    tx.upsert_popularity(
+        apply_popularity(current, new, fx.weights, fx.popularity_half_life_hours).values()
+    )
+
+
+def update_profiles(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -> None:
+    users = {a.user_id for a in new}
+    current = tx.tag_weights_of(users)
+    tags = tx.video_tags(a.video_id for a in new)
+    changed = apply_tag_weights(current, new, tags, fx.weights, fx.affinity_half_life_hours)
+    tx.upsert_tag_weights(changed.values())
+    merged = {**current, **changed}
+    now = max(a.timestamp for a in new)
+    tx.upsert_profiles(
+        UserProfile(u, top_tags(w for (uid, _), w in merged.items() if uid == u), now)
+        for u in users
+    )
+    fx.cache.delete(*(cache_keys.user_profile(u) for u in users))
+
+
+def archive_to_lake(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> None:
+    fx.lake.write_actions([LakeRecord(r.partition, r.offset, a) for r, a in batch])
+
+
+@dataclass(frozen=True)
+class ConsumerGroup:
+    """One consumer group: handlers run in the store transaction, or per record batch."""
+
+    in_transaction: tuple[TxHandler, ...] = ()
+    on_records: tuple[RecordHandler, ...] = ()
+
+
+EVENT_HANDLERS: dict[str, ConsumerGroup] = {
+    "recomind-store": ConsumerGroup(in_transaction=(update_popularity, update_profiles)),
+    "recomind-lake": ConsumerGroup(on_records=(archive_to_lake,)),
+}
+
+
+def apply_batch(
+    group: ConsumerGroup, batch: list[tuple[BusRecord, VideoAction]], fx: Effects
+) -> int:
+    """Apply one batch of decoded events for a group; returns how many were new."""
+    if group.in_transaction:
+        actions = [a for _, a in batch]
+        with fx.store.transaction() as tx:
+            new = tx.insert_new_actions(actions)
+            if new:
+                tx.ensure_users({a.user_id for a in new}, min(a.timestamp for a in new))
+                for handler in group.in_transaction:
+                    handler(tx, new, fx)
+        if new:
+            for hook in fx.after_commit:
+                hook(new)
+        return len(new)
+    for record_handler in group.on_records:
+        record_handler(batch, fx)
+    return len(batch)
+
+
+# -- the loop --------------------------------------------------------------------------
+
+
+class ConsumerRunner:
+    """Polls one group's consumer in a thread and applies batches until stopped."""
+
+    def __init__(self, name: str, bus: EventBus, fx: Effects, batch_size: int = 500) -> None:
+        self.name = name
+        self.group = EVENT_HANDLERS[name]
+        self.bus = bus
+        self.fx = fx
+        self.batch_size = batch_size
+        self.processed = 0
+        self.dead_lettered = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        consumer = self.bus.subscribe(self.name, VIDEO_ACTIONS_TOPIC)
+        try:
+            while not self._stop.is_set():
+                records = consumer.poll(self.batch_size, 0.2)
+                if records:
+                    self._handle(records)
+                    consumer.commit(records)
+        finally:
+            consumer.close()
+
+    def drain(self) -> int:
+        """Apply everything on the topic now, in this thread (for tests and the CLI)."""
+        consumer = self.bus.subscribe(self.name, VIDEO_ACTIONS_TOPIC)
+        total = 0
+        try:
+            while records := consumer.poll(self.batch_size, 0.0):
+                self._handle(records)
+                consumer.commit(records)
+                total += len(records)
+        finally:
+            consumer.close()
+        return total
+
+    def _handle(self, records: Sequence[BusRecord]) -> None:
+        batch: list[tuple[BusRecord, VideoAction]] = []
+        poison: list[tuple[BusRecord, str]] = []
+        for record in records:
+            try:
+                batch.append((record, VideoActionRecorded.from_json(record.value).action))
+            except InvalidInput as exc:
+                poison.append((record, str(exc)))
+        if poison:
+            self._dead_letter(poison)
+        delay = 0.1
+        while batch:
+            try:
+                apply_batch(self.group, batch, self.fx)
+                self.processed += len(batch)
+                return
+            except Exception:  # a dependency is down: retry, never drop
+                self.errors += 1
+                log.exception("consumer %s failed on a batch; retrying in %.1fs", self.name, delay)
+                if self._stop.wait(delay):
+                    raise
+                delay = min(delay * 2, 10.0)
+
+    def _dead_letter(self, poison: list[tuple[BusRecord, str]]) -> None:
+        messages = [
+            (
+                r.key,
+                orjson.dumps(
+                    {
+                        "reason": reason,
+                        "group": self.name,
+                        "partition": r.partition,
+                        "offset": r.offset,
+                        "value": r.value.decode("utf-8", "replace"),
+                        "at": datetime.now(UTC).isoformat(),
+                    }
+                ),
+            )
+            for r, reason in poison
+        ]
+        self.bus.publish(DEAD_LETTER_TOPIC, messages)
+        self.dead_lettered += len(poison)
+        log.warning("consumer %s dead-lettered %d message(s)", self.name, len(poison))

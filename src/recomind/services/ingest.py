@@ -1,0 +1,99 @@
+"""Ingest: validate a viewer's action and record it durably on the bus.
+
+The API answers 202 only after `publish` returns, i.e. once the event is in the
+durable log; consumers apply it later, exactly once per event id. The store is
+consulted only to reject actions on videos the catalog does not have, through a
+cache of known video ids so the hot path rarely touches it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from recomind.domain.errors import UnknownVideo
+from recomind.domain.events import VIDEO_ACTIONS_TOPIC, VideoActionRecorded
+from recomind.domain.model import VideoAction
+from recomind.domain.ports import EventBus, Store
+from recomind.domain.validation import (
+    new_event_id,
+    parse_action_type,
+    parse_timestamp,
+    validate_event_id,
+    validate_id,
+    validate_watch_ms,
+)
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """An action as a client sends it, before validation."""
+
+    user_id: object
+    video_id: object
+    action_type: object
+    timestamp: object = None
+    watch_ms: object = None
+    id: object = None
+
+
+class KnownVideos:
+    """Video ids known to exist; a miss asks the store once and remembers the answer."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def missing(self, video_ids: set[str]) -> set[str]:
+        with self._lock:
+            unknown = video_ids - self._known
+        if not unknown:
+            return set()
+        found = self.store.existing_video_ids(unknown)
+        with self._lock:
+            self._known.update(found)
+        return unknown - found
+
+    def add(self, video_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._known.update(video_ids)
+
+
+def to_action(
+    req: ActionRequest, row: int | None = None, now: datetime | None = None
+) -> VideoAction:
+    return VideoAction(
+        id=validate_event_id(req.id, row) if req.id is not None else new_event_id(),
+        user_id=validate_id(req.user_id, "user_id", row),
+        video_id=validate_id(req.video_id, "video_id", row),
+        action_type=parse_action_type(req.action_type, row),
+        timestamp=parse_timestamp(req.timestamp, row)
+        if req.timestamp is not None
+        else (now or datetime.now(UTC)),
+        watch_ms=validate_watch_ms(req.watch_ms, row),
+    )
+
+
+class ActionIngest:
+    def __init__(self, bus: EventBus, known_videos: KnownVideos) -> None:
+        self.bus = bus
+        self.known_videos = known_videos
+
+    def record(self, requests: Sequence[ActionRequest]) -> list[str]:
+        """Validate every action, then publish them all; any bad one rejects the whole batch."""
+        now = datetime.now(UTC)
+        actions = [
+            to_action(r, row=i if len(requests) > 1 else None, now=now)
+            for i, r in enumerate(requests)
+        ]
+        missing = self.known_videos.missing({a.video_id for a in actions})
+        if missing:
+            row = next(i for i, a in enumerate(actions) if a.video_id in missing)
+            raise UnknownVideo(actions[row].video_id, row=row if len(actions) > 1 else None)
+        self.bus.publish(
+            VIDEO_ACTIONS_TOPIC, [(a.user_id, VideoActionRecorded(a).to_json()) for a in actions]
+        )
+        return [a.id for a in actions]

@@ -1,0 +1,120 @@
+"""Versioned model artifacts in a folder, a CURRENT pointer, and rollback.
+
+`models/v000003/` holds one trained hybrid; `models/CURRENT` names the version in
+use and `models/HISTORY` every version made current, oldest first, so rolling
+back means pointing CURRENT at the one before. Pointers are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from recomind.domain.errors import NotFound
+from recomind.recommenders.hybrid import HybridRecommender
+
+_VERSION = re.compile(r"^v(\d{6})$")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    model: HybridRecommender
+    index: dict[str, int]
+    info: dict[str, Any]
+
+
+class ModelRegistry:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def versions(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if _VERSION.match(p.name))
+
+    def save(self, model: HybridRecommender, info: dict[str, Any]) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        existing = self.versions()
+        number = int(existing[-1][1:]) + 1 if existing else 1
+        version = f"v{number:06d}"
+        tmp = self.root / f".{version}.tmp"
+        model.save(tmp)
+        info = {**info, "version": version, "saved_at": datetime.now(UTC).isoformat()}
+        (tmp / "info.json").write_text(json.dumps(info, indent=2))
+        os.replace(tmp, self.root / version)
+        return version
+
+    def current(self) -> str | None:
+        pointer = self.root / "CURRENT"
+        return pointer.read_text().strip() or None if pointer.exists() else None
+
+    def history(self) -> list[str]:
+        path = self.root / "HISTORY"
+        return path.read_text().split() if path.exists() else []
+
+    def activate(self, version: str) -> None:
+        if version not in self.versions():
+            raise NotFound("model version", version)
+        self._write(self.root / "HISTORY", "\n".join([*self.history(), version]) + "\n")
+        self._write(self.root / "CURRENT", version + "\n")
+
+    def rollback(self) -> str:
+        """Make the version before the current one current again; returns it."""
+        history = self.history()
+        current = self.current()
+        while history and history[-1] == current:
+            history.pop()
+        if not history:
+            raise NotFound("previous model version", current or "-")
+        previous = history[-1]
+        self._write(self.root / "HISTORY", "\n".join(history) + "\n")
+        self._write(self.root / "CURRENT", previous + "\n")
+        return previous
+
+    def load(self, version: str) -> LoadedModel:
+        path = self.root / version
+        if not path.exists():
+            raise NotFound("model version", version)
+        model = HybridRecommender.load(path)
+        info = json.loads((path / "info.json").read_text())
+        index = {str(v): i for i, v in enumerate(model.item_ids)}
+        return LoadedModel(version, model, index, info)
+
+    @staticmethod
+    def _write(path: Path, text: str) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
+class ModelHolder:
+    """The model in use in this process; picks up a newly activated version within seconds."""
+
+    def __init__(self, registry: ModelRegistry, check_every_seconds: float = 2.0) -> None:
+        self.registry = registry
+        self.check_every = check_every_seconds
+        self._loaded: LoadedModel | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> LoadedModel | None:
+        now = time.monotonic()
+        if now - self._checked >= self.check_every:
+            with self._lock:
+                self._checked = now
+                version = self.registry.current()
+                if version and (self._loaded is None or self._loaded.version != version):
+                    self._loaded = self.registry.load(version)
+        return self._loaded
+
+    def refresh(self) -> LoadedModel | None:
+        self._checked = 0.0
+        return self.get()

@@ -1,0 +1,185 @@
+"""Training: fit the hybrid on the store's history, version it, precompute everyone's lists.
+
+Runs on demand (`recomind train`, `POST /admin/retrain`) and on a schedule (hourly
+by default) from `RetrainScheduler`, which the consumers can also nudge when many
+new events have arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+
+from recomind.domain import cache_keys
+from recomind.domain.errors import RecoMindError
+from recomind.domain.model import ActionWeights, ScoredVideo, StoredRecommendations, VideoAction
+from recomind.domain.ports import Cache, Store
+from recomind.recommenders.data import TrainingData, training_data
+from recomind.recommenders.hybrid import HybridRecommender
+from recomind.services.feed import feed_item
+from recomind.services.model_registry import ModelHolder, ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    weights: ActionWeights
+    popularity_half_life_hours: float
+    affinity_half_life_hours: float
+    top_n: int
+    recommendations_ttl: float
+    active_days: float = 30.0
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    version: str
+    actions: int
+    users: int
+    videos: int
+    fit_seconds: float
+    precomputed: int
+    precompute_seconds: float
+
+
+def load_training_data(store: Store, weights: ActionWeights) -> TrainingData:
+    videos = store.all_videos()
+    actions: list[VideoAction] = []
+    for batch in store.iter_actions():
+        actions.extend(batch)
+    return training_data(videos, actions, weights)
+
+
+class Trainer:
+    def __init__(
+        self,
+        store: Store,
+        cache: Cache,
+        registry: ModelRegistry,
+        holder: ModelHolder,
+        settings: TrainSettings,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.registry = registry
+        self.holder = holder
+        self.settings = settings
+        self._lock = threading.Lock()
+        self.last_report: TrainReport | None = None
+
+    def train(self, progress: Callable[[str], None] | None = None) -> TrainReport:
+        with self._lock:
+            return self._train(progress or (lambda _msg: None))
+
+    def _train(self, progress: Callable[[str], None]) -> TrainReport:
+        progress("loading history")
+        data = load_training_data(self.store, self.settings.weights)
+        if data.n_items == 0:
+            raise RecoMindError("the catalog is empty: add videos before training")
+        progress(f"fitting on {len(data.users):,} actions")
+        start = time.perf_counter()
+        model = HybridRecommender(
+            popularity_half_life_hours=self.settings.popularity_half_life_hours,
+            affinity_half_life_hours=self.settings.affinity_half_life_hours,
+        ).fit(data)
+        fit_seconds = time.perf_counter() - start
+        info = {
+            "actions": len(data.users),
+            "users": data.n_users,
+            "videos": data.n_items,
+            "fit_seconds": round(fit_seconds, 3),
+        }
+        version = self.registry.save(model, info)
+        self.registry.activate(version)
+        self.holder.refresh()
+        progress("precomputing lists")
+        start = time.perf_counter()
+        count = self.precompute(model, data, version)
+        report = TrainReport(
+            version,
+            len(data.users),
+            data.n_users,
+            data.n_items,
+            fit_seconds,
+            count,
+            time.perf_counter() - start,
+        )
+        self.last_report = report
+        log.info("trained %s: %s", version, report)
+        return report
+
+    def precompute(self, model: HybridRecommender, data: TrainingData, version: str) -> int:
+        """Top-N for every viewer active lately, into the table and the cache."""
+        videos = {v.video_id: v for v in self.store.all_videos()}
+        histories = data.user_histories()
+        recent = data.now - self.settings.active_days * 86400
+        active = np.unique(data.users[data.timestamps >= recent])
+        now = datetime.now(UTC)
+        rows = []
+        for u in active:
+            picks = model.explain(histories[u], self.settings.top_n)
+            items = tuple(
+                ScoredVideo(str(model.item_ids[p.item]), p.score, p.reason) for p in picks
+            )
+            user_id = str(data.user_ids[u])
+            rows.append(StoredRecommendations(user_id, items, version, now))
+            hydrated = [
+                feed_item(videos[i.video_id], i.reason) for i in items if i.video_id in videos
+            ]
+            self.cache.set(
+                cache_keys.recommendations(user_id),
+                orjson.dumps(hydrated),
+                self.settings.recommendations_ttl,
+            )
+        self.store.save_recommendations(rows)
+        return len(rows)
+
+
+class RetrainScheduler:
+    """Trains every `interval` seconds, or sooner after `after_events` new events."""
+
+    def __init__(self, trainer: Trainer, interval: float, after_events: int) -> None:
+        self.trainer = trainer
+        self.interval = interval
+        self.after_events = after_events
+        self._new_events = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def on_new_actions(self, new: list[VideoAction]) -> None:
+        self._new_events += len(new)
+        if self.after_events and self._new_events >= self.after_events:
+            self._wake.set()
+
+    def start(self) -> None:
+        if self.interval <= 0 and not self.after_events:
+            return
+        self._thread = threading.Thread(target=self._run, name="retrain", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval if self.interval > 0 else None)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            self._new_events = 0
+            try:
+                self.trainer.train()
+            except Exception:
+                log.exception("scheduled training failed; the current model stays in use")
