@@ -216,6 +216,14 @@ def _user_ids(users: list[str], users_file: Path | None) -> list[str]:
     return [validate_id(u, "user_id", row=i + 1 if users_file else None) for i, u in enumerate(ids)]
 
 
+def _ranked_line(recomind: RecoMind, user_id: str, k: int) -> dict[str, Any]:
+    items = [
+        {"video_id": s.video_id, "score": round(s.score, 6)}
+        for s in recomind.feed.ranked(user_id, k)
+    ]
+    return {"user_id": user_id, "items": items}
+
+
 @app.command()
 def recommend(
     users: Annotated[list[str] | None, typer.Argument(help="Viewer ids")] = None,
@@ -231,32 +239,22 @@ def recommend(
         ids = _user_ids(users or [], users_file)
         if recomind.models.get() is None:
             raise typer.BadParameter("no trained model yet: run `recomind train` first")
-        lines = (
-            {
-                "user_id": u,
-                "items": [
-                    {"video_id": s.video_id, "score": round(s.score, 6)}
-                    for s in recomind.feed.ranked(u, k)
-                ],
-            }
-            for u in ids
-        )
+        lines = (_ranked_line(recomind, u, k) for u in ids)
         if output is not None:
             with output.open("wb") as fh:
-                for n, line in enumerate(lines, start=1):
+                for line in lines:
                     fh.write(orjson.dumps(line) + b"\n")
-            console.print(f"wrote {n:,} viewers to {output}")
+            console.print(f"wrote {len(ids):,} viewers to {output}")
         elif as_json:
             for line in lines:
                 sys.stdout.write(orjson.dumps(line).decode() + "\n")
         else:
-            for line in lines:
-                table = Table(title=f"viewer {line['user_id']}")
-                table.add_column("#")
-                table.add_column("video_id")
-                table.add_column("score")
-                for i, item in enumerate(line["items"], start=1):
-                    table.add_row(str(i), item["video_id"], f"{item['score']:.4f}")
+            for u in ids:
+                table = Table(title=f"viewer {u}")
+                for col in ("#", "video_id", "score"):
+                    table.add_column(col)
+                for i, s in enumerate(recomind.feed.ranked(u, k), start=1):
+                    table.add_row(str(i), s.video_id, f"{s.score:.4f}")
                 console.print(table)
 
 

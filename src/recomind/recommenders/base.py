@@ -69,7 +69,7 @@ class Recommender(ABC):
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        np.savez(path / "arrays.npz", **self.arrays())
+        np.savez(path / "arrays.npz", **self.arrays())  # type: ignore[arg-type]
         meta = {"class": self.name, "params": self.params()}
         (path / "meta.json").write_text(json.dumps(meta, indent=2))
 

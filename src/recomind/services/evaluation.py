@@ -2,7 +2,8 @@
 
 For every viewer, the latest `holdout` share of their actions (at least one) is
 held out; models fit on everything else. A held-out video counts as relevant
-when the viewer viewed or liked it. Each model ranks the catalog for each viewer
+when the viewer engaged with it: liked it, or watched at least half of it
+(views without a known watch time or duration count as engaged). Each model ranks the catalog for each viewer
 (leaving out what the viewer saw in training) and is scored on Recall@K, NDCG@K,
 HitRate@K and catalog coverage, side by side, on all viewers and on the
 cold-start segment (at most 3 training actions).
@@ -52,7 +53,25 @@ class ModelScore:
     coverage: float
 
 
-def temporal_split(actions: Sequence[VideoAction], holdout: float = 0.2) -> Split:
+ENGAGED_SHARE = 0.5
+
+
+def engaged(action: VideoAction, durations: dict[str, int | None]) -> bool:
+    if action.action_type is ActionType.LIKE:
+        return True
+    if action.action_type is ActionType.SKIP:
+        return False
+    duration = durations.get(action.video_id)
+    if action.watch_ms is None or not duration:
+        return True
+    return action.watch_ms >= ENGAGED_SHARE * duration
+
+
+def temporal_split(
+    actions: Sequence[VideoAction],
+    holdout: float = 0.2,
+    durations: dict[str, int | None] | None = None,
+) -> Split:
     by_user: dict[str, list[VideoAction]] = {}
     for a in actions:
         by_user.setdefault(a.user_id, []).append(a)
@@ -66,7 +85,7 @@ def temporal_split(actions: Sequence[VideoAction], holdout: float = 0.2) -> Spli
         cut = len(acts) - max(1, round(len(acts) * holdout))
         train.extend(acts[:cut])
         seen = {a.video_id for a in acts[:cut]}
-        relevant = {a.video_id for a in acts[cut:] if a.action_type is not ActionType.SKIP} - seen
+        relevant = {a.video_id for a in acts[cut:] if engaged(a, durations or {})} - seen
         if relevant:
             test[user] = relevant
     return Split(train, test)
@@ -86,7 +105,7 @@ def evaluate(
     holdout: float = 0.2,
     models: Sequence[str] = tuple(MODELS),
 ) -> list[ModelScore]:
-    split = temporal_split(actions, holdout)
+    split = temporal_split(actions, holdout, {v.video_id: v.duration_ms for v in videos})
     data = training_data(videos, split.train, weights)
     index = data.catalog.index()
     per_user: dict[str, list[VideoAction]] = {}

@@ -132,10 +132,12 @@ def simulate(
                 else ActionType.VIEW
             )
             duration = videos[v].duration_ms or 30_000
+            # A viewer watches more of a video that fits their taste.
+            share = float(np.clip(rng.normal(0.2 + 0.8 * fit[v], 0.15), 0.05, 1.0))
             watched = (
                 duration
                 if kind is ActionType.LIKE
-                else int(duration * (0.1 if kind is ActionType.SKIP else rng.uniform(0.3, 1.0)))
+                else int(duration * (0.1 if kind is ActionType.SKIP else share))
             )
             actions.append(
                 VideoAction(
@@ -148,20 +150,3 @@ def simulate(
                 )
             )
     return SimulatedWorld(videos, users, actions, tastes, tags, vt, quality)
-
-
-def tag_lift(world: SimulatedWorld, tag: str, top: int = 3) -> list[str]:
-    """The tags most associated with `tag` by lift over the catalog's positive interactions."""
-    by_video = {v.video_id: v.tags for v in world.videos}
-    liked = [by_video[a.video_id] for a in world.actions if a.action_type is not ActionType.SKIP]
-    n = len(liked)
-    count: dict[str, int] = {}
-    joint: dict[str, int] = {}
-    base = sum(1 for tags in liked if tag in tags)
-    for tags in liked:
-        for t in tags:
-            count[t] = count.get(t, 0) + 1
-            if tag in tags:
-                joint[t] = joint.get(t, 0) + 1
-    lift = {t: (joint.get(t, 0) / base) / (count[t] / n) for t in count if t != tag and base}
-    return sorted(lift, key=lambda t: -lift[t])[:top]

@@ -132,6 +132,7 @@ class LocalConsumer:
         self.topic = topic
         committed = log.committed(group, topic)
         self._position = {p: committed.get(p, 0) for p in range(log.partitions)}
+        self._start = 0
 
     def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]:
         deadline = time.monotonic() + timeout_seconds
@@ -147,11 +148,17 @@ class LocalConsumer:
         records: list[BusRecord] = []
         per_partition = max(1, max_records // self.log.partitions)
         conn = self.log._conn()
-        for p, position in self._position.items():
+        # Never more than max_records; start one partition later each time so none starves.
+        order = sorted(self._position)
+        self._start = (self._start + 1) % len(order)
+        for p in order[self._start :] + order[: self._start]:
+            room = max_records - len(records)
+            if room <= 0:
+                break
             rows = conn.execute(
                 "SELECT seq, key, value FROM log WHERE topic = ? AND partition = ? AND seq > ?"
                 " ORDER BY seq LIMIT ?",
-                (self.topic, p, position, per_partition),
+                (self.topic, p, self._position[p], min(per_partition, room)),
             ).fetchall()
             for offset, key, value in rows:
                 records.append(BusRecord(self.topic, p, offset, key, bytes(value)))

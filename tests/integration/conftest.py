@@ -1,0 +1,50 @@
+"""A seeded, trained RecoMind on embedded defaults, served over real HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from recomind.bootstrap import RecoMind, bootstrap
+from recomind.config import Settings
+from recomind.services.seed import seed_demo
+from tests.support.servers import serve_in_thread
+
+
+@dataclass
+class Served:
+    url: str
+    recomind: RecoMind
+    http: httpx.Client
+
+    def wait_applied(self, timeout: float = 10.0) -> None:
+        """Until every consumer group has caught up with the event log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lags = self.http.get("/admin/stats").json()["consumers"]
+            if all(c["lag"] == 0 for c in lags.values()):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("consumers did not catch up")
+
+
+def seeded(home: Path, **overrides: object) -> RecoMind:
+    recomind = bootstrap(Settings(home=home, train_interval_seconds=0, **overrides))
+    s = recomind.settings
+    seed_demo(recomind.store, recomind.lake, s.action_weights,
+              (s.popularity_half_life_hours, s.affinity_half_life_hours),
+              n_videos=300, n_users=120)
+    recomind.trainer.train()
+    return recomind
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    recomind = seeded(tmp_path_factory.mktemp("recomind"))
+    with serve_in_thread(recomind) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield Served(url, recomind, http)
