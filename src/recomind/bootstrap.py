@@ -130,9 +130,7 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
         ingest=ActionIngest(bus, known),
         known_videos=known,
         catalog=CatalogService(store),
-        importer=Importer(
-            store, lake, weights, s.popularity_half_life_hours, s.affinity_half_life_hours
-        ),
+        importer=Importer(effects),
         trainer=trainer,
         refresher=refresher,
         scheduler=scheduler,

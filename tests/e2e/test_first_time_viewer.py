@@ -36,8 +36,12 @@ def lifted_tags(home: Path, tag: str, top: int = 3) -> list[str]:
     store = open_store(f"sqlite:///{home / 'recomind.db'}")
     try:
         tags = {v.video_id: v.tags for v in store.all_videos()}
-        engaged = [tags[a.video_id] for batch in store.iter_actions() for a in batch
-                   if a.action_type is not ActionType.SKIP]
+        engaged = [
+            tags[a.video_id]
+            for batch in store.iter_actions()
+            for a in batch
+            if a.action_type is not ActionType.SKIP
+        ]
     finally:
         store.close()
     n = len(engaged)
@@ -67,8 +71,9 @@ def test_new_viewer_who_likes_funny_videos_gets_funny_feed_within_2s(demo: RecoM
     funny = [i["video_id"] for i in trending if TAG in i["tags"]][:3]
     assert len(funny) == 3, "the demo catalog should have #funny videos in trending"
     for video_id in funny:
-        r = http.post("/video_action", json={"user_id": viewer, "video_id": video_id,
-                                             "action_type": "like"})
+        r = http.post(
+            "/video_action", json={"user_id": viewer, "video_id": video_id, "action_type": "like"}
+        )
         assert r.status_code == 202
     liked_at = time.monotonic()
 
@@ -78,15 +83,19 @@ def test_new_viewer_who_likes_funny_videos_gets_funny_feed_within_2s(demo: RecoM
     feed: list[dict[str, object]] = []
     while time.monotonic() - liked_at < 2.0:
         feed = http.get(f"/recommendations/{viewer}").json()
-        if (not {i["video_id"] for i in feed} & set(funny)
-                and share_with(feed, wanted) >= 0.5
-                and share_with(feed, {TAG}) >= 2 * max(trending_share, 0.1)):
+        if (
+            not {i["video_id"] for i in feed} & set(funny)
+            and share_with(feed, wanted) >= 0.5
+            and share_with(feed, {TAG}) >= 2 * max(trending_share, 0.1)
+        ):
             break
         time.sleep(0.05)
     elapsed = time.monotonic() - liked_at
-    print(f"feed reflected the likes after {elapsed:.3f}s; neighbours of #{TAG}: {neighbours}; "
-          f"#{TAG} share {share_with(feed, {TAG}):.0%} (trending {trending_share:.0%}), "
-          f"with neighbours {share_with(feed, wanted):.0%}")
+    print(
+        f"feed reflected the likes after {elapsed:.3f}s; neighbours of #{TAG}: {neighbours}; "
+        f"#{TAG} share {share_with(feed, {TAG}):.0%} (trending {trending_share:.0%}), "
+        f"with neighbours {share_with(feed, wanted):.0%}"
+    )
     assert len(feed) == 10
     assert not {i["video_id"] for i in feed} & set(funny), "a liked video is still in the feed"
     assert share_with(feed, wanted) >= 0.5, feed

@@ -35,10 +35,7 @@ class Served:
 
 def seeded(home: Path, **overrides: object) -> RecoMind:
     recomind = bootstrap(Settings(home=home, train_interval_seconds=0, **overrides))
-    s = recomind.settings
-    seed_demo(recomind.store, recomind.lake, s.action_weights,
-              (s.popularity_half_life_hours, s.affinity_half_life_hours),
-              n_videos=300, n_users=120)
+    seed_demo(recomind.importer, n_videos=300, n_users=120)
     recomind.trainer.train()
     return recomind
 

@@ -82,7 +82,9 @@ def test_cursor_pages_through_the_list_without_repeats(served: Served) -> None:
         {"user_id": "ok", "video_id": "v1"},
     ],
 )
-def test_bad_action_is_rejected_and_changes_nothing(served: Served, body: dict[str, object]) -> None:
+def test_bad_action_is_rejected_and_changes_nothing(
+    served: Served, body: dict[str, object]
+) -> None:
     before = _counts(served)
     lag_before = served.recomind.bus.lag("nobody", "video_actions_stream")
     r = served.http.post("/video_action", json=body)
@@ -112,8 +114,9 @@ def test_action_is_accepted_and_applied_once_even_if_retried(served: Served) -> 
 
 
 def test_batch_of_actions(served: Served) -> None:
-    batch = [{"user_id": f"batch-{i}", "video_id": f"v{i + 1}", "action_type": "view"}
-             for i in range(50)]
+    batch = [
+        {"user_id": f"batch-{i}", "video_id": f"v{i + 1}", "action_type": "view"} for i in range(50)
+    ]
     before = _counts(served)
     r = served.http.post("/video_actions", json=batch)
     assert r.status_code == 202 and len(set(r.json()["ids"])) == 50
@@ -123,8 +126,10 @@ def test_batch_of_actions(served: Served) -> None:
 
 def test_batch_with_one_bad_action_records_none(served: Served) -> None:
     before = _counts(served)
-    batch = [{"user_id": "b", "video_id": "v1", "action_type": "view"},
-             {"user_id": "b", "video_id": "v2", "action_type": "nope"}]
+    batch = [
+        {"user_id": "b", "video_id": "v1", "action_type": "view"},
+        {"user_id": "b", "video_id": "v2", "action_type": "nope"},
+    ]
     r = served.http.post("/video_actions", json=batch)
     assert r.status_code == 422 and r.json()["errors"][0]["row"] == 1
     too_many = [{"user_id": "b", "video_id": "v1", "action_type": "view"}] * 1001
@@ -142,8 +147,12 @@ def test_users_and_videos(served: Served) -> None:
     assert served.http.get("/users/nobody-here").status_code == 404
     assert served.http.get("/users/bad%20id").status_code == 422
 
-    one = {"video_id": "new-1", "title": "Hello", "url": "https://x.example/1.mp4",
-           "tags": ["#Funny", "funny", " Cats "]}
+    one = {
+        "video_id": "new-1",
+        "title": "Hello",
+        "url": "https://x.example/1.mp4",
+        "tags": ["#Funny", "funny", " Cats "],
+    }
     assert served.http.post("/videos", json=one).json() == {"video_ids": ["new-1"]}
     assert served.http.get("/videos/new-1").json()["tags"] == ["funny", "cats"]
     many = [{**one, "video_id": f"new-{i}"} for i in range(2, 5)]
@@ -162,7 +171,10 @@ def test_users_and_videos(served: Served) -> None:
         {"video_id": "nt", "title": " ", "url": "u"},
         {"video_id": "bad id", "title": "t", "url": "u"},
         {"video_id": "nt", "title": "t", "url": "u", "tags": [f"t{i}" for i in range(33)]},
-        [{"video_id": "dup", "title": "t", "url": "u"}, {"video_id": "dup", "title": "t", "url": "u"}],
+        [
+            {"video_id": "dup", "title": "t", "url": "u"},
+            {"video_id": "dup", "title": "t", "url": "u"},
+        ],
     ],
 )
 def test_bad_video_is_rejected_and_stores_nothing(served: Served, body: object) -> None:

@@ -38,21 +38,39 @@ def write_videos_csv(world: SimulatedWorld, path: Path) -> Path:
         w = csv.writer(fh)
         w.writerow(["video_id", "title", "url", "tags", "creator_id", "created_at", "duration_ms"])
         for v in world.videos:
-            w.writerow([v.video_id, v.title, v.url, "|".join(v.tags), v.creator_id,
-                        v.created_at.isoformat(), v.duration_ms])
+            w.writerow(
+                [
+                    v.video_id,
+                    v.title,
+                    v.url,
+                    "|".join(v.tags),
+                    v.creator_id,
+                    v.created_at.isoformat(),
+                    v.duration_ms,
+                ]
+            )
     return path
 
 
 def write_users_jsonl(world: SimulatedWorld, path: Path) -> Path:
-    path.write_bytes(b"".join(orjson.dumps({"user_id": u.user_id, "name": u.name}) + b"\n"
-                              for u in world.users))
+    path.write_bytes(
+        b"".join(orjson.dumps({"user_id": u.user_id, "name": u.name}) + b"\n" for u in world.users)
+    )
     return path
 
 
 def write_actions_parquet(world: SimulatedWorld, path: Path) -> Path:
-    rows = [{"id": a.id, "user_id": a.user_id, "video_id": a.video_id,
-             "action_type": a.action_type.value, "timestamp": a.timestamp.timestamp(),
-             "watch_ms": a.watch_ms} for a in world.actions]
+    rows = [
+        {
+            "id": a.id,
+            "user_id": a.user_id,
+            "video_id": a.video_id,
+            "action_type": a.action_type.value,
+            "timestamp": a.timestamp.timestamp(),
+            "watch_ms": a.watch_ms,
+        }
+        for a in world.actions
+    ]
     pq.write_table(pa.Table.from_pylist(rows), path)
     return path
 
@@ -82,8 +100,9 @@ def test_import_train_recommend_evaluate(home: Path, world: SimulatedWorld) -> N
 
     (home / "who.txt").write_text("u3\nu4\nsomeone-new\n")
     out_file = home / "recs.jsonl"
-    code, out = run("recommend", "--users-file", str(home / "who.txt"), "--k", "7",
-                    "--output", str(out_file))
+    code, out = run(
+        "recommend", "--users-file", str(home / "who.txt"), "--k", "7", "--output", str(out_file)
+    )
     assert code == 0, out
     written = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert [w["user_id"] for w in written] == ["u3", "u4", "someone-new"]
@@ -94,7 +113,9 @@ def test_import_train_recommend_evaluate(home: Path, world: SimulatedWorld) -> N
     assert code == 0 and "NDCG@10" in out, out
     results = json.loads(report.read_text())["results"]
     by_model = {(r["model"], r["segment"]): r for r in results}
-    assert {"hybrid", "popularity", "item_knn", "user_knn", "tag_content"} <= {m for m, _ in by_model}
+    assert {"hybrid", "popularity", "item_knn", "user_knn", "tag_content"} <= {
+        m for m, _ in by_model
+    }
     hybrid, popular = by_model[("hybrid", "all")], by_model[("popularity", "all")]
     assert hybrid["users"] > 50
     # viewers have tastes, so personalisation must beat the same-list-for-all baseline
@@ -104,7 +125,12 @@ def test_import_train_recommend_evaluate(home: Path, world: SimulatedWorld) -> N
 def test_bad_rows_name_the_row_and_change_nothing(home: Path, world: SimulatedWorld) -> None:
     assert run("import", "videos", str(write_videos_csv(world, home / "videos.csv")))[0] == 0
     bad = home / "actions.jsonl"
-    good = {"user_id": "u1", "video_id": "v1", "action_type": "like", "timestamp": "2026-01-01T00:00:00Z"}
+    good = {
+        "user_id": "u1",
+        "video_id": "v1",
+        "action_type": "like",
+        "timestamp": "2026-01-01T00:00:00Z",
+    }
     bad.write_text("\n".join(json.dumps(r) for r in [good, good, {**good, "action_type": "love"}]))
     code, out = run("import", "actions", str(bad))
     assert code == 2 and "row 3" in out and "action_type" in out, out

@@ -49,8 +49,14 @@ def _post_actions(url: str, n: int) -> set[str]:
     ids: set[str] = set()
     with httpx.Client(base_url=url, timeout=10) as http:
         for i in range(n):
-            r = http.post("/video_action", json={"user_id": f"d{i % 17}", "video_id": f"v{i % 300 + 1}",
-                                                 "action_type": ("view", "like", "skip")[i % 3]})
+            r = http.post(
+                "/video_action",
+                json={
+                    "user_id": f"d{i % 17}",
+                    "video_id": f"v{i % 300 + 1}",
+                    "action_type": ("view", "like", "skip")[i % 3],
+                },
+            )
             assert r.status_code == 202
             ids.add(r.json()["id"])
     return ids
@@ -77,8 +83,14 @@ def _post_batches(url: str, batches: int, size: int) -> set[str]:
     ids: set[str] = set()
     with httpx.Client(base_url=url, timeout=10) as http:
         for b in range(batches):
-            batch = [{"user_id": f"k{(b * size + i) % 23}", "video_id": f"v{(b * size + i) % 300 + 1}",
-                      "action_type": ("view", "like", "skip")[i % 3]} for i in range(size)]
+            batch = [
+                {
+                    "user_id": f"k{(b * size + i) % 23}",
+                    "video_id": f"v{(b * size + i) % 300 + 1}",
+                    "action_type": ("view", "like", "skip")[i % 3],
+                }
+                for i in range(size)
+            ]
             r = http.post("/video_actions", json=batch)
             assert r.status_code == 202
             ids.update(r.json()["ids"])
@@ -108,8 +120,10 @@ def test_restart_keeps_data_model_and_feeds(tmp_path: Path) -> None:
     home = _seeded_home(tmp_path)
     server = RecoMindProcess(home).start()
     viewer = f"keep-{uuid.uuid4().hex[:6]}"
-    httpx.post(f"{server.url}/video_action",
-               json={"user_id": viewer, "video_id": "v5", "action_type": "like"})
+    httpx.post(
+        f"{server.url}/video_action",
+        json={"user_id": viewer, "video_id": "v5", "action_type": "like"},
+    )
     before = _wait_applied(server.url)
     feed = httpx.get(f"{server.url}/recommendations/u1").json()
     server.stop()

@@ -26,7 +26,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until_up(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_until_up(
+    url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -44,8 +46,13 @@ def wait_until_up(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes]
 def serve_in_thread(recomind: RecoMind, run_workers: bool = True) -> Iterator[str]:
     """The real ASGI server on 127.0.0.1 in this process; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(recomind, run_workers=run_workers), host="127.0.0.1",
-                            port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        create_app(recomind, run_workers=run_workers),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -61,14 +68,24 @@ def serve_in_thread(recomind: RecoMind, run_workers: bool = True) -> Iterator[st
 class RecoMindProcess:
     """`recomind <command>` as a child process with its own RECOMIND_HOME and port."""
 
-    def __init__(self, home: Path, command: str = "serve", env: dict[str, str] | None = None,
-                 port: int | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        command: str = "serve",
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
         self.home = home
         self.command = command
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RECOMIND_HOME": str(home), "RECOMIND_TRAIN_INTERVAL_SECONDS": "0",
-                    "RECOMIND_LOG_LEVEL": "warning", **(env or {})}
+        self.env = {
+            **os.environ,
+            "RECOMIND_HOME": str(home),
+            "RECOMIND_TRAIN_INTERVAL_SECONDS": "0",
+            "RECOMIND_LOG_LEVEL": "warning",
+            **(env or {}),
+        }
         self.log = home / f"{command}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -76,9 +93,20 @@ class RecoMindProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "recomind.entrypoints.cli", self.command,
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.home,
+                [
+                    sys.executable,
+                    "-m",
+                    "recomind.entrypoints.cli",
+                    self.command,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
             )
         try:
             wait_until_up(self.url, timeout, self.proc)

@@ -18,7 +18,7 @@ _MAX_EPOCH_SECONDS = 32503680000  # year 3000
 
 
 def validate_id(value: object, field: str = "id", row: int | None = None) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidInput(
             "must be a non-empty string of at most 64 characters from [A-Za-z0-9._:-]",
             field=field,

@@ -93,15 +93,7 @@ def demo(
     recomind = bootstrap(settings)
     if recomind.store.counts()["videos"] == 0:
         with _progress("seeding the demo catalog") as step:
-            report = seed_demo(
-                recomind.store,
-                recomind.lake,
-                settings.action_weights,
-                (settings.popularity_half_life_hours, settings.affinity_half_life_hours),
-                n_videos=videos,
-                n_users=viewers,
-                progress=step,
-            )
+            report = seed_demo(recomind.importer, n_videos=videos, n_users=viewers, progress=step)
         console.print(
             f"seeded {report['videos']} videos, {report['users']} viewers, "
             f"{report['actions']} actions"

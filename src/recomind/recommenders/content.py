@@ -68,12 +68,13 @@ class TagContent(Recommender):
 
     def top_tag(self, item: int, affinity: np.ndarray) -> str | None:
         """The tag that most drew this item to the viewer, for explanations."""
-        row = self.matrix_.getrow(item)
-        if row.nnz == 0:
+        start, end = self.matrix_.indptr[item], self.matrix_.indptr[item + 1]
+        if start == end:
             return None
-        contrib = row.data * affinity[row.indices]
+        tags = self.matrix_.indices[start:end]
+        contrib = self.matrix_.data[start:end] * affinity[tags]
         best = int(np.argmax(contrib))
-        return str(self.tags_[row.indices[best]]) if contrib[best] > 0 else None
+        return str(self.tags_[tags[best]]) if contrib[best] > 0 else None
 
     def similar_items(self, item: int, k: int) -> list[tuple[int, float]]:
         from recomind.recommenders.base import top_k

@@ -114,11 +114,15 @@ class HybridRecommender(Recommender):
         if exclude is not None and len(exclude):
             total[exclude] = -np.inf
         affinity = self.content.affinity(history)
-        out = []
-        for item, value in top_k(total, k):
-            source = max(SOURCES, key=lambda s: weights[s] * scores[s][item])
-            out.append(Recommendation(item, value, self._reason(source, item, affinity)))
-        return out
+        picks = top_k(total, k)
+        items = np.array([i for i, _ in picks], dtype=np.int64)
+        # the reason is the source that contributed most to each item's blended score
+        contributions = np.stack([weights[s] * scores[s][items] for s in SOURCES])
+        strongest = contributions.argmax(axis=0) if len(items) else []
+        return [
+            Recommendation(item, value, self._reason(SOURCES[int(src)], item, affinity))
+            for (item, value), src in zip(picks, strongest, strict=True)
+        ]
 
     def _reason(self, source: str, item: int, affinity: np.ndarray) -> str:
         if source == "content":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ import orjson
 from recomind.domain import cache_keys
 from recomind.domain.errors import InvalidInput
 from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, VideoActionRecorded
-from recomind.domain.model import ActionWeights, UserProfile, VideoAction
+from recomind.domain.model import ActionWeights, TagWeight, UserProfile, VideoAction
 from recomind.domain.ports import (
     BusRecord,
     Cache,
@@ -76,12 +77,11 @@ def update_profiles(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -
     tags = tx.video_tags(a.video_id for a in new)
     changed = apply_tag_weights(current, new, tags, fx.weights, fx.affinity_half_life_hours)
     tx.upsert_tag_weights(changed.values())
-    merged = {**current, **changed}
+    per_user: dict[str, list[TagWeight]] = defaultdict(list)
+    for w in {**current, **changed}.values():
+        per_user[w.user_id].append(w)
     now = max(a.timestamp for a in new)
-    tx.upsert_profiles(
-        UserProfile(u, top_tags(w for (uid, _), w in merged.items() if uid == u), now)
-        for u in users
-    )
+    tx.upsert_profiles(UserProfile(u, top_tags(per_user[u]), now) for u in users)
     fx.cache.delete(*(cache_keys.user_profile(u) for u in users))
 
 
@@ -103,21 +103,27 @@ EVENT_HANDLERS: dict[str, ConsumerGroup] = {
 }
 
 
+def store_new_actions(
+    tx: StoreTransaction, actions: Sequence[VideoAction], group: ConsumerGroup, fx: Effects
+) -> list[VideoAction]:
+    """Insert the actions not stored yet and run the group's handlers on exactly those."""
+    new = tx.insert_new_actions(actions)
+    if new:
+        tx.ensure_users({a.user_id for a in new}, min(a.timestamp for a in new))
+        for handler in group.in_transaction:
+            handler(tx, new, fx)
+    return new
+
+
 def apply_batch(
     group: ConsumerGroup, batch: list[tuple[BusRecord, VideoAction]], fx: Effects
 ) -> int:
     """Apply one batch of decoded events for a group; returns how many were new."""
     if group.in_transaction:
-        actions = [a for _, a in batch]
         with fx.store.transaction() as tx:
-            new = tx.insert_new_actions(actions)
-            if new:
-                tx.ensure_users({a.user_id for a in new}, min(a.timestamp for a in new))
-                for handler in group.in_transaction:
-                    handler(tx, new, fx)
-        if new:
-            for hook in fx.after_commit:
-                hook(new)
+            new = store_new_actions(tx, [a for _, a in batch], group, fx)
+        for hook in fx.after_commit if new else ():
+            hook(new)
         return len(new)
     for record_handler in group.on_records:
         record_handler(batch, fx)

@@ -3,10 +3,10 @@
 For every viewer, the latest `holdout` share of their actions (at least one) is
 held out; models fit on everything else. A held-out video counts as relevant
 when the viewer engaged with it: liked it, or watched at least half of it
-(views without a known watch time or duration count as engaged). Each model ranks the catalog for each viewer
-(leaving out what the viewer saw in training) and is scored on Recall@K, NDCG@K,
-HitRate@K and catalog coverage, side by side, on all viewers and on the
-cold-start segment (at most 3 training actions).
+(views without a known watch time or duration count as engaged). Each model
+ranks the catalog for each viewer (leaving out what the viewer saw in training)
+and is scored on Recall@K, NDCG@K, HitRate@K and catalog coverage, side by
+side, on all viewers and on the cold-start segment (at most 3 training actions).
 """
 
 from __future__ import annotations

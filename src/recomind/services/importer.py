@@ -2,8 +2,9 @@
 
 Every row is validated before anything is written, so a bad file changes
 nothing and the error names its row (1 = the first data row). Rows go to the
-store in large batches (and actions to the lake too); then popularity and
-profiles are rebuilt from the store, since imported actions bypass the bus.
+store in one transaction, and imported actions update popularity and profiles
+in that same transaction, through the same handlers the `recomind-store`
+consumer runs (only for event ids not stored yet); they go to the lake too.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import orjson
 import pyarrow.parquet as pq
 
 from recomind.domain.errors import InvalidInput, UnknownVideo
-from recomind.domain.model import ActionWeights, VideoAction
-from recomind.domain.ports import Lake, Store
-from recomind.services.aggregates import rebuild_aggregates
+from recomind.domain.model import VideoAction
 from recomind.services.catalog import CatalogService, to_user, to_video
+from recomind.services.consume import EVENT_HANDLERS, Effects, store_new_actions
 from recomind.services.ingest import ActionRequest, to_action
 
 FORMATS = (".csv", ".jsonl", ".parquet")
@@ -61,20 +61,12 @@ class ImportResult:
 
 
 class Importer:
-    def __init__(
-        self,
-        store: Store,
-        lake: Lake,
-        weights: ActionWeights,
-        popularity_half_life: float,
-        affinity_half_life: float,
-    ) -> None:
-        self.store = store
-        self.lake = lake
-        self.catalog = CatalogService(store)
-        self.weights = weights
-        self.popularity_half_life = popularity_half_life
-        self.affinity_half_life = affinity_half_life
+    BATCH = 20_000
+
+    def __init__(self, fx: Effects) -> None:
+        self.fx = fx
+        self.store = fx.store
+        self.catalog = CatalogService(fx.store)
 
     def users(self, path: Path) -> ImportResult:
         users = [to_user(r, row) for row, r in enumerate(read_rows(path), start=1)]
@@ -90,13 +82,18 @@ class Importer:
         for row, a in enumerate(actions, start=1):
             if a.video_id not in known:
                 raise UnknownVideo(a.video_id, row=row)
-        new = self.store.bulk_insert_actions(actions)
+        return ImportResult(len(actions), len(self.write_actions(actions)))
+
+    def write_actions(self, actions: list[VideoAction]) -> list[VideoAction]:
+        """Store the actions not stored yet, update popularity and profiles, archive them."""
+        group = EVENT_HANDLERS["recomind-store"]
+        new: list[VideoAction] = []
+        with self.store.transaction() as tx:
+            for start in range(0, len(actions), self.BATCH):
+                new += store_new_actions(tx, actions[start : start + self.BATCH], group, self.fx)
         if new:
-            self.lake.archive_actions(new)
-            rebuild_aggregates(
-                self.store, self.weights, self.popularity_half_life, self.affinity_half_life
-            )
-        return ImportResult(len(actions), len(new))
+            self.fx.lake.archive_actions(new)
+        return new
 
     @staticmethod
     def _action(r: dict[str, Any], row: int) -> VideoAction:

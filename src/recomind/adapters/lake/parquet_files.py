@@ -92,7 +92,8 @@ class ParquetLake:
     def write_actions(self, records: Sequence[LakeRecord]) -> int:
         with self._lock:
             last = self._scan_last()
-            fresh = [r for r in records if r.offset > last.get(r.partition, 0)]
+            # -1: nothing written yet, and bus offsets start at 0 (Kafka's do).
+            fresh = [r for r in records if r.offset > last.get(r.partition, -1)]
             groups: dict[tuple[str, int], list[LakeRecord]] = defaultdict(list)
             for r in fresh:
                 groups[(self._folder(r.action), r.partition)].append(r)

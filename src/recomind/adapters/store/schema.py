@@ -18,10 +18,13 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
 ID = String(64)
+# MySQL/MariaDB DATETIME drops fractions of a second unless asked to keep microseconds.
+TIMESTAMP = DateTime(timezone=True).with_variant(MYSQL_DATETIME(fsp=6), "mysql", "mariadb")
 metadata = MetaData()
 
 
@@ -34,7 +37,7 @@ users = Table(
     metadata,
     Column("user_id", ID, primary_key=True),
     Column("name", String(256), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
 )
 
 videos = Table(
@@ -45,7 +48,7 @@ videos = Table(
     Column("url", Text, nullable=False),
     Column("tags", tags_type(), nullable=False),
     Column("creator_id", ID, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
     Column("duration_ms", Integer, nullable=True),
 )
 
@@ -56,7 +59,7 @@ video_actions = Table(
     Column("user_id", ID, nullable=False),
     Column("video_id", ID, nullable=False),
     Column("action_type", String(8), nullable=False),
-    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("timestamp", TIMESTAMP, nullable=False),
     Column("watch_ms", Integer, nullable=True),
     Index("ix_video_actions_user_time", "user_id", "timestamp"),
     Index("ix_video_actions_video", "video_id"),
@@ -67,7 +70,7 @@ user_profiles = Table(
     metadata,
     Column("user_id", ID, primary_key=True),
     Column("top_tags", tags_type(), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", TIMESTAMP, nullable=False),
 )
 
 video_popularity = Table(
@@ -75,7 +78,7 @@ video_popularity = Table(
     metadata,
     Column("video_id", ID, primary_key=True),
     Column("score", Float, nullable=False),
-    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("last_updated", TIMESTAMP, nullable=False),
     Index("ix_video_popularity_score", "score"),
 )
 
@@ -85,7 +88,7 @@ user_tag_weights = Table(
     Column("user_id", ID, primary_key=True),
     Column("tag", String(64), primary_key=True),
     Column("weight", Float, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", TIMESTAMP, nullable=False),
 )
 
 recommendations = Table(
@@ -94,5 +97,5 @@ recommendations = Table(
     Column("user_id", ID, primary_key=True),
     Column("items", JSON, nullable=False),
     Column("model_version", String(64), nullable=False),
-    Column("generated_at", DateTime(timezone=True), nullable=False),
+    Column("generated_at", TIMESTAMP, nullable=False),
 )

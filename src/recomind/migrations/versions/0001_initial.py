@@ -5,14 +5,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from recomind.adapters.store.schema import ID, tags_type
+from recomind.adapters.store.schema import ID, TIMESTAMP, tags_type
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-TS = sa.DateTime(timezone=True)
+TS = TIMESTAMP
 
 
 def upgrade() -> None:

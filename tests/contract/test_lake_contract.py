@@ -1,0 +1,198 @@
+"""The Lake port's shared suite: Parquet in a local folder and on S3 pass the same tests.
+
+`file://` runs always, in a fresh folder per test; S3 runs when
+RECOMIND_TEST_S3_URL (`s3://bucket/prefix`) is set, each test under its own
+unique prefix so tests never see each other's objects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from recomind.adapters.lake import open_lake
+from recomind.domain.model import ActionType, VideoAction
+from recomind.domain.ports import Lake, LakeRecord
+
+T0 = datetime(2024, 3, 1, 9, 15, 0, tzinfo=UTC)
+
+OpenLake = Callable[[], Lake]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(None, id="file"),
+        pytest.param(
+            "RECOMIND_TEST_S3_URL",
+            id="s3",
+            marks=pytest.mark.skipif(
+                not os.environ.get("RECOMIND_TEST_S3_URL"),
+                reason="RECOMIND_TEST_S3_URL is not set",
+            ),
+        ),
+    ]
+)
+def lake_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param is None:
+        return f"file://{tmp_path / 'lake'}"
+    return f"{os.environ[request.param].rstrip('/')}/recomind-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def open_again(lake_url: str) -> OpenLake:
+    """A new lake object on the same URL each call (a restarted sink)."""
+    return lambda: open_lake(lake_url)
+
+
+@pytest.fixture
+def lake(open_again: OpenLake) -> Lake:
+    return open_again()
+
+
+def object_names(lake_url: str) -> list[str]:
+    """Every object under the lake, relative to its root; hidden temporaries left out."""
+    parts = urlsplit(lake_url)
+    if parts.scheme == "file":
+        root = Path(parts.netloc + parts.path)
+        names = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    else:
+        import boto3
+
+        prefix = parts.path.lstrip("/") + "/"
+        pages = boto3.client("s3").get_paginator("list_objects_v2")
+        names = [
+            obj["Key"][len(prefix) :]
+            for page in pages.paginate(Bucket=parts.netloc, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+    return sorted(n for n in names if not n.rsplit("/", 1)[-1].startswith("."))
+
+
+def action(
+    n: int, at: datetime = T0, watch_ms: int | None = None, **changes: object
+) -> VideoAction:
+    fields: dict[str, object] = {
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "user_id": f"u{n % 3}",
+        "video_id": f"v{n % 5}",
+        "action_type": (ActionType.VIEW, ActionType.LIKE, ActionType.SKIP)[n % 3],
+        "timestamp": at,
+        "watch_ms": watch_ms,
+    }
+    fields.update(changes)
+    return VideoAction(**fields)  # type: ignore[arg-type]
+
+
+def records(partition: int, offsets: range, at: datetime = T0) -> list[LakeRecord]:
+    return [
+        LakeRecord(partition, o, action(partition * 1000 + o, at + timedelta(seconds=o)))
+        for o in offsets
+    ]
+
+
+def by_id(actions: list[VideoAction]) -> dict[str, VideoAction]:
+    return {a.id: a for a in actions}
+
+
+def test_an_empty_lake(lake: Lake) -> None:
+    assert lake.count_actions() == 0
+    assert lake.read_actions() == []
+    assert lake.last_offsets() == {}
+
+
+def test_written_records_read_back_equal(lake: Lake) -> None:
+    batch = [
+        LakeRecord(0, 1, action(1, watch_ms=1200)),
+        LakeRecord(0, 2, action(2, T0 + timedelta(microseconds=250))),
+        LakeRecord(
+            3, 7, action(3, datetime(2024, 3, 1, 11, 0, tzinfo=timezone(timedelta(hours=2))))
+        ),
+    ]
+    assert lake.write_actions(batch) == 3
+
+    got = lake.read_actions()
+    assert len(got) == 3
+    assert by_id(got) == by_id([r.action for r in batch])
+    for a in got:
+        assert a.timestamp.utcoffset() == timedelta(0)
+    assert lake.count_actions() == 3
+
+
+def test_rewriting_the_same_records_writes_nothing(lake: Lake, open_again: OpenLake) -> None:
+    batch = records(0, range(1, 6)) + records(1, range(1, 4))
+    assert lake.write_actions(batch) == 8
+    assert lake.write_actions(batch) == 0
+
+    restarted = open_again()
+    assert restarted.write_actions(batch) == 0
+    assert restarted.count_actions() == 8
+    assert sorted(by_id(restarted.read_actions())) == sorted(by_id([r.action for r in batch]))
+
+
+def test_an_overlapping_batch_writes_only_the_new_offsets(lake: Lake, open_again: OpenLake) -> None:
+    lake.write_actions(records(0, range(1, 6)))
+    assert open_again().write_actions(records(0, range(4, 9))) == 3
+    assert lake.count_actions() == 8
+
+
+def test_the_first_offset_of_a_partition_is_zero(lake: Lake, open_again: OpenLake) -> None:
+    # Kafka numbers each partition's records from offset 0.
+    batch = records(0, range(3)) + records(5, range(1))
+    assert lake.write_actions(batch) == 4
+    assert lake.count_actions() == 4
+    assert lake.last_offsets() == {0: 2, 5: 0}
+    assert open_again().write_actions(batch) == 0
+
+
+def test_last_offsets_per_partition_survive_a_restart(lake: Lake, open_again: OpenLake) -> None:
+    lake.write_actions(records(0, range(1, 4)) + records(2, range(10, 13)))
+    lake.write_actions(records(0, range(4, 6)))
+    assert lake.last_offsets() == {0: 5, 2: 12}
+    assert open_again().last_offsets() == {0: 5, 2: 12}
+
+
+def test_archived_actions_are_read_and_counted(lake: Lake, open_again: OpenLake) -> None:
+    imported = [action(n, T0 + timedelta(hours=n)) for n in range(4)]
+    assert lake.archive_actions(imported) == 4
+    lake.write_actions(records(1, range(1, 3)))
+
+    assert lake.last_offsets() == {1: 2}  # imports did not come through the bus
+    restarted = open_again()
+    assert restarted.count_actions() == 6
+    assert by_id(restarted.read_actions()) == by_id(
+        imported + [r.action for r in records(1, range(1, 3))]
+    )
+
+
+def test_files_land_under_dt_and_hour_folders(lake: Lake, lake_url: str) -> None:
+    late_evening_plus_two = datetime(2024, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=2)))
+    next_day = datetime(2024, 3, 2, 0, 5, tzinfo=UTC)
+    lake.write_actions(
+        [
+            LakeRecord(0, 1, action(1, T0)),
+            LakeRecord(0, 2, action(2, late_evening_plus_two)),
+            LakeRecord(1, 1, action(3, next_day)),
+        ]
+    )
+    lake.archive_actions([action(4, datetime(2023, 12, 31, 23, 59, tzinfo=UTC))])
+
+    names = object_names(lake_url)
+    layout = re.compile(r"^video_actions/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.parquet$")
+    folders = set()
+    for name in names:
+        m = layout.match(name)
+        assert m, f"{name} is not under video_actions/dt=YYYY-MM-DD/hour=HH/"
+        folders.add(m.groups())
+    assert folders == {
+        ("2024-03-01", "09"),
+        ("2024-03-01", "21"),
+        ("2024-03-02", "00"),
+        ("2023-12-31", "23"),
+    }

@@ -1,0 +1,407 @@
+"""The Store port's shared suite: every backend (SQLite, PostgreSQL, MariaDB/MySQL) passes it.
+
+SQLite runs always, on a fresh file per test. A server runs when its URL is set
+(RECOMIND_TEST_POSTGRES_URL, RECOMIND_TEST_MYSQL_URL); its tables are emptied
+before and after each test so tests stay independent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from recomind.adapters.store import open_store
+from recomind.domain.model import (
+    ActionType,
+    PopularityScore,
+    ScoredVideo,
+    StoredRecommendations,
+    TagWeight,
+    User,
+    UserProfile,
+    Video,
+    VideoAction,
+)
+from recomind.domain.ports import Store
+
+T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
+PLUS_TWO = timezone(timedelta(hours=2))
+
+
+def _server(name: str, env_var: str) -> object:
+    return pytest.param(
+        env_var,
+        id=name,
+        marks=pytest.mark.skipif(not os.environ.get(env_var), reason=f"{env_var} is not set"),
+    )
+
+
+def _empty_tables(store: Store) -> None:
+    """Servers are shared between runs: start and leave every table empty."""
+    from recomind.adapters.store import schema
+
+    engine = store.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        for table in reversed(schema.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(None, id="sqlite"),
+        _server("postgresql", "RECOMIND_TEST_POSTGRES_URL"),
+        _server("mysql", "RECOMIND_TEST_MYSQL_URL"),
+    ]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    env_var = request.param
+    url = f"sqlite:///{tmp_path / 'store.db'}" if env_var is None else os.environ[env_var]
+    opened = open_store(url)
+    if env_var is not None:
+        _empty_tables(opened)
+    try:
+        yield opened
+    finally:
+        if env_var is not None:
+            _empty_tables(opened)
+        opened.close()
+
+
+def action(
+    n: int,
+    user: str = "u1",
+    video: str = "v1",
+    kind: ActionType = ActionType.VIEW,
+    at: datetime = T0,
+    watch_ms: int | None = None,
+) -> VideoAction:
+    return VideoAction(f"00000000-0000-4000-8000-{n:012d}", user, video, kind, at, watch_ms)
+
+
+def video(video_id: str, tags: tuple[str, ...] = ("cats",), **changes: object) -> Video:
+    fields: dict[str, object] = {
+        "video_id": video_id,
+        "title": f"Title of {video_id}",
+        "url": f"https://cdn.example/{video_id}.mp4",
+        "tags": tags,
+        "creator_id": "c1",
+        "created_at": T0,
+        "duration_ms": 15_000,
+    }
+    fields.update(changes)
+    return Video(**fields)  # type: ignore[arg-type]
+
+
+def assert_utc(value: datetime) -> None:
+    assert value.tzinfo is not None
+    assert value.utcoffset() == timedelta(0)
+
+
+# -- users and videos ---------------------------------------------------------------
+
+
+def test_users_round_trip_with_aware_utc_timestamps(store: Store) -> None:
+    joined = datetime(2024, 3, 1, 14, 30, 5, tzinfo=PLUS_TWO)
+    assert store.add_users([User("u1", "Ada", joined), User("u2", None, T0)]) == 2
+
+    got = store.get_user("u1")
+    assert got is not None
+    assert (got.user_id, got.name) == ("u1", "Ada")
+    assert got.created_at == joined
+    assert_utc(got.created_at)
+    assert store.get_user("u2") == User("u2", None, T0)
+    assert store.get_user("nobody") is None
+    assert store.existing_user_ids(["u1", "u2", "u3"]) == {"u1", "u2"}
+
+
+def test_adding_a_user_again_updates_the_name(store: Store) -> None:
+    store.add_users([User("u1", "Ada", T0)])
+    store.add_users([User("u1", "Ada L.", T0)])
+
+    got = store.get_user("u1")
+    assert got is not None and got.name == "Ada L."
+    assert store.counts()["users"] == 1
+
+
+def test_videos_round_trip_with_tags_in_order(store: Store) -> None:
+    made = datetime(2024, 2, 29, 23, 59, 59, tzinfo=PLUS_TWO)
+    stored = video("v1", tags=("zeta", "alpha", "mid"), created_at=made)
+    untagged = video("v2", tags=(), creator_id=None, duration_ms=None)
+    assert store.add_videos([stored, untagged]) == 2
+
+    got = store.get_video("v1")
+    assert got == stored
+    assert got is not None
+    assert got.tags == ("zeta", "alpha", "mid")
+    assert_utc(got.created_at)
+    assert store.get_video("v2") == untagged
+    assert store.get_video("missing") is None
+    assert store.get_videos(["v2", "missing", "v1"]) == {"v1": stored, "v2": untagged}
+    assert store.existing_video_ids(["v1", "v9"]) == {"v1"}
+
+
+def test_adding_a_video_again_updates_it(store: Store) -> None:
+    store.add_videos([video("v1", tags=("cats",))])
+    store.add_videos([video("v1", tags=("dogs", "cute"), title="New title")])
+
+    got = store.get_video("v1")
+    assert got is not None
+    assert (got.title, got.tags) == ("New title", ("dogs", "cute"))
+    assert store.counts()["videos"] == 1
+
+
+def test_all_videos_lists_the_catalog_by_id(store: Store) -> None:
+    store.add_videos([video("v3"), video("v1"), video("v2")])
+    assert [v.video_id for v in store.all_videos()] == ["v1", "v2", "v3"]
+
+
+# -- actions ---------------------------------------------------------------------------
+
+
+def test_insert_new_actions_is_idempotent_on_event_id(store: Store) -> None:
+    batch = [action(1), action(2, video="v2", kind=ActionType.LIKE, watch_ms=900)]
+    with store.transaction() as tx:
+        assert tx.insert_new_actions(batch) == batch
+    with store.transaction() as tx:
+        assert tx.insert_new_actions(batch) == []
+
+    assert store.count_actions() == 2
+    assert store.user_actions("u1") == batch
+
+
+def test_insert_new_actions_returns_only_the_unseen_ones(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_new_actions([action(1)])
+    with store.transaction() as tx:
+        assert tx.insert_new_actions([action(1), action(2)]) == [action(2)]
+    assert store.count_actions() == 2
+
+
+def test_a_duplicate_inside_one_batch_is_stored_once(store: Store) -> None:
+    with store.transaction() as tx:
+        inserted = tx.insert_new_actions([action(1), action(1), action(2)])
+    assert sorted(a.id for a in inserted) == [action(1).id, action(2).id]
+    assert store.count_actions() == 2
+
+
+def test_a_transaction_that_raises_rolls_everything_back(store: Store) -> None:
+    with pytest.raises(RuntimeError, match="boom"), store.transaction() as tx:
+        tx.insert_new_actions([action(1), action(2)])
+        tx.ensure_users(["u1"], T0)
+        tx.upsert_popularity([PopularityScore("v1", 4.0, T0)])
+        tx.upsert_tag_weights([TagWeight("u1", "cats", 2.0, T0)])
+        tx.upsert_profiles([UserProfile("u1", ("cats",), T0)])
+        raise RuntimeError("boom")
+
+    assert store.count_actions() == 0
+    assert store.user_actions("u1") == []
+    assert store.get_user("u1") is None
+    assert store.top_popularity(10) == []
+    assert store.tag_weights("u1") == []
+    assert store.get_profile("u1") is None
+    # and the same event can still be recorded afterwards
+    with store.transaction() as tx:
+        assert tx.insert_new_actions([action(1)]) == [action(1)]
+
+
+def test_action_timestamps_come_back_aware_utc(store: Store) -> None:
+    local = datetime(2024, 3, 1, 14, 0, 0, tzinfo=PLUS_TWO)
+    store.bulk_insert_actions([action(1, at=local)])
+    (got,) = store.user_actions("u1")
+    assert got.timestamp == local
+    assert_utc(got.timestamp)
+
+
+def test_action_timestamps_keep_microseconds(store: Store) -> None:
+    precise = T0.replace(microsecond=123456)
+    store.bulk_insert_actions([action(1, at=precise)])
+    (got,) = store.user_actions("u1")
+    assert got.timestamp == precise
+
+
+def test_bulk_insert_actions_skips_known_ids_and_creates_their_viewers(store: Store) -> None:
+    store.add_users([User("u1", "Ada", T0)])
+    first = [action(1, user="u1"), action(2, user="u2", at=T0 + timedelta(hours=1))]
+    assert store.bulk_insert_actions(first) == first
+    assert store.bulk_insert_actions([*first, action(3, user="u3")]) == [action(3, user="u3")]
+
+    assert store.existing_user_ids(["u1", "u2", "u3"]) == {"u1", "u2", "u3"}
+    ada = store.get_user("u1")
+    assert ada is not None and ada.name == "Ada"  # an existing viewer is left as it was
+
+
+def test_ensure_users_never_overwrites_a_viewer(store: Store) -> None:
+    store.add_users([User("u1", "Ada", T0)])
+    with store.transaction() as tx:
+        tx.ensure_users(["u1", "u2", "u2"], T0 + timedelta(days=1))
+    assert store.get_user("u1") == User("u1", "Ada", T0)
+    assert store.get_user("u2") == User("u2", None, T0 + timedelta(days=1))
+
+
+def test_user_actions_are_oldest_first_and_only_that_viewers(store: Store) -> None:
+    late = action(1, at=T0 + timedelta(minutes=5))
+    early = action(2, at=T0)
+    other = action(3, user="u2")
+    store.bulk_insert_actions([late, other, early])
+    assert store.user_actions("u1") == [early, late]
+    assert store.user_actions("nobody") == []
+
+
+def test_iter_actions_yields_everything_in_time_order_in_batches(store: Store) -> None:
+    times = [5, 1, 4, 1, 3, 0, 2]  # two actions share an instant: then ordered by id
+    actions = [action(n, at=T0 + timedelta(seconds=s)) for n, s in enumerate(times)]
+    store.bulk_insert_actions(actions)
+
+    batches = list(store.iter_actions(batch_size=3))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    flat = [a for b in batches for a in b]
+    assert flat == sorted(actions, key=lambda a: (a.timestamp, a.id))
+
+
+def test_iter_actions_on_an_empty_store_yields_nothing(store: Store) -> None:
+    assert [a for batch in store.iter_actions(batch_size=10) for a in batch] == []
+    assert store.count_actions() == 0
+
+
+# -- popularity, tag weights, profiles --------------------------------------------------
+
+
+def test_popularity_upserts_and_top_list(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.upsert_popularity([PopularityScore("v1", 1.0, T0), PopularityScore("v2", 5.0, T0)])
+    later = T0 + timedelta(hours=1)
+    with store.transaction() as tx:
+        assert tx.popularity_of(["v1", "v9"]) == {"v1": PopularityScore("v1", 1.0, T0)}
+        tx.upsert_popularity([PopularityScore("v1", 7.5, later), PopularityScore("v3", 2.0, T0)])
+
+    top = store.top_popularity(10)
+    assert top == [
+        PopularityScore("v1", 7.5, later),
+        PopularityScore("v2", 5.0, T0),
+        PopularityScore("v3", 2.0, T0),
+    ]
+    for row in top:
+        assert_utc(row.last_updated)
+    assert [p.video_id for p in store.top_popularity(2)] == ["v1", "v2"]
+    assert store.counts()["video_popularity"] == 3
+
+
+def test_replace_popularity_drops_rows_not_given(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.upsert_popularity([PopularityScore("v1", 1.0, T0), PopularityScore("v2", 2.0, T0)])
+    store.replace_popularity([PopularityScore("v3", 3.0, T0)])
+    assert store.top_popularity(10) == [PopularityScore("v3", 3.0, T0)]
+
+
+def test_tag_weights_upsert_per_viewer_and_tag(store: Store) -> None:
+    later = T0 + timedelta(hours=2)
+    with store.transaction() as tx:
+        tx.upsert_tag_weights(
+            [
+                TagWeight("u1", "cats", 2.0, T0),
+                TagWeight("u1", "dogs", -1.0, T0),
+                TagWeight("u2", "cats", 0.5, T0),
+            ]
+        )
+    with store.transaction() as tx:
+        tx.upsert_tag_weights([TagWeight("u1", "cats", 3.5, later)])
+        assert tx.tag_weights_of(["u1"]) == {
+            ("u1", "cats"): TagWeight("u1", "cats", 3.5, later),
+            ("u1", "dogs"): TagWeight("u1", "dogs", -1.0, T0),
+        }
+
+    assert sorted(store.tag_weights("u2"), key=lambda w: w.tag) == [
+        TagWeight("u2", "cats", 0.5, T0)
+    ]
+    assert store.tag_weights("nobody") == []
+
+
+def test_profiles_upsert(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.upsert_profiles([UserProfile("u1", ("cats", "dogs"), T0)])
+    with store.transaction() as tx:
+        tx.upsert_profiles([UserProfile("u1", ("music",), T0 + timedelta(hours=1))])
+
+    profile = store.get_profile("u1")
+    assert profile == UserProfile("u1", ("music",), T0 + timedelta(hours=1))
+    assert profile is not None
+    assert_utc(profile.updated_at)
+    assert store.get_profile("u2") is None
+    assert store.counts()["user_profiles"] == 1
+
+
+def test_replace_tag_weights_replaces_weights_and_profiles(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.upsert_tag_weights([TagWeight("u1", "cats", 1.0, T0)])
+        tx.upsert_profiles([UserProfile("u1", ("cats",), T0)])
+    store.replace_tag_weights(
+        [TagWeight("u2", "dogs", 2.0, T0)], [UserProfile("u2", ("dogs",), T0)]
+    )
+
+    assert store.tag_weights("u1") == []
+    assert store.get_profile("u1") is None
+    assert store.tag_weights("u2") == [TagWeight("u2", "dogs", 2.0, T0)]
+    assert store.get_profile("u2") == UserProfile("u2", ("dogs",), T0)
+
+
+def test_video_tags_inside_a_transaction(store: Store) -> None:
+    store.add_videos([video("v1", tags=("b", "a")), video("v2", tags=())])
+    with store.transaction() as tx:
+        assert tx.video_tags(["v1", "v2", "v9"]) == {"v1": ("b", "a"), "v2": ()}
+
+
+# -- stored recommendations and counts --------------------------------------------------
+
+
+def test_recommendations_save_get_delete(store: Store) -> None:
+    items = (
+        ScoredVideo("v2", 0.9, "because you liked #cats"),
+        ScoredVideo("v7", 0.5, None),
+        ScoredVideo("v1", 0.25, "trending now"),
+    )
+    made = datetime(2024, 3, 1, 13, 0, tzinfo=PLUS_TWO)
+    stored = StoredRecommendations("u1", items, "hybrid-7", made)
+    store.save_recommendations([stored, StoredRecommendations("u2", (), "hybrid-7", T0)])
+
+    got = store.get_recommendations("u1")
+    assert got == stored
+    assert got is not None
+    assert_utc(got.generated_at)
+    assert store.get_recommendations("u2") == StoredRecommendations("u2", (), "hybrid-7", T0)
+
+    newer = StoredRecommendations("u1", items[:1], "hybrid-8", T0 + timedelta(hours=1))
+    store.save_recommendations([newer])
+    assert store.get_recommendations("u1") == newer
+
+    store.delete_recommendations("u1")
+    assert store.get_recommendations("u1") is None
+    assert store.get_recommendations("u2") is not None
+    store.delete_recommendations("never-had-any")
+
+
+def test_counts_reports_every_table(store: Store) -> None:
+    assert store.counts() == {
+        "users": 0,
+        "videos": 0,
+        "video_actions": 0,
+        "user_profiles": 0,
+        "video_popularity": 0,
+        "recommendations": 0,
+    }
+    store.add_videos([video("v1"), video("v2")])
+    store.bulk_insert_actions([action(1, user="u1"), action(2, user="u2"), action(3)])
+    store.save_recommendations([StoredRecommendations("u1", (), "m", T0)])
+
+    counts = store.counts()
+    assert counts["videos"] == 2
+    assert counts["video_actions"] == 3
+    assert counts["users"] == 2
+    assert counts["recommendations"] == 1
+
+
+def test_ping(store: Store) -> None:
+    store.ping()
