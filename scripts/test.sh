@@ -10,6 +10,9 @@ source scripts/python-env.sh
 source scripts/services/lib.sh
 
 export RECOMIND_TEST_SCALE="${RECOMIND_TEST_SCALE:-small}"
+# The real servers whose adapters the suite tests (each adapter's contract suite runs against its
+# server when that server's RECOMIND_TEST_*_URL is set by start.sh).
+read -r -a SERVERS <<<"${RECOMIND_TEST_SERVERS:-postgres mariadb}"
 declare -a STAGES=()
 stage() {  # stage NAME COMMAND...: run it, remember how long it took
   local name=$1 start=$SECONDS
@@ -27,13 +30,13 @@ install_browser() {
   command -v chromium >/dev/null && command -v chromedriver >/dev/null \
     || apt_install chromium chromium-driver
 }
-stop_services() { scripts/services/stop.sh || true; }
+stop_services() { scripts/services/stop.sh "${SERVERS[@]}" || true; }
 
 stage "python packages" ensure_venv "[test]"
-stage "servers: install" scripts/services/install.sh all
+stage "servers: install" scripts/services/install.sh "${SERVERS[@]}"
 stage "browser: install" install_browser
 trap 'stop_services; report' EXIT
-stage "servers: start" scripts/services/start.sh all
+stage "servers: start" scripts/services/start.sh "${SERVERS[@]}"
 # shellcheck source=/dev/null
 source "$SERVICES_DIR/env.sh"
 export PATH="$PWD/.venv/bin:$PATH"

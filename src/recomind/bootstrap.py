@@ -23,6 +23,7 @@ from recomind.services.freshness import FeedRefresher
 from recomind.services.importer import Importer
 from recomind.services.ingest import ActionIngest, KnownVideos
 from recomind.services.model_registry import ModelHolder, ModelRegistry
+from recomind.services.profiles import ProfileReader
 from recomind.services.training import RetrainScheduler, Trainer, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class RecoMind:
     registry: ModelRegistry
     models: ModelHolder
     feed: FeedService
+    profiles: ProfileReader
     ingest: ActionIngest
     known_videos: KnownVideos
     catalog: CatalogService
@@ -127,6 +129,7 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
         registry=registry,
         models=holder,
         feed=feed,
+        profiles=ProfileReader(store, cache, s.profile_ttl_seconds),
         ingest=ActionIngest(bus, known),
         known_videos=known,
         catalog=CatalogService(store),

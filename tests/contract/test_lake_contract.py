@@ -66,7 +66,9 @@ def object_names(lake_url: str) -> list[str]:
         import boto3
 
         prefix = parts.path.lstrip("/") + "/"
-        pages = boto3.client("s3").get_paginator("list_objects_v2")
+        # The same endpoint as the adapter's; boto3 alone would not read RECOMIND_S3_ENDPOINT_URL.
+        endpoint = os.environ.get("RECOMIND_S3_ENDPOINT_URL") or None
+        pages = boto3.client("s3", endpoint_url=endpoint).get_paginator("list_objects_v2")
         names = [
             obj["Key"][len(prefix) :]
             for page in pages.paginate(Bucket=parts.netloc, Prefix=prefix)

@@ -9,26 +9,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from recomind.adapters.store import open_store
 from recomind.domain.model import ActionType
 from tests.support.servers import RecoMindProcess
 
 TAG = "funny"
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecoMindProcess]:
-    server = RecoMindProcess(tmp_path_factory.mktemp("demo"), command="demo").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def lifted_tags(home: Path, tag: str, top: int = 3) -> list[str]:
@@ -56,14 +45,16 @@ def share_with(items: list[dict[str, object]], tags: set[str]) -> float:
     return sum(1 for i in items if tags & set(i["tags"])) / len(items)  # type: ignore[arg-type]
 
 
-def test_demo_serves_trending(demo: RecoMindProcess) -> None:
-    trending = httpx.get(f"{demo.url}/trending").json()
+def test_demo_serves_trending(demo_server: RecoMindProcess) -> None:
+    trending = httpx.get(f"{demo_server.url}/trending").json()
     assert len(trending) >= 10
-    assert demo.url.startswith("http://127.0.0.1:")
+    assert demo_server.url.startswith("http://127.0.0.1:")
 
 
-def test_new_viewer_who_likes_funny_videos_gets_funny_feed_within_2s(demo: RecoMindProcess) -> None:
-    http = httpx.Client(base_url=demo.url, timeout=10)
+def test_new_viewer_who_likes_funny_videos_gets_funny_feed_within_2s(
+    demo_server: RecoMindProcess,
+) -> None:
+    http = httpx.Client(base_url=demo_server.url, timeout=10)
     viewer = f"new-{uuid.uuid4().hex[:8]}"
     assert http.get(f"/recommendations/{viewer}").headers["x-feed-source"] == "trending"
 
@@ -77,7 +68,7 @@ def test_new_viewer_who_likes_funny_videos_gets_funny_feed_within_2s(demo: RecoM
         assert r.status_code == 202
     liked_at = time.monotonic()
 
-    neighbours = set(lifted_tags(demo.home, TAG))
+    neighbours = set(lifted_tags(demo_server.home, TAG))
     wanted = {TAG} | neighbours
     trending_share = share_with(http.get("/trending").json(), {TAG})
     feed: list[dict[str, object]] = []

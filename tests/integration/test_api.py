@@ -198,3 +198,28 @@ def test_health_ready_stats_and_retrain(served: Served) -> None:
     assert r.status_code == 200 and r.json()["version"] > before
     assert served.http.get("/admin/stats").json()["model"]["version"] == r.json()["version"]
     assert served.http.get("/openapi.json").json()["paths"]["/video_action"]
+
+
+def test_profile_is_cached_and_follows_new_actions(served: Served) -> None:
+    viewer = f"profile-{uuid.uuid4().hex[:6]}"
+    cats = served.http.get("/videos/v9").json()["tags"]
+    served.http.post(
+        "/video_action", json={"user_id": viewer, "video_id": "v9", "action_type": "like"}
+    )
+    served.wait_applied()
+    first = served.http.get(f"/users/{viewer}").json()["top_tags"]
+    assert first and set(first) <= set(cats)
+    assert served.recomind.cache.get(f"user_profile:{viewer}") is not None
+    # a newer, stronger interest replaces the cached profile at once
+    other = next(
+        v
+        for v in (f"v{i}" for i in range(10, 300))
+        if not set(served.http.get(f"/videos/{v}").json()["tags"]) & set(cats)
+    )
+    for _ in range(3):
+        served.http.post(
+            "/video_action", json={"user_id": viewer, "video_id": other, "action_type": "like"}
+        )
+    served.wait_applied()
+    after = served.http.get(f"/users/{viewer}").json()["top_tags"]
+    assert set(after[:1]) <= set(served.http.get(f"/videos/{other}").json()["tags"])

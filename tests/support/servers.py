@@ -68,52 +68,72 @@ def serve_in_thread(recomind: RecoMind, run_workers: bool = True) -> Iterator[st
 class RecoMindProcess:
     """`recomind <command>` as a child process with its own RECOMIND_HOME and port."""
 
+    START_ATTEMPTS = 3  # another process may take the free port between our probe and the bind
+
     def __init__(
         self,
         home: Path,
         command: str = "serve",
         env: dict[str, str] | None = None,
-        port: int | None = None,
+        inherit_settings: bool = False,
     ) -> None:
         self.home = home
         self.command = command
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = free_port()
+        # Inherited RECOMIND_* (say a store URL set for the real-server suites) must not point
+        # a server at shared services unless the test asks for it.
+        base = {
+            k: v for k, v in os.environ.items() if inherit_settings or not k.startswith("RECOMIND_")
+        }
         self.env = {
-            **os.environ,
+            **base,
             "RECOMIND_HOME": str(home),
             "RECOMIND_TRAIN_INTERVAL_SECONDS": "0",
             "RECOMIND_LOG_LEVEL": "warning",
+            "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        self.log = home / f"{command}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.home / f"{self.command}-{self.port}.log"
 
     def start(self, timeout: float = 90.0) -> RecoMindProcess:
         self.home.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "recomind.entrypoints.cli",
-                    self.command,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.home,
-            )
-        try:
-            wait_until_up(self.url, timeout, self.proc)
-        except Exception:
-            self.stop()
-            raise RuntimeError(f"{self.command} did not start:\n{self.log_tail()}") from None
-        return self
+        for attempt in range(self.START_ATTEMPTS):
+            if attempt:
+                self.port = free_port()
+            with self.log.open("ab") as log:
+                self.proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "recomind.entrypoints.cli",
+                        self.command,
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(self.port),
+                    ],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=self.home,
+                )
+            try:
+                wait_until_up(self.url, timeout, self.proc)
+                return self
+            except (RuntimeError, TimeoutError):
+                self.stop()
+                if "address already in use" not in self.log_tail().lower():
+                    break
+        raise RuntimeError(f"`recomind {self.command}` did not start:\n{self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flushing; what survives is what was durable."""
@@ -122,6 +142,7 @@ class RecoMindProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
+        """SIGTERM (uvicorn shuts down cleanly), then SIGKILL if still there after 15 s."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.terminate()
@@ -132,4 +153,6 @@ class RecoMindProcess:
             self.proc.wait(10)
 
     def log_tail(self, lines: int = 40) -> str:
+        if not self.log.exists():
+            return "(no log written)"
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

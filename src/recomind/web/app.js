@@ -21,7 +21,9 @@ const state = {
   profileSeq: 0,
   refreshTimer: 0,
   rechecks: 0,
+  note: "", // what the viewer last did, for the status line
   statsTimer: 0,
+  statsSeq: 0,
 };
 
 // -- talking to the API -------------------------------------------------------------------
@@ -59,7 +61,8 @@ async function api(path, { method = "GET", json } = {}) {
     const detail =
       (body && typeof body === "object" && (body.detail || body.title)) ||
       `${response.status} ${response.statusText}`;
-    throw new ApiError(`${method} /${path.split("?")[0]}: ${detail}`, response.status);
+    const where = decodeURIComponent(path.split("?")[0]);
+    throw new ApiError(`${method} /${where}: ${detail}`, response.status);
   }
   return { body, headers: response.headers };
 }
@@ -152,9 +155,18 @@ async function loadFeed() {
     renderCards(list, body);
     $("feed-source").textContent = headers.get("X-Feed-Source") || "";
     // A video the viewer acted on is still listed: the consumer has not applied it yet.
-    if (body.some((item) => state.acted.has(item.video_id)) && state.rechecks < MAX_RECHECKS) {
+    const stillListed = body.some((item) => state.acted.has(item.video_id));
+    if (stillListed && state.rechecks < MAX_RECHECKS) {
       state.rechecks += 1;
       scheduleRefresh(RECHECK_DELAY_MS);
+    }
+    if (state.note) {
+      const outcome = !stillListed
+        ? "feed updated."
+        : state.refreshTimer
+          ? "waiting for it to be applied…"
+          : "the API has not applied it yet.";
+      say(`${state.note}; ${outcome}`);
     }
   } catch (err) {
     if (seq !== state.feedSeq) return;
@@ -233,6 +245,7 @@ function switchViewer(id) {
   const url = new URL(location.href);
   url.searchParams.set("viewer", id);
   history.replaceState(null, "", url);
+  state.note = "";
   clearErrors();
   say("");
   return refreshViewer();
@@ -266,13 +279,15 @@ async function act(button) {
   for (const same of document.querySelectorAll(".cards [data-video-id]")) {
     if (same.dataset.videoId === videoId) markActed(same);
   }
-  say(`${ACTION_WORDS[action]} “${title}”; updating the feed…`);
+  state.note = `${ACTION_WORDS[action]} “${title}”`;
+  say(`${state.note}; updating the feed…`);
   state.rechecks = 0;
   scheduleRefresh(REFRESH_DELAY_MS);
 }
 
 // -- the operator's panel ------------------------------------------------------------------
 
+const seconds = (s) => (s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(1)} s`);
 const number = (n) => (typeof n === "number" ? n.toLocaleString() : String(n ?? "–"));
 
 function fillPairs(dl, pairs) {
@@ -293,7 +308,7 @@ function renderStats(stats) {
   $("model-version").textContent = model ? model.version : "none yet: retrain to make one";
   $("model-trained").textContent = model
     ? `${number(model.actions)} actions · ${number(model.users)} viewers · ` +
-      `${number(model.videos)} videos · fit ${model.fit_seconds}s`
+      `${number(model.videos)} videos · fit in ${seconds(model.fit_seconds)}`
     : "–";
   $("model-saved").textContent = model?.saved_at
     ? new Date(model.saved_at).toLocaleString()
@@ -334,12 +349,15 @@ function renderStats(stats) {
 }
 
 async function loadStats() {
+  const seq = ++state.statsSeq;
   try {
     const { body } = await api("admin/stats");
+    if (seq !== state.statsSeq) return; // an older poll answering late
     renderStats(body);
     $("stats-error").hidden = true;
     $("stats-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (err) {
+    if (seq !== state.statsSeq) return;
     $("stats-error").textContent = `Could not load the stats: ${err.message}`;
     $("stats-error").hidden = false;
   }
@@ -364,8 +382,8 @@ async function retrain() {
     const { body: r } = await api("admin/retrain", { method: "POST" });
     result.textContent =
       `Trained ${r.version}: ${number(r.actions)} actions, ${number(r.users)} viewers, ` +
-      `${number(r.videos)} videos in ${r.fit_seconds}s; ` +
-      `${number(r.precomputed)} lists precomputed in ${r.precompute_seconds}s`;
+      `${number(r.videos)} videos, fit in ${seconds(r.fit_seconds)}; ` +
+      `${number(r.precomputed)} lists precomputed in ${seconds(r.precompute_seconds)}`;
     await loadStats();
   } catch (err) {
     result.className = "error-inline";

@@ -29,7 +29,7 @@ def get_user(user_id: UserId, app: App) -> UserOut:
     user = app.store.get_user(user_id)
     if user is None:
         raise NotFound("user", user_id)
-    profile = app.store.get_profile(user_id)
+    profile = app.profiles.get(user_id)
     return UserOut(
         user_id=user.user_id,
         name=user.name,
