@@ -8,14 +8,16 @@ retrain schedule in this process (the embedded, one-process mode).
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from recomind.adapters.bus import open_bus
 from recomind.adapters.cache import open_cache
+from recomind.adapters.cache.failsoft import FailSoftCache
 from recomind.adapters.lake import open_lake
 from recomind.adapters.store import open_store
 from recomind.config import Settings
-from recomind.domain.ports import Cache, EventBus, Lake, Store
+from recomind.domain.ports import EventBus, Lake, Store
 from recomind.services.catalog import CatalogService
 from recomind.services.consume import EVENT_HANDLERS, ConsumerRunner, Effects
 from recomind.services.feed import FeedService, FeedSettings
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 class RecoMind:
     settings: Settings
     store: Store
-    cache: Cache
+    cache: FailSoftCache
     bus: EventBus
     lake: Lake
     registry: ModelRegistry
@@ -49,11 +51,16 @@ class RecoMind:
     scheduler: RetrainScheduler
     consumers: list[ConsumerRunner] = field(default_factory=list)
 
-    def start_workers(self, schedule_training: bool = True) -> None:
-        for runner in self.consumers:
+    def start_workers(
+        self, schedule_training: bool = True, groups: Collection[str] | None = None
+    ) -> list[str]:
+        """Start the consumer groups (all, or those named) and the retrain schedule."""
+        started = [r for r in self.consumers if groups is None or r.name in groups]
+        for runner in started:
             runner.start()
         if schedule_training:
             self.scheduler.start()
+        return [r.name for r in started]
 
     def drain(self) -> int:
         """Apply every pending event now in this thread; returns how many were read."""
@@ -74,7 +81,7 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
     s = settings or Settings()
     s.home.mkdir(parents=True, exist_ok=True)
     store = open_store(s.resolved_store_url)
-    cache = open_cache(s.cache_url)
+    cache = FailSoftCache(open_cache(s.cache_url))
     bus = open_bus(s.resolved_bus_url, partitions=s.bus_partitions)
     lake = open_lake(s.resolved_lake_url)
     registry = ModelRegistry(s.resolved_model_dir)

@@ -223,3 +223,20 @@ def test_profile_is_cached_and_follows_new_actions(served: Served) -> None:
     served.wait_applied()
     after = served.http.get(f"/users/{viewer}").json()["top_tags"]
     assert set(after[:1]) <= set(served.http.get(f"/videos/{other}").json()["tags"])
+
+
+def test_event_for_a_video_the_store_does_not_have_is_dead_lettered(served: Served) -> None:
+    # Ingest lets actions through unverified while the store is down; the consumer refuses them.
+    from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, VideoActionRecorded
+    from recomind.services.ingest import ActionRequest, to_action
+
+    action = to_action(ActionRequest("ghost-viewer", "ghost-video", "like"))
+    before = _counts(served)
+    served.recomind.bus.publish(
+        VIDEO_ACTIONS_TOPIC, [(action.user_id, VideoActionRecorded(action).to_json())]
+    )
+    served.wait_applied()
+    assert _counts(served)["video_actions"] == before["video_actions"]
+    dlq = served.recomind.bus.subscribe("test-dlq-reader", DEAD_LETTER_TOPIC)
+    reasons = [r.value for r in dlq.poll(1000, 2.0)]
+    assert any(b"ghost-video" in r and b"unknown video" in r for r in reasons)

@@ -131,15 +131,32 @@ def serve(port: Port = None, host: Host = None) -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    group: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only these consumer groups (repeatable); default: all"),
+    ] = None,
+    consumers: Annotated[bool, typer.Option(help="Run consumer groups at all")] = True,
+    train: Annotated[bool, typer.Option(help="Run the hourly retraining schedule")] = True,
+) -> None:
     """Run the consumers and the retrain schedule until stopped (SIGTERM / Ctrl-C)."""
+    from recomind.services.consume import EVENT_HANDLERS
+
+    unknown = set(group or ()) - set(EVENT_HANDLERS)
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown group(s) {', '.join(sorted(unknown))}; known: {', '.join(EVENT_HANDLERS)}"
+        )
     with _recomind() as recomind:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        recomind.start_workers()
+        names = recomind.start_workers(
+            schedule_training=train, groups=(group or None) if consumers else ()
+        )
         console.print(
-            "worker running: consumer groups " + ", ".join(r.name for r in recomind.consumers)
+            f"worker running: consumer groups {', '.join(names) or 'none'}; "
+            f"hourly training {'on' if train else 'off'}"
         )
         stop.wait()
 

@@ -117,17 +117,23 @@ def store_new_actions(
 
 def apply_batch(
     group: ConsumerGroup, batch: list[tuple[BusRecord, VideoAction]], fx: Effects
-) -> int:
-    """Apply one batch of decoded events for a group; returns how many were new."""
-    if group.in_transaction:
-        with fx.store.transaction() as tx:
-            new = store_new_actions(tx, [a for _, a in batch], group, fx)
-        for hook in fx.after_commit if new else ():
-            hook(new)
-        return len(new)
-    for record_handler in group.on_records:
-        record_handler(batch, fx)
-    return len(batch)
+) -> list[tuple[BusRecord, str]]:
+    """Apply one batch of decoded events for a group; returns the records it must refuse."""
+    if not group.in_transaction:
+        for record_handler in group.on_records:
+            record_handler(batch, fx)
+        return []
+    with fx.store.transaction() as tx:
+        # Ingest lets actions through unverified while the store is down; refuse them here.
+        known = set(tx.video_tags({a.video_id for _, a in batch}))
+        refused = [
+            (r, f"unknown video {a.video_id!r}") for r, a in batch if a.video_id not in known
+        ]
+        actions = [a for _, a in batch if a.video_id in known]
+        new = store_new_actions(tx, actions, group, fx) if actions else []
+    for hook in fx.after_commit if new else ():
+        hook(new)
+    return refused
 
 
 # -- the loop --------------------------------------------------------------------------
@@ -194,8 +200,10 @@ class ConsumerRunner:
         delay = 0.1
         while batch:
             try:
-                apply_batch(self.group, batch, self.fx)
-                self.processed += len(batch)
+                refused = apply_batch(self.group, batch, self.fx)
+                self.processed += len(batch) - len(refused)
+                if refused:
+                    self._dead_letter(refused)
                 return
             except Exception:  # a dependency is down: retry, never drop
                 self.errors += 1

@@ -8,6 +8,7 @@ cache of known video ids so the hot path rarely touches it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from recomind.domain.validation import (
     validate_watch_ms,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ActionRequest:
@@ -40,19 +43,30 @@ class ActionRequest:
 
 
 class KnownVideos:
-    """Video ids known to exist; a miss asks the store once and remembers the answer."""
+    """Video ids known to exist; a miss asks the store once and remembers the answer.
+
+    Ingest must not depend on the store being up: when it cannot be asked, the ids
+    are let through (`unverified` counts them) and the store consumer dead-letters
+    an action whose video turns out not to exist.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._known: set[str] = set()
         self._lock = threading.Lock()
+        self.unverified = 0
 
     def missing(self, video_ids: set[str]) -> set[str]:
         with self._lock:
             unknown = video_ids - self._known
         if not unknown:
             return set()
-        found = self.store.existing_video_ids(unknown)
+        try:
+            found = self.store.existing_video_ids(unknown)
+        except Exception:
+            log.warning("store unreachable: accepting %d unverified video id(s)", len(unknown))
+            self.unverified += len(unknown)
+            return set()
         with self._lock:
             self._known.update(found)
         return unknown - found

@@ -15,5 +15,12 @@ def _open_memory(url: str) -> Cache:
     return MemoryCache.from_url(url)
 
 
+@CACHES.register("redis", "rediss")
+def _open_redis(url: str) -> Cache:
+    from recomind.adapters.cache.redis_cache import RedisCache
+
+    return RedisCache.from_url(url)
+
+
 def open_cache(url: str) -> Cache:
     return CACHES.open(url)

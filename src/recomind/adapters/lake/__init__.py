@@ -15,5 +15,12 @@ def _open_file(url: str) -> Lake:
     return ParquetLake.from_url(url)
 
 
+@LAKES.register("s3")
+def _open_s3(url: str) -> Lake:
+    from recomind.adapters.lake.s3 import open_s3_lake
+
+    return open_s3_lake(url)
+
+
 def open_lake(url: str) -> Lake:
     return LAKES.open(url)

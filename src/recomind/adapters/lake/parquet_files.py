@@ -1,10 +1,12 @@
-"""The lake as Parquet files in a local folder (`file:///path/lake`).
+"""The lake as Parquet files on a pyarrow filesystem: a local folder (`file:///path/lake`) or S3.
 
 Actions land under `video_actions/dt=YYYY-MM-DD/hour=HH/`. A file written from
 the bus is named by the bus partition and offset range it holds
 (`p003-000000000120-000000000245.parquet`), so a restarted sink finds the last
-offset already written and never writes an event twice. Files are written to a
-temporary name and renamed, so a reader never sees half a file.
+offset already written by listing, and never writes an event twice. A reader
+never sees half a file: a local file is written to a hidden temporary name and
+renamed, and an S3 object appears whole when its PUT completes. The S3 opener
+is in `s3.py`; this module is the one implementation for both.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from recomind.domain.model import ActionType, VideoAction
@@ -38,6 +41,8 @@ ACTIONS_SCHEMA = pa.schema(
         ("bus_offset", pa.int64()),
     ]
 )
+# A lake file, relative to `video_actions/`; names starting with "." or "_" are hidden.
+_LAKE_FILE = re.compile(r"^dt=[^/]+/hour=[^/]+/(?P<name>[^._/][^/]*\.parquet)$")
 _OFFSET_FILE = re.compile(r"^p(\d+)-(\d+)-(\d+)\.parquet$")
 
 
@@ -60,32 +65,49 @@ def actions_table(
 
 
 class ParquetLake:
-    """The Lake port on a local folder."""
+    """The Lake port on a folder of a pyarrow filesystem (local, or a bucket prefix on S3)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.actions_dir = root / "video_actions"
-        self.actions_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, filesystem: pafs.FileSystem, root: str) -> None:
+        self.filesystem = filesystem
+        self.root = root.rstrip("/")
+        self.actions_dir = f"{self.root}/video_actions"
+        # A local file needs a folder and a rename to appear whole; S3 has neither folders nor
+        # renames, and an object appears whole when its PUT completes.
+        self._local = isinstance(filesystem, pafs.LocalFileSystem)
+        if self._local:
+            filesystem.create_dir(self.actions_dir, recursive=True)
         self._lock = threading.Lock()
         self._last: dict[int, int] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> ParquetLake:
         parts = urlsplit(url)
-        return cls(Path(parts.netloc + parts.path))
+        root = Path(parts.netloc + parts.path).absolute()
+        return cls(pafs.LocalFileSystem(), root.as_posix())
 
     def last_offsets(self) -> dict[int, int]:
         with self._lock:
             return dict(self._scan_last())
 
+    def _files(self) -> list[tuple[str, str]]:
+        """(path, file name) of every lake file under `video_actions/`, found by listing."""
+        selector = pafs.FileSelector(self.actions_dir, recursive=True, allow_not_found=True)
+        start = len(self.actions_dir) + 1
+        found = []
+        for info in self.filesystem.get_file_info(selector):
+            m = _LAKE_FILE.match(info.path[start:])
+            if m and info.type == pafs.FileType.File:
+                found.append((info.path, m.group("name")))
+        return sorted(found)
+
     def _scan_last(self) -> dict[int, int]:
         if self._last is None:
             last: dict[int, int] = {}
-            for path in self.actions_dir.glob("dt=*/hour=*/p*.parquet"):
-                m = _OFFSET_FILE.match(path.name)
+            for _, name in self._files():
+                m = _OFFSET_FILE.match(name)
                 if m:
                     p, end = int(m.group(1)), int(m.group(3))
-                    last[p] = max(last.get(p, 0), end)
+                    last[p] = max(last.get(p, -1), end)
             self._last = last
         return self._last
 
@@ -104,9 +126,9 @@ class ParquetLake:
                 table = actions_table(
                     [r.action for r in group], [(r.partition, r.offset) for r in group]
                 )
-                self._write(self.actions_dir / folder / name, table)
+                self._write(f"{self.actions_dir}/{folder}/{name}", table)
             for r in fresh:
-                last[r.partition] = max(last.get(r.partition, 0), r.offset)
+                last[r.partition] = max(last.get(r.partition, -1), r.offset)
             return len(fresh)
 
     def archive_actions(self, actions: Sequence[VideoAction]) -> int:
@@ -115,7 +137,7 @@ class ParquetLake:
             groups[self._folder(a)].append(a)
         for folder, group in groups.items():
             name = f"import-{uuid.uuid4().hex}.parquet"
-            self._write(self.actions_dir / folder / name, actions_table(group, None))
+            self._write(f"{self.actions_dir}/{folder}/{name}", actions_table(group, None))
         return len(actions)
 
     @staticmethod
@@ -123,18 +145,28 @@ class ParquetLake:
         ts = action.timestamp.astimezone(UTC)
         return f"dt={ts:%Y-%m-%d}/hour={ts:%H}"
 
-    @staticmethod
-    def _write(path: Path, table: pa.Table) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp"  # a leading dot hides it from readers
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as fh:
+    def _write(self, path: str, table: pa.Table) -> None:
+        # Encoded in memory first, so a failure while encoding never leaves an object behind.
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        data = sink.getvalue()
+        if not self._local:
+            with self.filesystem.open_output_stream(path) as out:
+                out.write(data)
+            return
+        folder, name = path.rsplit("/", 1)
+        self.filesystem.create_dir(folder, recursive=True)
+        tmp = f"{folder}/.{name}.tmp"  # a leading dot hides it from readers
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
 
     def _dataset(self) -> ds.Dataset:
+        paths = [path for path, _ in self._files()]
         return ds.dataset(
-            self.actions_dir, format="parquet", partitioning="hive", schema=ACTIONS_SCHEMA
+            paths, filesystem=self.filesystem, format="parquet", schema=ACTIONS_SCHEMA
         )
 
     def read_actions(self) -> list[VideoAction]:

@@ -1,0 +1,62 @@
+"""A cache that never fails its caller: errors become misses, and are counted.
+
+The cache only speeds things up. When Redis is unreachable, a read is a miss (the feed
+falls back to the store), writes and deletes are skipped, and a counter reads as 0.
+`failures` tells the operator how often that happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from recomind.domain.ports import Cache
+
+log = logging.getLogger(__name__)
+_LOG_EVERY_SECONDS = 10.0
+
+
+class FailSoftCache:
+    def __init__(self, inner: Cache) -> None:
+        self.inner = inner
+        self.failures = 0
+        self._last_logged = 0.0
+
+    def _failed(self, op: str, exc: Exception) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if now - self._last_logged >= _LOG_EVERY_SECONDS:
+            self._last_logged = now
+            log.warning("cache %s failed (%s); serving without the cache", op, exc)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.inner.get(key)
+        except Exception as exc:
+            self._failed("get", exc)
+            return None
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        try:
+            self.inner.set(key, value, ttl_seconds)
+        except Exception as exc:
+            self._failed("set", exc)
+
+    def delete(self, *keys: str) -> None:
+        try:
+            self.inner.delete(*keys)
+        except Exception as exc:
+            self._failed("delete", exc)
+
+    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
+        try:
+            return self.inner.incr(key, ttl_seconds, amount)
+        except Exception as exc:
+            self._failed("incr", exc)
+            return 0
+
+    def ping(self) -> None:
+        self.inner.ping()  # readiness wants the truth
+
+    def close(self) -> None:
+        self.inner.close()

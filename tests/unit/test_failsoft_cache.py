@@ -1,0 +1,46 @@
+"""A failing cache degrades to misses and skipped writes, never to an error for the caller."""
+
+from __future__ import annotations
+
+import pytest
+
+from recomind.adapters.cache.failsoft import FailSoftCache
+from recomind.adapters.cache.memory import MemoryCache
+
+
+class DownCache(MemoryCache):
+    """A cache whose server is unreachable."""
+
+    def get(self, key: str) -> bytes | None:
+        raise ConnectionError("connection refused")
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        raise ConnectionError("connection refused")
+
+    def delete(self, *keys: str) -> None:
+        raise ConnectionError("connection refused")
+
+    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
+        raise ConnectionError("connection refused")
+
+    def ping(self) -> None:
+        raise ConnectionError("connection refused")
+
+
+def test_a_down_cache_reads_as_misses_and_counts_failures() -> None:
+    cache = FailSoftCache(DownCache())
+    assert cache.get("k") is None
+    cache.set("k", b"v", 10)
+    cache.delete("k")
+    assert cache.incr("c", 10) == 0
+    assert cache.failures == 4
+    with pytest.raises(ConnectionError):  # readiness must see the truth
+        cache.ping()
+
+
+def test_a_working_cache_is_passed_through() -> None:
+    cache = FailSoftCache(MemoryCache())
+    cache.set("k", b"v", 10)
+    assert cache.get("k") == b"v"
+    assert cache.incr("c", 10, 2) == 2
+    assert cache.failures == 0
