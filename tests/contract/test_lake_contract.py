@@ -198,3 +198,19 @@ def test_files_land_under_dt_and_hour_folders(lake: Lake, lake_url: str) -> None
         ("2024-03-02", "00"),
         ("2023-12-31", "23"),
     }
+
+
+def test_feature_batches_are_written_once_per_offset_range(
+    lake: Lake, open_again: OpenLake
+) -> None:
+    rows = [{"video_id": "v1", "dt": "2024-03-01", "events": 2}]
+    assert lake.read_features("video_daily") == []
+    assert lake.write_features("video_daily", 0, 0, 9, rows) is True
+    assert lake.write_features("video_daily", 1, 0, 4, rows) is True
+    again = open_again()  # a restarted sink replays the batch it had not committed
+    assert again.write_features("video_daily", 0, 0, 9, rows) is False
+    assert again.write_features("video_daily", 0, 5, 9, rows) is False
+    assert again.write_features("video_daily", 0, 10, 12, []) is True  # nothing to write
+    assert again.write_features("video_daily", 0, 13, 14, rows) is True
+    assert sorted(r["events"] for r in again.read_features("video_daily")) == [2, 2, 2]
+    assert again.read_features("viewer_daily") == []

@@ -8,7 +8,9 @@ and the idempotent effects make the replay harmless:
   those updates popularity and the viewer's tag weights and top tags, all in one
   transaction; after the commit it applies the feed refresh policy and nudges
   the retrainer;
-- `recomind-lake` archives every event to the lake, named by partition and offset.
+- `recomind-lake` archives every event to the lake, named by partition and offset;
+- `recomind-analytics` writes per-batch feature deltas (per video, per viewer, per
+  viewer and tag) to the lake's feature tables, named the same way.
 
 A message that can never be applied (not JSON, breaks the event rules) goes to
 `video_actions_stream.dlq` with the reason. A failing dependency is retried with
@@ -40,6 +42,7 @@ from recomind.domain.ports import (
     StoreTransaction,
 )
 from recomind.domain.scoring import apply_popularity, apply_tag_weights, top_tags
+from recomind.services.analytics import write_batch_features
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,11 @@ def archive_to_lake(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> 
     fx.lake.write_actions([LakeRecord(r.partition, r.offset, a) for r, a in batch])
 
 
+def write_features(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> None:
+    videos = fx.store.get_videos({a.video_id for _, a in batch})
+    write_batch_features(fx.lake, batch, videos)
+
+
 @dataclass(frozen=True)
 class ConsumerGroup:
     """One consumer group: handlers run in the store transaction, or per record batch."""
@@ -100,6 +108,7 @@ class ConsumerGroup:
 EVENT_HANDLERS: dict[str, ConsumerGroup] = {
     "recomind-store": ConsumerGroup(in_transaction=(update_popularity, update_profiles)),
     "recomind-lake": ConsumerGroup(on_records=(archive_to_lake,)),
+    "recomind-analytics": ConsumerGroup(on_records=(write_features,)),
 }
 
 

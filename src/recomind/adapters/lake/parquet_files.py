@@ -1,6 +1,7 @@
 """The lake as Parquet files on a pyarrow filesystem: a local folder (`file:///path/lake`) or S3.
 
-Actions land under `video_actions/dt=YYYY-MM-DD/hour=HH/`. A file written from
+Actions land under `video_actions/dt=YYYY-MM-DD/hour=HH/`; feature tables (the
+analytics consumer's per-batch deltas) under `features/<table>/`. A file written from
 the bus is named by the bus partition and offset range it holds
 (`p003-000000000120-000000000245.parquet`), so a restarted sink finds the last
 offset already written by listing, and never writes an event twice. A reader
@@ -16,7 +17,7 @@ import re
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -78,6 +79,7 @@ class ParquetLake:
             filesystem.create_dir(self.actions_dir, recursive=True)
         self._lock = threading.Lock()
         self._last: dict[int, int] | None = None
+        self._features_last: dict[str, dict[int, int]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> ParquetLake:
@@ -102,13 +104,7 @@ class ParquetLake:
 
     def _scan_last(self) -> dict[int, int]:
         if self._last is None:
-            last: dict[int, int] = {}
-            for _, name in self._files():
-                m = _OFFSET_FILE.match(name)
-                if m:
-                    p, end = int(m.group(1)), int(m.group(3))
-                    last[p] = max(last.get(p, -1), end)
-            self._last = last
+            self._last = _last_offsets(name for _, name in self._files())
         return self._last
 
     def write_actions(self, records: Sequence[LakeRecord]) -> int:
@@ -187,3 +183,52 @@ class ParquetLake:
 
     def count_actions(self) -> int:
         return int(self._dataset().count_rows())
+
+    # -- feature tables ------------------------------------------------------------------
+
+    def _feature_files(self, table: str) -> list[str]:
+        folder = f"{self.root}/features/{table}"
+        selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
+        return sorted(
+            info.path
+            for info in self.filesystem.get_file_info(selector)
+            if info.type == pafs.FileType.File and _OFFSET_FILE.match(info.path.rsplit("/", 1)[1])
+        )
+
+    def write_features(
+        self, table: str, partition: int, first: int, last: int, rows: Sequence[dict[str, object]]
+    ) -> bool:
+        with self._lock:
+            if table not in self._features_last:
+                names = (p.rsplit("/", 1)[1] for p in self._feature_files(table))
+                self._features_last[table] = _last_offsets(names)
+            written = self._features_last[table]
+            if last <= written.get(partition, -1):
+                return False
+            if rows:
+                name = f"p{partition:03d}-{first:012d}-{last:012d}.parquet"
+                self._write(
+                    f"{self.root}/features/{table}/{name}", pa.Table.from_pylist(list(rows))
+                )
+            written[partition] = last
+            return True
+
+    def read_features(self, table: str) -> list[dict[str, object]]:
+        paths = self._feature_files(table)
+        if not paths:
+            return []
+        rows: list[dict[str, object]] = (
+            ds.dataset(paths, filesystem=self.filesystem, format="parquet").to_table().to_pylist()
+        )
+        return rows
+
+
+def _last_offsets(names: Iterable[str]) -> dict[int, int]:
+    """The highest offset written per bus partition, from `p<part>-<first>-<last>` file names."""
+    last: dict[int, int] = {}
+    for name in names:
+        m = _OFFSET_FILE.match(name)
+        if m:
+            p, end = int(m.group(1)), int(m.group(3))
+            last[p] = max(last.get(p, -1), end)
+    return last
