@@ -12,8 +12,10 @@
 # and writes ${RECOMIND_SERVICES_DIR}/env.sh with the RECOMIND_TEST_*_URL variables for the tests.
 # Needs scripts/services/install.sh first. Stop with scripts/services/stop.sh.
 #
-# Usage: scripts/services/start.sh [all|postgres|mariadb|redis|kafka|s3]...   (default: all)
+# Usage: scripts/services/start.sh [--keep-data] [all|postgres|mariadb|redis|kafka|s3]...   (default: all)
 #        . .services/env.sh
+# --keep-data restarts Kafka on the data it already has (topics, offsets), as after a broker outage;
+# the other servers always start empty.
 set -euo pipefail
 # shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -136,11 +138,9 @@ kafka_ready() {
   port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$(service_dir kafka)/server.log"
 }
 
-start_kafka() {
-  local dir jars cluster_id pid
-  dir=$(service_dir kafka)
-  jars=$(kafka_jars)
-  [ -f "$jars/../pom.sha256" ] || die "Kafka jars are missing: run scripts/services/install.sh kafka"
+# format_kafka DIR JARS: an empty folder, the broker's config and freshly formatted KRaft storage.
+format_kafka() {
+  local dir=$1 jars=$2 cluster_id
   fresh_dir kafka
   require_free_port "$KAFKA_PORT" RECOMIND_KAFKA_PORT
   require_free_port "$KAFKA_CONTROLLER_PORT" RECOMIND_KAFKA_CONTROLLER_PORT
@@ -174,6 +174,22 @@ EOF
   java -Xmx256m -cp "$jars/*" kafka.tools.StorageTool format -t "$cluster_id" \
     -c "$dir/server.properties" >>"$dir/format.log" 2>&1 \
     || fail_with_log kafka "$dir/format.log" "kafka-storage format failed"
+}
+
+start_kafka() {
+  local dir jars pid
+  dir=$(service_dir kafka)
+  jars=$(kafka_jars)
+  [ -f "$jars/../pom.sha256" ] || die "Kafka jars are missing: run scripts/services/install.sh kafka"
+  if [ "$KEEP_DATA" = 1 ] && [ -f "$dir/data/meta.properties" ]; then
+    if stop_service kafka; then log "kafka: stopped the previous instance"; fi
+    require_free_port "$KAFKA_PORT" RECOMIND_KAFKA_PORT
+    require_free_port "$KAFKA_CONTROLLER_PORT" RECOMIND_KAFKA_CONTROLLER_PORT
+    log "kafka: restarting on its existing data"
+  else
+    format_kafka "$dir" "$jars"
+  fi
+
 
   # shellcheck disable=SC2086  # KAFKA_HEAP holds several JVM flags
   setsid java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
@@ -224,6 +240,11 @@ EOF
 }
 
 # ---------------------------------------------------------------- main
+KEEP_DATA=0
+if [ "${1:-}" = --keep-data ]; then
+  KEEP_DATA=1
+  shift
+fi
 list=$(parse_services "$@")
 mapfile -t services <<<"$list"
 mkdir -p "$SERVICES_DIR"
