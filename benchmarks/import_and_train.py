@@ -17,12 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from recomind.bootstrap import bootstrap
 from recomind.config import Settings
-from recomind.services.simulator import simulate
+from recomind.services.simulator import export_parquet, import_rows, simulate
 
 
 def main() -> None:
@@ -42,37 +39,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        videos = root / "videos.parquet"
-        pq.write_table(
-            pa.Table.from_pylist(
-                [
-                    {
-                        "video_id": v.video_id,
-                        "title": v.title,
-                        "url": v.url,
-                        "tags": list(v.tags),
-                        "creator_id": v.creator_id,
-                        "created_at": v.created_at.isoformat(),
-                        "duration_ms": v.duration_ms,
-                    }
-                    for v in world.videos
-                ]
-            ),
-            videos,
-        )
-        rows = [
-            {
-                "id": a.id,
-                "user_id": a.user_id,
-                "video_id": a.video_id,
-                "action_type": a.action_type.value,
-                "timestamp": a.timestamp.timestamp(),
-                "watch_ms": a.watch_ms,
-            }
-            for a in world.actions
-        ]
-        actions = root / "actions.parquet"
-        pq.write_table(pa.Table.from_pylist(rows), actions)
+        files = export_parquet(world, root)
+        videos, actions = files["videos"], files["actions"]
+        rows = import_rows(world)["actions"]
 
         baseline = root / "baseline.db"
         with sqlite3.connect(baseline) as conn:

@@ -7,13 +7,11 @@ import json
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from recomind.entrypoints.cli import app
-from recomind.services.simulator import SimulatedWorld, simulate
+from recomind.services.simulator import SimulatedWorld, export_parquet, simulate
 
 
 @pytest.fixture()
@@ -59,28 +57,12 @@ def write_users_jsonl(world: SimulatedWorld, path: Path) -> Path:
     return path
 
 
-def write_actions_parquet(world: SimulatedWorld, path: Path) -> Path:
-    rows = [
-        {
-            "id": a.id,
-            "user_id": a.user_id,
-            "video_id": a.video_id,
-            "action_type": a.action_type.value,
-            "timestamp": a.timestamp.timestamp(),
-            "watch_ms": a.watch_ms,
-        }
-        for a in world.actions
-    ]
-    pq.write_table(pa.Table.from_pylist(rows), path)
-    return path
-
-
 def test_import_train_recommend_evaluate(home: Path, world: SimulatedWorld) -> None:
     code, out = run("import", "videos", str(write_videos_csv(world, home / "videos.csv")))
     assert code == 0 and "200 rows read, 200 written" in out, out
     code, out = run("import", "users", str(write_users_jsonl(world, home / "users.jsonl")))
     assert code == 0 and "80 written" in out, out
-    actions = write_actions_parquet(world, home / "actions.parquet")
+    actions = export_parquet(world, home / "export")["actions"]
     code, out = run("import", "actions", str(actions))
     assert code == 0 and f"{len(world.actions):,} written" in out, out
     code, out = run("import", "actions", str(actions))  # a second import is a no-op
@@ -162,3 +144,12 @@ def test_recommend_without_a_model_or_users_is_a_clear_error(home: Path) -> None
     assert code == 2 and "USER_ID" in out, out
     code, out = run("recommend", "bad id")
     assert code == 2 and "user_id" in out, out
+
+
+def test_simulate_writes_files_that_import_as_they_are(home: Path) -> None:
+    code, out = run("simulate", "--out", str(home / "sim"), "--videos", "40", "--viewers", "10")
+    assert code == 0, out
+    for kind in ("videos", "users", "actions"):
+        code, out = run("import", kind, str(home / "sim" / f"{kind}.parquet"))
+        assert code == 0 and " 0 written" not in out, out
+    assert run("simulate", "--out", str(home / "x"), "--videos", "0")[0] == 2

@@ -211,6 +211,28 @@ def import_actions(file: Path) -> None:
     _import("actions", file)
 
 
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder for videos/users/actions.parquet")],
+    videos: Annotated[int, typer.Option(min=1)] = 500,
+    viewers: Annotated[int, typer.Option(min=1)] = 200,
+    actions_per_viewer: Annotated[int, typer.Option(min=1)] = 40,
+    seed: int = 7,
+) -> None:
+    """Write a synthetic platform (viewers with hidden tastes) as files for `recomind import`."""
+    from recomind.services.simulator import export_parquet
+    from recomind.services.simulator import simulate as make_world
+
+    with _progress("simulating"):
+        world = make_world(videos, viewers, actions_per_viewer, seed=seed)
+        paths = export_parquet(world, out)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+    console.print(
+        f"{len(world.actions):,} actions; import with `recomind import videos|users|actions`"
+    )
+
+
 def _user_ids(users: list[str], users_file: Path | None) -> list[str]:
     from recomind.services.importer import read_rows
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 
@@ -150,3 +151,49 @@ def simulate(
                 )
             )
     return SimulatedWorld(videos, users, actions, tastes, tags, vt, quality)
+
+
+def import_rows(world: SimulatedWorld) -> dict[str, list[dict[str, object]]]:
+    """The world as rows in `recomind import`'s field names, per kind."""
+    return {
+        "videos": [
+            {
+                "video_id": v.video_id,
+                "title": v.title,
+                "url": v.url,
+                "tags": list(v.tags),
+                "creator_id": v.creator_id,
+                "created_at": v.created_at.isoformat(),
+                "duration_ms": v.duration_ms,
+            }
+            for v in world.videos
+        ],
+        "users": [
+            {"user_id": u.user_id, "name": u.name, "created_at": u.created_at.isoformat()}
+            for u in world.users
+        ],
+        "actions": [
+            {
+                "id": a.id,
+                "user_id": a.user_id,
+                "video_id": a.video_id,
+                "action_type": a.action_type.value,
+                "timestamp": a.timestamp.timestamp(),
+                "watch_ms": a.watch_ms,
+            }
+            for a in world.actions
+        ],
+    }
+
+
+def export_parquet(world: SimulatedWorld, folder: Path) -> dict[str, Path]:
+    """Write videos.parquet, users.parquet and actions.parquet, ready for `recomind import`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind, rows in import_rows(world).items():
+        paths[kind] = folder / f"{kind}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), paths[kind])
+    return paths
