@@ -12,7 +12,7 @@ source scripts/services/lib.sh
 export RECOMIND_TEST_SCALE="${RECOMIND_TEST_SCALE:-small}"
 # The real servers whose adapters the suite tests (each adapter's contract suite runs against its
 # server when that server's RECOMIND_TEST_*_URL is set by start.sh).
-read -r -a SERVERS <<<"${RECOMIND_TEST_SERVERS:-postgres mariadb redis s3}"
+read -r -a SERVERS <<<"${RECOMIND_TEST_SERVERS:-postgres mariadb redis kafka s3}"
 declare -a STAGES=()
 stage() {  # stage NAME COMMAND...: run it, remember how long it took
   local name=$1 start=$SECONDS

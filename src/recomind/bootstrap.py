@@ -82,7 +82,9 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
     s.home.mkdir(parents=True, exist_ok=True)
     store = open_store(s.resolved_store_url)
     cache = FailSoftCache(open_cache(s.cache_url))
-    bus = open_bus(s.resolved_bus_url, partitions=s.bus_partitions)
+    bus = open_bus(
+        s.resolved_bus_url, partitions=s.bus_partitions, spool_path=s.resolved_spool_path
+    )
     lake = open_lake(s.resolved_lake_url)
     registry = ModelRegistry(s.resolved_model_dir)
     holder = ModelHolder(registry)

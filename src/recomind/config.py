@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(None, description="Versioned model artifacts")
 
     bus_partitions: int = Field(6, ge=1, le=256)
+    spool_path: Path | None = Field(
+        None, description="Local spool for events while Kafka is unreachable (HOME/spool.db)"
+    )
     embedded_worker: bool = Field(True, description="Run the consumers inside `serve`")
 
     refresh_policy: RefreshPolicy = RefreshPolicy.AFTER_N
@@ -68,6 +71,10 @@ class Settings(BaseSettings):
     @property
     def resolved_bus_url(self) -> str:
         return self.bus_url or f"local:///{(self.home / 'events.db').resolve()}"
+
+    @property
+    def resolved_spool_path(self) -> Path:
+        return (self.spool_path or self.home / "spool.db").resolve()
 
     @property
     def resolved_lake_url(self) -> str:

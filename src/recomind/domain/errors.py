@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class RecoMindError(Exception):
     """Base of every error RecoMind raises on purpose."""
@@ -41,3 +43,16 @@ class UnknownVideo(InvalidInput):
 
 class Conflict(RecoMindError):
     """A write that clashes with what is stored (for example a duplicate id)."""
+
+
+class BusUnavailable(RecoMindError):
+    """The event bus did not acknowledge a publish in time (broker down, timeout, …).
+
+    `undelivered` holds the positions, in publish order, of the messages that were not
+    acknowledged; every other message of that publish is recorded. None means "any of them".
+    Retrying those messages later can succeed, which is what the spool does.
+    """
+
+    def __init__(self, message: str, undelivered: Sequence[int] | None = None) -> None:
+        super().__init__(message)
+        self.undelivered = None if undelivered is None else sorted(undelivered)

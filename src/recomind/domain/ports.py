@@ -142,12 +142,20 @@ class EventBus(Protocol):
     """A partitioned, durable log of events (the local SQLite log, or Kafka)."""
 
     def publish(self, topic: str, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Durably append (key, value) messages; returns only once they are recorded."""
+        """Durably append (key, value) messages; returns only once they are recorded.
+
+        Raises `BusUnavailable` (naming the messages not recorded) when the bus cannot
+        acknowledge in time, e.g. while a broker is down.
+        """
         ...
 
     def subscribe(self, group: str, topic: str) -> BusConsumer: ...
 
     def lag(self, group: str, topic: str) -> int: ...
+
+    def spooled(self) -> int:
+        """Events accepted on this node but not yet on the bus itself (0 without a spool)."""
+        ...
 
     def ping(self) -> None: ...
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -174,27 +175,41 @@ class ConsumerRunner:
 
     def run(self) -> None:
         consumer = self.bus.subscribe(self.name, VIDEO_ACTIONS_TOPIC)
+        delay = 0.1
         try:
             while not self._stop.is_set():
+                try:
+                    records = consumer.poll(self.batch_size, 0.2)
+                    if records:
+                        self._handle(records)
+                        consumer.commit(records)
+                    delay = 0.1
+                except Exception:  # the bus is away: uncommitted records come again later
+                    self.errors += 1
+                    log.exception("consumer %s: bus error; retrying in %.1fs", self.name, delay)
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, 10.0)
+        finally:
+            consumer.close()
+
+    def drain(self, timeout: float = 60.0) -> int:
+        """Apply everything on the topic now, in this thread (for tests and the CLI): reads until
+        the group has no lag left (a Kafka consumer first has to join its group)."""
+        consumer = self.bus.subscribe(self.name, VIDEO_ACTIONS_TOPIC)
+        total = 0
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
                 records = consumer.poll(self.batch_size, 0.2)
                 if records:
                     self._handle(records)
                     consumer.commit(records)
+                    total += len(records)
+                elif self.bus.lag(self.name, VIDEO_ACTIONS_TOPIC) == 0:
+                    return total
         finally:
             consumer.close()
-
-    def drain(self) -> int:
-        """Apply everything on the topic now, in this thread (for tests and the CLI)."""
-        consumer = self.bus.subscribe(self.name, VIDEO_ACTIONS_TOPIC)
-        total = 0
-        try:
-            while records := consumer.poll(self.batch_size, 0.0):
-                self._handle(records)
-                consumer.commit(records)
-                total += len(records)
-        finally:
-            consumer.close()
-        return total
+        raise TimeoutError(f"consumer {self.name} did not catch up within {timeout}s")
 
     def _handle(self, records: Sequence[BusRecord]) -> None:
         batch: list[tuple[BusRecord, VideoAction]] = []

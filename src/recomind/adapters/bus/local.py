@@ -109,9 +109,23 @@ class LocalLog:
             total += int(row[0])
         return total
 
+    def topics(self) -> list[str]:
+        rows = self._conn().execute("SELECT DISTINCT topic FROM log ORDER BY topic")
+        return [str(r[0]) for r in rows.fetchall()]
+
+    def discard(self, topic: str, upto: dict[int, int]) -> None:
+        """Delete a topic's records at or below these offsets, per partition (retention)."""
+        self._conn().executemany(
+            "DELETE FROM log WHERE topic = ? AND partition = ? AND seq <= ?",
+            [(topic, p, seq) for p, seq in upto.items()],
+        )
+
     def wait_for_append(self, timeout: float) -> None:
         with self._appended:
             self._appended.wait(timeout)
+
+    def spooled(self) -> int:
+        return 0
 
     def ping(self) -> None:
         self._conn().execute("SELECT 1")

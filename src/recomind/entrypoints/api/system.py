@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from recomind.bootstrap import RecoMind
 from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC
 from recomind.entrypoints.api.deps import App
 from recomind.entrypoints.api.problems import problem
@@ -45,7 +46,7 @@ def stats(app: App) -> dict[str, Any]:
         "lake_actions": app.lake.count_actions(),
         "consumers": {
             r.name: {
-                "lag": app.bus.lag(r.name, VIDEO_ACTIONS_TOPIC),
+                "lag": _lag(app, r.name),
                 "processed": r.processed,
                 "dead_lettered": r.dead_lettered,
                 "errors": r.errors,
@@ -53,12 +54,22 @@ def stats(app: App) -> dict[str, Any]:
             for r in app.consumers
         },
         "dead_letter_topic": DEAD_LETTER_TOPIC,
+        "spooled_events": app.bus.spooled(),
+        "cache_failures": app.cache.failures,
+        "unverified_videos": app.known_videos.unverified,
         "model": {"version": loaded.version, **loaded.info} if loaded else None,
         "model_versions": app.registry.versions(),
         "feed_sources": dict(app.feed.sources),
         "feeds_refreshed": app.refresher.refreshed,
         "refresh_policy": app.settings.refresh_policy.value,
     }
+
+
+def _lag(app: RecoMind, group: str) -> int | None:
+    try:
+        return app.bus.lag(group, VIDEO_ACTIONS_TOPIC)
+    except Exception:  # the bus is away; say so rather than fail the whole page
+        return None
 
 
 @router.post("/admin/retrain", response_model=TrainOut)
