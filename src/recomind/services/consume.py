@@ -181,7 +181,7 @@ class ConsumerRunner:
                 try:
                     records = consumer.poll(self.batch_size, 0.2)
                     if records:
-                        self._handle(records)
+                        self.handle(records)
                         consumer.commit(records)
                     delay = 0.1
                 except Exception:  # the bus is away: uncommitted records come again later
@@ -202,7 +202,7 @@ class ConsumerRunner:
             while time.monotonic() < deadline:
                 records = consumer.poll(self.batch_size, 0.2)
                 if records:
-                    self._handle(records)
+                    self.handle(records)
                     consumer.commit(records)
                     total += len(records)
                 elif self.bus.lag(self.name, VIDEO_ACTIONS_TOPIC) == 0:
@@ -211,7 +211,8 @@ class ConsumerRunner:
             consumer.close()
         raise TimeoutError(f"consumer {self.name} did not catch up within {timeout}s")
 
-    def _handle(self, records: Sequence[BusRecord]) -> None:
+    def handle(self, records: Sequence[BusRecord]) -> None:
+        """Apply one polled batch: decode, dead-letter poison, retry the rest until applied."""
         batch: list[tuple[BusRecord, VideoAction]] = []
         poison: list[tuple[BusRecord, str]] = []
         for record in records:

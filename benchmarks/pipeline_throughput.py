@@ -1,0 +1,295 @@
+"""Throughput of the real stack on this machine, each figure beside a raw baseline in the same run.
+
+Needs the servers: scripts/services/install.sh && scripts/services/start.sh && . .services/env.sh
+Then:              python benchmarks/pipeline_throughput.py [--events 10000]
+
+1. API -> Kafka: events/s through `recomind serve` (POST /video_actions, batches of 100, 4
+   clients), and single POST /video_action requests/s (8 clients); baseline: the Kafka producer
+   alone (idempotent, acks=all) sending the same messages.
+2. Kafka -> PostgreSQL: rows/s of the `recomind-store` consumer group (insert + popularity +
+   profiles in one transaction per batch); baseline: a bare COPY of the same rows.
+3. Kafka -> MariaDB: the same; baseline: a bare LOAD DATA LOCAL INFILE of the same rows.
+4. Kafka -> lake (S3): rows/s of the `recomind-lake` group; baseline: the same rows written as
+   one Parquet object with pyarrow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.integration.test_real_stack import fresh_database  # noqa: E402
+from tests.support.servers import RecoMindProcess  # noqa: E402
+
+from recomind.adapters.lake.s3 import s3_filesystem  # noqa: E402
+from recomind.bootstrap import RecoMind, bootstrap  # noqa: E402
+from recomind.config import Settings  # noqa: E402
+from recomind.domain.events import VIDEO_ACTIONS_TOPIC, VideoActionRecorded  # noqa: E402
+from recomind.services.simulator import simulate  # noqa: E402
+
+NEEDED = (
+    "RECOMIND_TEST_POSTGRES_URL",
+    "RECOMIND_TEST_MYSQL_URL",
+    "RECOMIND_TEST_REDIS_URL",
+    "RECOMIND_TEST_KAFKA_URL",
+    "RECOMIND_TEST_S3_URL",
+)
+
+
+def settings(home: Path, store_url: str, namespace: str, lake_prefix: str) -> Settings:
+    return Settings(
+        home=home,
+        store_url=store_url,
+        cache_url=os.environ["RECOMIND_TEST_REDIS_URL"],
+        bus_url=f"{os.environ['RECOMIND_TEST_KAFKA_URL']}?namespace={namespace}",
+        lake_url=f"{os.environ['RECOMIND_TEST_S3_URL']}/{lake_prefix}",
+        train_interval_seconds=0,
+        refresh_policy="ttl",
+    )
+
+
+def raw_produce(messages: list[tuple[str, bytes]], topic: str) -> float:
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": os.environ["RECOMIND_TEST_KAFKA_URL"].removeprefix("kafka://"),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
+    start = time.perf_counter()
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key.encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(60) == 0
+    return len(messages) / (time.perf_counter() - start)
+
+
+def timed_drain(recomind: RecoMind, group: str, expected: int) -> float:
+    """rows/s of one consumer group over `expected` events (the group join is not timed)."""
+    runner = next(r for r in recomind.consumers if r.name == group)
+    consumer = recomind.bus.subscribe(group, VIDEO_ACTIONS_TOPIC)
+    records = []
+    while not records:
+        records = consumer.poll(runner.batch_size, 1.0)
+    start, done = time.perf_counter(), 0
+    while True:
+        runner.handle(records)
+        consumer.commit(records)
+        done += len(records)
+        if done >= expected:
+            break
+        records = consumer.poll(runner.batch_size, 1.0)
+    seconds = time.perf_counter() - start
+    consumer.close()
+    return done / seconds
+
+
+def rows_of(world_actions: list) -> list[tuple]:  # type: ignore[type-arg]
+    return [
+        (a.id, a.user_id, a.video_id, a.action_type.value, a.timestamp, a.watch_ms)
+        for a in world_actions
+    ]
+
+
+def copy_postgres(url: str, rows: list[tuple]) -> float:  # type: ignore[type-arg]
+    import psycopg
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "CREATE TABLE copy_baseline (id text primary key, user_id text, video_id text,"
+            " action_type text, ts timestamptz, watch_ms int)"
+        )
+        start = time.perf_counter()
+        with conn.cursor().copy("COPY copy_baseline FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        return len(rows) / (time.perf_counter() - start)
+
+
+def load_data_mariadb(url: str, rows: list[tuple], folder: Path) -> float:  # type: ignore[type-arg]
+    path = folder / "rows.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        for r in rows:
+            writer.writerow([r[0], r[1], r[2], r[3], r[4].strftime("%Y-%m-%d %H:%M:%S.%f"), r[5]])
+    engine = sa.create_engine(url, connect_args={"local_infile": True})
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE load_baseline (id varchar(36) primary key, user_id varchar(64),"
+                " video_id varchar(64), action_type varchar(8), ts datetime(6), watch_ms int)"
+            )
+        )
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE load_baseline"
+                " FIELDS TERMINATED BY ',' LINES TERMINATED BY '\\r\\n'"
+            )
+        )
+    rate = len(rows) / (time.perf_counter() - start)
+    engine.dispose()
+    return rate
+
+
+def parquet_to_s3(rows: list[tuple], prefix: str) -> float:  # type: ignore[type-arg]
+    fs = s3_filesystem()
+    bucket_path = os.environ["RECOMIND_TEST_S3_URL"].removeprefix("s3://")
+    start = time.perf_counter()
+    table = pa.table(
+        {
+            name: [r[i] for r in rows]
+            for i, name in enumerate(
+                ("id", "user_id", "video_id", "action_type", "timestamp", "watch_ms")
+            )
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    with fs.open_output_stream(f"{bucket_path}/{prefix}/baseline.parquet") as out:
+        out.write(sink.getvalue())
+    return len(rows) / (time.perf_counter() - start)
+
+
+def post_batches(url: str, bodies: list[dict], size: int = 100, clients: int = 4) -> float:  # type: ignore[type-arg]
+    batches = [bodies[i : i + size] for i in range(0, len(bodies), size)]
+    with httpx.Client(timeout=60) as http:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            for r in pool.map(lambda b: http.post(f"{url}/video_actions", json=b), batches):
+                assert r.status_code == 202, r.text
+        return len(bodies) / (time.perf_counter() - start)
+
+
+def post_singles(url: str, bodies: list[dict], clients: int = 8) -> float:  # type: ignore[type-arg]
+    with httpx.Client(timeout=60) as http:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            for r in pool.map(lambda b: http.post(f"{url}/video_action", json=b), bodies):
+                assert r.status_code == 202, r.text
+        return len(bodies) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    args = parser.parse_args()
+    missing = [v for v in NEEDED if not os.environ.get(v)]
+    if missing:
+        sys.exit(f"set {', '.join(missing)}: scripts/services/start.sh && . .services/env.sh")
+    print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
+    n = args.events
+    world = simulate(n_videos=2_000, n_users=max(50, n // 40), actions_per_user=40, seed=9)
+    actions = world.actions[:n]
+    n = len(actions)
+    messages = [(a.user_id, VideoActionRecorded(a).to_json()) for a in actions]
+    bodies = [
+        {
+            "user_id": a.user_id,
+            "video_id": a.video_id,
+            "action_type": a.action_type.value,
+            "timestamp": a.timestamp.isoformat(),
+            "watch_ms": a.watch_ms,
+        }
+        for a in actions
+    ]
+    run = uuid.uuid4().hex[:8]
+    tmp = Path(tempfile.mkdtemp(prefix="recomind-bench-"))
+    pg_url = fresh_database(os.environ["RECOMIND_TEST_POSTGRES_URL"])
+    my_url = fresh_database(os.environ["RECOMIND_TEST_MYSQL_URL"])
+    figures: list[tuple[str, float, str, float]] = []
+
+    # 1. API -> Kafka, beside the producer alone
+    raw = raw_produce(messages, f"raw{run}.video_actions_stream")
+    api_settings = settings(tmp / "api", pg_url, f"a{run}", f"a{run}")
+    seeding = bootstrap(api_settings)
+    seeding.catalog.add_videos(world.videos)
+    seeding.close()
+    env = {
+        "RECOMIND_STORE_URL": pg_url,
+        "RECOMIND_CACHE_URL": api_settings.cache_url,
+        "RECOMIND_BUS_URL": str(api_settings.bus_url),
+        "RECOMIND_LAKE_URL": str(api_settings.lake_url),
+        "RECOMIND_EMBEDDED_WORKER": "false",
+        "RECOMIND_S3_ENDPOINT_URL": os.environ.get("RECOMIND_S3_ENDPOINT_URL", ""),
+    }
+    api = RecoMindProcess(tmp / "api", "serve", env=env).start()
+    try:
+        batched = post_batches(api.url, bodies)
+        singles = post_singles(api.url, bodies[: min(n, 3000)])
+    finally:
+        api.stop()
+    figures.append(("API -> Kafka (batches of 100)", batched, "producer alone", raw))
+    figures.append(("API -> Kafka (one action per request)", singles, "producer alone", raw))
+
+    # 2. Kafka -> PostgreSQL, beside COPY (the API's events: n batched + the singles)
+    pg = bootstrap(api_settings)
+    total = n + min(n, 3000)
+    figures.append(
+        (
+            "Kafka -> PostgreSQL",
+            timed_drain(pg, "recomind-store", total),
+            "bare COPY",
+            copy_postgres(pg_url, rows_of(actions)),
+        )
+    )
+    # 4. Kafka -> lake, beside one Parquet object
+    figures.append(
+        (
+            "Kafka -> lake (S3)",
+            timed_drain(pg, "recomind-lake", total),
+            "one Parquet PUT",
+            parquet_to_s3(rows_of(actions), f"a{run}"),
+        )
+    )
+    pg.close()
+
+    # 3. Kafka -> MariaDB, beside LOAD DATA (same events, own namespace)
+    my_settings = settings(tmp / "my", my_url, f"m{run}", f"m{run}")
+    my = bootstrap(my_settings)
+    my.catalog.add_videos(world.videos)
+    my.bus.publish(VIDEO_ACTIONS_TOPIC, messages)
+    figures.append(
+        (
+            "Kafka -> MariaDB",
+            timed_drain(my, "recomind-store", n),
+            "bare LOAD DATA",
+            load_data_mariadb(my_url, rows_of(actions), tmp),
+        )
+    )
+    my.close()
+
+    print(f"\n{n:,} events; 2 cores; {time.strftime('%Y-%m-%d')}")
+    print(f"{'path':40} {'rows/s':>10}   {'baseline':18} {'rows/s':>10}  ratio")
+    for name, rate, base_name, base in figures:
+        print(f"{name:40} {rate:>10,.0f}   {base_name:18} {base:>10,.0f}  {rate / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
