@@ -128,7 +128,12 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
         affinity_half_life_hours=s.affinity_half_life_hours,
         after_commit=[refresher.on_new_actions, scheduler.on_new_actions],
     )
-    consumers = [ConsumerRunner(name, bus, effects) for name in EVENT_HANDLERS]
+    consumers = [
+        ConsumerRunner(
+            name, bus, effects, s.consumer_batch, s.lake_flush_rows, s.lake_flush_seconds
+        )
+        for name in EVENT_HANDLERS
+    ]
     return RecoMind(
         settings=s,
         store=store,

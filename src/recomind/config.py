@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         None, description="Local spool for events while Kafka is unreachable (HOME/spool.db)"
     )
     embedded_worker: bool = Field(True, description="Run the consumers inside `serve`")
+    consumer_batch: int = Field(1000, ge=1, le=100_000, description="Records per poll")
+    lake_flush_rows: int = Field(5000, ge=1, description="Lake sinks write after this many")
+    lake_flush_seconds: float = Field(5.0, ge=0, description="…or once the oldest is this old")
 
     refresh_policy: RefreshPolicy = RefreshPolicy.AFTER_N
     refresh_after_actions: int = Field(3, ge=1)

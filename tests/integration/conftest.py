@@ -34,7 +34,9 @@ class Served:
 
 
 def seeded(home: Path, **overrides: object) -> RecoMind:
-    recomind = bootstrap(Settings(home=home, train_interval_seconds=0, **overrides))
+    recomind = bootstrap(
+        Settings(home=home, train_interval_seconds=0, lake_flush_seconds=0.2, **overrides)
+    )
     seed_demo(recomind.importer, n_videos=300, n_users=120)
     recomind.trainer.train()
     return recomind

@@ -59,3 +59,21 @@ def test_features_sum_to_the_events_and_replays_write_nothing(tmp_path: Path) ->
         world.actions
     )
     recomind.close()
+
+
+def test_a_replay_that_overlaps_in_part_counts_only_the_new_events(tmp_path: Path) -> None:
+    world = simulate(n_videos=20, n_users=5, actions_per_user=10, seed=2)
+    recomind = bootstrap(Settings(home=tmp_path, train_interval_seconds=0))
+    videos = {v.video_id: v for v in world.videos}
+    recomind.bus.publish(
+        VIDEO_ACTIONS_TOPIC, [("same-key", VideoActionRecorded(a).to_json()) for a in world.actions]
+    )
+    records = recomind.bus.subscribe("replay", VIDEO_ACTIONS_TOPIC).poll(10_000, 1.0)
+    batch = [(r, VideoActionRecorded.from_json(r.value).action) for r in records]
+    assert len({r.partition for r, _ in batch}) == 1 and len(batch) == len(world.actions)
+    half = len(batch) // 2
+    write_batch_features(recomind.lake, batch[:half], videos)  # written, then a crash
+    write_batch_features(recomind.lake, batch, videos)  # the replay re-reads from the start
+    events = sum(r["events"] for r in summed(recomind.lake, "video_daily", ("video_id", "dt")))
+    assert events == len(world.actions)
+    recomind.close()

@@ -186,11 +186,15 @@ class Lake(Protocol):
 
     def count_actions(self) -> int: ...
 
+    def feature_offsets(self, table: str) -> dict[int, int]:
+        """The last bus offset per partition whose features are in `table` (listed)."""
+        ...
+
     def write_features(
         self, table: str, partition: int, first: int, last: int, rows: Sequence[dict[str, object]]
     ) -> bool:
-        """Write one batch's feature rows, named by its partition and offset range; False when
-        that range was written already (a replay)."""
+        """Write the feature rows of offsets first..last of one partition; False (and nothing
+        written) when `last` is not past what the table already holds."""
         ...
 
     def read_features(self, table: str) -> list[dict[str, object]]: ...

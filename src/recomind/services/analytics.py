@@ -78,18 +78,23 @@ def feature_rows(
 def write_batch_features(
     lake: Lake, batch: Sequence[tuple[BusRecord, VideoAction]], videos: dict[str, Video]
 ) -> int:
-    """Write each partition's share of the batch; returns how many (table, partition) files."""
+    """Write each partition's events not yet counted in each table; returns files written.
+
+    A replayed batch may overlap what was written before its crash only in part, so each table
+    counts exactly the offsets past its last written one."""
     per_partition: dict[int, list[tuple[BusRecord, VideoAction]]] = defaultdict(list)
     for record, action in batch:
         per_partition[record.partition].append((record, action))
     written = 0
-    for partition, items in sorted(per_partition.items()):
-        offsets = [r.offset for r, _ in items]
-        rows = feature_rows((a for _, a in items), videos)
-        for table in TABLES:
-            written += lake.write_features(
-                table, partition, min(offsets), max(offsets), rows[table]
-            )
+    for table in TABLES:
+        done = lake.feature_offsets(table)
+        for partition, items in sorted(per_partition.items()):
+            fresh = [(r, a) for r, a in items if r.offset > done.get(partition, -1)]
+            if not fresh:
+                continue
+            rows = feature_rows((a for _, a in fresh), videos)[table]
+            first, last = min(r.offset for r, _ in fresh), max(r.offset for r, _ in fresh)
+            written += lake.write_features(table, partition, first, last, rows)
     return written
 
 

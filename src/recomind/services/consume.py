@@ -100,16 +100,21 @@ def write_features(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> N
 
 @dataclass(frozen=True)
 class ConsumerGroup:
-    """One consumer group: handlers run in the store transaction, or per record batch."""
+    """One consumer group: handlers run in the store transaction, or per record batch.
+
+    A `buffered` group (the lake's sinks) gathers records over several polls and applies them
+    by size or age, as Kafka Connect's S3 sink does, so the lake gets fewer, larger files.
+    """
 
     in_transaction: tuple[TxHandler, ...] = ()
     on_records: tuple[RecordHandler, ...] = ()
+    buffered: bool = False
 
 
 EVENT_HANDLERS: dict[str, ConsumerGroup] = {
     "recomind-store": ConsumerGroup(in_transaction=(update_popularity, update_profiles)),
-    "recomind-lake": ConsumerGroup(on_records=(archive_to_lake,)),
-    "recomind-analytics": ConsumerGroup(on_records=(write_features,)),
+    "recomind-lake": ConsumerGroup(on_records=(archive_to_lake,), buffered=True),
+    "recomind-analytics": ConsumerGroup(on_records=(write_features,), buffered=True),
 }
 
 
@@ -152,12 +157,23 @@ def apply_batch(
 class ConsumerRunner:
     """Polls one group's consumer in a thread and applies batches until stopped."""
 
-    def __init__(self, name: str, bus: EventBus, fx: Effects, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        name: str,
+        bus: EventBus,
+        fx: Effects,
+        batch_size: int = 500,
+        flush_rows: int = 5000,
+        flush_seconds: float = 5.0,
+    ) -> None:
         self.name = name
         self.group = EVENT_HANDLERS[name]
         self.bus = bus
         self.fx = fx
         self.batch_size = batch_size
+        # An unbuffered group applies every poll at once.
+        self.flush_rows = flush_rows if self.group.buffered else 1
+        self.flush_seconds = flush_seconds if self.group.buffered else 0.0
         self.processed = 0
         self.dead_lettered = 0
         self.errors = 0
@@ -176,19 +192,31 @@ class ConsumerRunner:
     def run(self) -> None:
         consumer = self.bus.subscribe(self.name, VIDEO_ACTIONS_TOPIC)
         delay = 0.1
+        pending: list[BusRecord] = []
+        oldest = 0.0
         try:
             while not self._stop.is_set():
                 try:
                     records = consumer.poll(self.batch_size, 0.2)
-                    if records:
-                        self.handle(records)
-                        consumer.commit(records)
+                    if records and not pending:
+                        oldest = time.monotonic()
+                    pending += records
+                    if pending and (
+                        len(pending) >= self.flush_rows
+                        or time.monotonic() - oldest >= self.flush_seconds
+                    ):
+                        self.handle(pending)
+                        consumer.commit(pending)
+                        pending = []
                     delay = 0.1
                 except Exception:  # the bus is away: uncommitted records come again later
                     self.errors += 1
                     log.exception("consumer %s: bus error; retrying in %.1fs", self.name, delay)
                     self._stop.wait(delay)
                     delay = min(delay * 2, 10.0)
+            if pending:  # a clean stop applies what it holds; a crash leaves it uncommitted
+                self.handle(pending)
+                consumer.commit(pending)
         finally:
             consumer.close()
 

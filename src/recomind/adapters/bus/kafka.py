@@ -84,6 +84,7 @@ class _Deliveries:
     def __init__(self, count: int) -> None:
         self.pending = set(range(count))
         self.failed: dict[int, KafkaError] = {}
+        self.done = threading.Event()  # set when no report is pending any more
         self._lock = threading.Lock()
 
     def report(self, index: int) -> Callable[[KafkaError | None, Message], None]:
@@ -92,6 +93,8 @@ class _Deliveries:
                 self.pending.discard(index)
                 if err is not None:
                     self.failed[index] = err
+                if not self.pending:
+                    self.done.set()
 
         return on_delivery
 
@@ -100,6 +103,8 @@ class _Deliveries:
             for i in indexes:
                 self.pending.discard(i)
                 self.failed[i] = err
+            if not self.pending:
+                self.done.set()
 
 
 class KafkaBus:
@@ -111,9 +116,24 @@ class KafkaBus:
         self._admin: AdminClient | None = None
         self._producer: Producer | None = None
         self._topics: set[str] = set()  # known to exist
+        self._closed = threading.Event()
+        # One thread serves every delivery report, so a publisher waits for exactly its own
+        # acknowledgements (an Event), not for whichever poll happens to run the callbacks.
+        self._poller = threading.Thread(
+            target=self._serve_reports, name="kafka-reports", daemon=True
+        )
+        self._poller.start()
         # Connects in the background now: an idempotent producer's first send waits for its
         # producer id, which is better fetched before the first event arrives.
         self._producer_client()
+
+    def _serve_reports(self) -> None:
+        while not self._closed.is_set():
+            producer = self._producer
+            if producer is None:
+                self._closed.wait(0.05)
+                continue
+            producer.poll(0.05)
 
     @classmethod
     def from_url(cls, url: str, partitions: int = 6) -> KafkaBus:
@@ -228,9 +248,7 @@ class KafkaBus:
                     break
             if i in deliveries.failed:
                 break
-        wait_until = deadline + _REPORT_GRACE_SECONDS
-        while deliveries.pending and time.monotonic() < wait_until:
-            producer.poll(0.05)
+        deliveries.done.wait(max(0.0, deadline + _REPORT_GRACE_SECONDS - time.monotonic()))
         if deliveries.pending or deliveries.failed:
             self._delivery_failed(producer, topic, len(messages), deliveries)
 
@@ -303,6 +321,8 @@ class KafkaBus:
         with self._lock:
             producer, self._producer = self._producer, None
             self._admin = None
+        self._closed.set()
+        self._poller.join(5)
         if producer is not None:
             left = producer.flush(self.settings.publish_timeout)
             if left:

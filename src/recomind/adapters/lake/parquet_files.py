@@ -78,8 +78,6 @@ class ParquetLake:
         if self._local:
             filesystem.create_dir(self.actions_dir, recursive=True)
         self._lock = threading.Lock()
-        self._last: dict[int, int] | None = None
-        self._features_last: dict[str, dict[int, int]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> ParquetLake:
@@ -88,8 +86,7 @@ class ParquetLake:
         return cls(pafs.LocalFileSystem(), root.as_posix())
 
     def last_offsets(self) -> dict[int, int]:
-        with self._lock:
-            return dict(self._scan_last())
+        return _last_offsets(name for _, name in self._files())
 
     def _files(self) -> list[tuple[str, str]]:
         """(path, file name) of every lake file under `video_actions/`, found by listing."""
@@ -102,30 +99,42 @@ class ParquetLake:
                 found.append((info.path, m.group("name")))
         return sorted(found)
 
-    def _scan_last(self) -> dict[int, int]:
-        if self._last is None:
-            self._last = _last_offsets(name for _, name in self._files())
-        return self._last
+    def _covered(self, folder: str, partition: int) -> list[tuple[int, int]]:
+        """Offset ranges of the partition's files in one dt/hour folder (listed, never cached,
+        so a partition that moved between workers is judged by what is really there)."""
+        selector = pafs.FileSelector(f"{self.actions_dir}/{folder}", allow_not_found=True)
+        ranges = []
+        for info in self.filesystem.get_file_info(selector):
+            m = _OFFSET_FILE.match(info.path.rsplit("/", 1)[1])
+            if m and int(m.group(1)) == partition:
+                ranges.append((int(m.group(2)), int(m.group(3))))
+        return ranges
 
     def write_actions(self, records: Sequence[LakeRecord]) -> int:
+        """An event is in the lake iff a file of its partition in its own dt/hour folder covers
+        its offset: a batch is a contiguous run of offsets, so that file holds every event of
+        the run that belongs to the folder. Events already covered are left out."""
         with self._lock:
-            last = self._scan_last()
-            # -1: nothing written yet, and bus offsets start at 0 (Kafka's do).
-            fresh = [r for r in records if r.offset > last.get(r.partition, -1)]
             groups: dict[tuple[str, int], list[LakeRecord]] = defaultdict(list)
-            for r in fresh:
+            for r in records:
                 groups[(self._folder(r.action), r.partition)].append(r)
+            written = 0
             # Lowest offsets first, so a crash part-way leaves no gap below a written file.
             for (folder, partition), group in sorted(groups.items(), key=lambda g: g[1][0].offset):
-                group.sort(key=lambda r: r.offset)
-                name = f"p{partition:03d}-{group[0].offset:012d}-{group[-1].offset:012d}.parquet"
+                covered = self._covered(folder, partition)
+                fresh = sorted(
+                    (r for r in group if not any(a <= r.offset <= b for a, b in covered)),
+                    key=lambda r: r.offset,
+                )
+                if not fresh:
+                    continue
+                name = f"p{partition:03d}-{fresh[0].offset:012d}-{fresh[-1].offset:012d}.parquet"
                 table = actions_table(
-                    [r.action for r in group], [(r.partition, r.offset) for r in group]
+                    [r.action for r in fresh], [(r.partition, r.offset) for r in fresh]
                 )
                 self._write(f"{self.actions_dir}/{folder}/{name}", table)
-            for r in fresh:
-                last[r.partition] = max(last.get(r.partition, -1), r.offset)
-            return len(fresh)
+                written += len(fresh)
+            return written
 
     def archive_actions(self, actions: Sequence[VideoAction]) -> int:
         groups: dict[str, list[VideoAction]] = defaultdict(list)
@@ -195,22 +204,20 @@ class ParquetLake:
             if info.type == pafs.FileType.File and _OFFSET_FILE.match(info.path.rsplit("/", 1)[1])
         )
 
+    def feature_offsets(self, table: str) -> dict[int, int]:
+        return _last_offsets(p.rsplit("/", 1)[1] for p in self._feature_files(table))
+
     def write_features(
         self, table: str, partition: int, first: int, last: int, rows: Sequence[dict[str, object]]
     ) -> bool:
         with self._lock:
-            if table not in self._features_last:
-                names = (p.rsplit("/", 1)[1] for p in self._feature_files(table))
-                self._features_last[table] = _last_offsets(names)
-            written = self._features_last[table]
-            if last <= written.get(partition, -1):
+            if last <= self.feature_offsets(table).get(partition, -1):
                 return False
             if rows:
                 name = f"p{partition:03d}-{first:012d}-{last:012d}.parquet"
                 self._write(
                     f"{self.root}/features/{table}/{name}", pa.Table.from_pylist(list(rows))
                 )
-            written[partition] = last
             return True
 
     def read_features(self, table: str) -> list[dict[str, object]]:
