@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -48,6 +48,35 @@ from recomind.services.analytics import write_batch_features
 log = logging.getLogger(__name__)
 
 
+class VideoTags:
+    """Tags of the videos events name, remembered for a minute: every batch needs them, and a
+    catalog changes far more slowly than events arrive. Unknown videos are asked again."""
+
+    def __init__(self, ttl_seconds: float = 60.0) -> None:
+        self.ttl = ttl_seconds
+        self._known: dict[str, tuple[tuple[str, ...], float]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, tx: StoreTransaction, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        now = time.monotonic()
+        wanted = set(video_ids)
+        with self._lock:
+            found = {
+                v: t
+                for v in wanted
+                if (hit := self._known.get(v)) and hit[1] > now
+                for t in (hit[0],)
+            }
+        missing = wanted - found.keys()
+        if missing:
+            fetched = tx.video_tags(missing)
+            with self._lock:
+                for v, tags in fetched.items():
+                    self._known[v] = (tags, now + self.ttl)
+            found.update(fetched)
+        return found
+
+
 @dataclass(frozen=True)
 class Effects:
     """What the handlers need: the ports and the scoring settings."""
@@ -58,6 +87,7 @@ class Effects:
     weights: ActionWeights
     popularity_half_life_hours: float
     affinity_half_life_hours: float
+    video_tags: VideoTags = field(default_factory=VideoTags)
     after_commit: list[Callable[[list[VideoAction]], None]] = field(default_factory=list)
 
 
@@ -78,7 +108,7 @@ def update_popularity(tx: StoreTransaction, new: list[VideoAction], fx: Effects)
 def update_profiles(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -> None:
     users = {a.user_id for a in new}
     current = tx.tag_weights_of(users)
-    tags = tx.video_tags(a.video_id for a in new)
+    tags = fx.video_tags.of(tx, (a.video_id for a in new))
     changed = apply_tag_weights(current, new, tags, fx.weights, fx.affinity_half_life_hours)
     tx.upsert_tag_weights(changed.values())
     per_user: dict[str, list[TagWeight]] = defaultdict(list)
@@ -140,7 +170,7 @@ def apply_batch(
         return []
     with fx.store.transaction() as tx:
         # Ingest lets actions through unverified while the store is down; refuse them here.
-        known = set(tx.video_tags({a.video_id for _, a in batch}))
+        known = set(fx.video_tags.of(tx, {a.video_id for _, a in batch}))
         refused = [
             (r, f"unknown video {a.video_id!r}") for r, a in batch if a.video_id not in known
         ]
