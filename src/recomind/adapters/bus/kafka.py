@@ -69,6 +69,20 @@ _REBALANCED = frozenset(
 )
 
 
+# Answers of a cluster that is still settling (new topic, moved leader, loading coordinator).
+_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
+)
+
+
 class KafkaRejected(RecoMindError):
     """Kafka refused a message or topic for good (too large, invalid name, …)."""
 
@@ -284,18 +298,29 @@ class KafkaBus:
         partitions = self._partitions_of(topic)
         if not partitions:
             return 0
+        # A topic created a moment ago may not have its leaders everywhere yet: a retriable
+        # error (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE, …) is asked again, briefly.
+        deadline = time.monotonic() + 2 * self.settings.ping_timeout
+        while True:
+            try:
+                return self._lag(group, topic, partitions)
+            except KafkaException as exc:
+                err = _error_of(exc)
+                settling = err is not None and (err.retriable() or err.code() in _SETTLING)
+                if not settling or time.monotonic() >= deadline:
+                    raise BusUnavailable(f"could not read the lag of {group!r}: {exc}") from exc
+                time.sleep(0.1)
+
+    def _lag(self, group: str, topic: str, partitions: list[int]) -> int:
         admin = self._admin_client()
         timeout = self.settings.ping_timeout
         tps = [TopicPartition(topic, p) for p in partitions]
-        try:
-            request = ConsumerGroupTopicPartitions(group, tps)
-            done = admin.list_consumer_group_offsets([request], request_timeout=timeout)
-            committed = {tp.partition: tp.offset for tp in done[group].result().topic_partitions}
-            high = self._offsets(admin, tps, OffsetSpec.latest(), timeout)
-            unread = [tp for tp in tps if committed.get(tp.partition, -1) < 0]
-            low = self._offsets(admin, unread, OffsetSpec.earliest(), timeout) if unread else {}
-        except KafkaException as exc:
-            raise BusUnavailable(f"could not read the lag of {group!r}: {exc}") from exc
+        request = ConsumerGroupTopicPartitions(group, tps)
+        done = admin.list_consumer_group_offsets([request], request_timeout=timeout)
+        committed = {tp.partition: tp.offset for tp in done[group].result().topic_partitions}
+        high = self._offsets(admin, tps, OffsetSpec.latest(), timeout)
+        unread = [tp for tp in tps if committed.get(tp.partition, -1) < 0]
+        low = self._offsets(admin, unread, OffsetSpec.earliest(), timeout) if unread else {}
         return sum(
             max(0, high[p] - (committed[p] if committed.get(p, -1) >= 0 else low[p]))
             for p in partitions
