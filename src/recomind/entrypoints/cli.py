@@ -22,6 +22,7 @@ from recomind.bootstrap import RecoMind, bootstrap
 from recomind.config import Settings
 from recomind.domain.errors import RecoMindError
 from recomind.domain.validation import validate_id
+from recomind.entrypoints.logs import configure_logging
 
 app = typer.Typer(help="RecoMind: personalised short-video feeds.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk-load users, videos or actions (.csv, .jsonl, .parquet).")
@@ -75,8 +76,16 @@ def _serve(recomind: RecoMind, host: str, port: int, workers: bool) -> None:
 
     from recomind.entrypoints.api.app import create_app
 
+    configure_logging(recomind.settings.log_level, json=True)
     api = create_app(recomind, run_workers=workers)
-    uvicorn.run(api, host=host, port=port, log_level=recomind.settings.log_level, access_log=False)
+    uvicorn.run(
+        api,
+        host=host,
+        port=port,
+        log_level=recomind.settings.log_level,
+        access_log=False,
+        log_config=None,  # uvicorn's own loggers write our JSON lines (with request ids) too
+    )
 
 
 @app.command()
@@ -148,6 +157,7 @@ def worker(
             f"unknown group(s) {', '.join(sorted(unknown))}; known: {', '.join(EVENT_HANDLERS)}"
         )
     with _recomind() as recomind:
+        configure_logging(recomind.settings.log_level, json=True)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

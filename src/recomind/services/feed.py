@@ -58,6 +58,7 @@ class FeedService:
         self.settings = settings
         self.weights = weights
         self.sources: Counter[str] = Counter()
+        self.trending_cache: Counter[str] = Counter()  # hit | miss of `popular_videos`
 
     # -- the viewer's feed -------------------------------------------------------------
 
@@ -152,8 +153,10 @@ class FeedService:
     def trending(self, limit: int) -> list[FeedItem]:
         cached = self.cache.get(cache_keys.POPULAR_VIDEOS)
         if cached is not None:
+            self.trending_cache["hit"] += 1
             items: list[FeedItem] = orjson.loads(cached)
             return items[:limit]
+        self.trending_cache["miss"] += 1
         items = self._compute_trending(max(self.settings.top_n, 200))
         self.cache.set(cache_keys.POPULAR_VIDEOS, orjson.dumps(items), self.settings.popular_ttl)
         return items[:limit]

@@ -95,6 +95,8 @@ class ActionIngest:
     def __init__(self, bus: EventBus, known_videos: KnownVideos) -> None:
         self.bus = bus
         self.known_videos = known_videos
+        self.accepted = 0  # events published since start (for /metrics)
+        self._count_lock = threading.Lock()
 
     def record(self, requests: Sequence[ActionRequest]) -> list[str]:
         """Validate every action, then publish them all; any bad one rejects the whole batch."""
@@ -110,4 +112,6 @@ class ActionIngest:
         self.bus.publish(
             VIDEO_ACTIONS_TOPIC, [(a.user_id, VideoActionRecorded(a).to_json()) for a in actions]
         )
+        with self._count_lock:
+            self.accepted += len(actions)
         return [a.id for a in actions]

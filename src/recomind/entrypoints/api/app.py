@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, problem+json errors, the web page, the lifespan."""
+"""The FastAPI application: routers, problem+json errors, metrics and request ids, the web
+page, the lifespan."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from fastapi.staticfiles import StaticFiles
 
 from recomind import __version__
 from recomind.bootstrap import RecoMind
-from recomind.entrypoints.api import actions, catalog, feeds, problems, system
+from recomind.entrypoints.api import actions, catalog, feeds, metrics, problems, system
+from recomind.entrypoints.api.checks import DependencyChecks
+from recomind.entrypoints.api.observe import ObserveRequests
 
 
 def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
     """An app around a wired RecoMind; with `run_workers` the consumers run in-process."""
+    checks = DependencyChecks()  # deadlines for /ready and the bus calls of /metrics
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -25,6 +29,7 @@ def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            checks.close()
             recomind.close()
 
     app = FastAPI(
@@ -34,7 +39,9 @@ def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.recomind = recomind
+    app.state.checks = checks
     problems.install(app)
+    app.add_middleware(ObserveRequests, metrics=metrics.install(app, recomind, checks))
     for module in (actions, feeds, catalog, system):
         app.include_router(module.router)
     web = resources.files("recomind") / "web"

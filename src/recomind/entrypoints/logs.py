@@ -1,0 +1,90 @@
+"""Structured logs: one JSON object per line, each carrying the id of the request it belongs to.
+
+`configure_logging(level, json=True)` installs one handler on the root logger. The request id
+travels in a context variable that the HTTP middleware sets for the lifetime of a request
+(FastAPI copies the context into the thread that runs a sync endpoint), and `RequestIdFilter`
+copies it onto every record that reaches the handler, whichever logger wrote it. Lines written
+outside a request (consumers, the retrain schedule) have `"request_id": null`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+
+request_id: ContextVar[str | None] = ContextVar("recomind_request_id", default=None)
+
+# Fields an access log record carries (`extra=` of the middleware's log call).
+ACCESS_FIELDS = ("method", "path", "route", "status", "duration_ms")
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the current request id (None outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """ts, level, logger, message, request_id; the access fields when present; exc on errors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        for name in ACCESS_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """The same records for a human at a terminal: `time LEVEL logger [request id] message`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(rid)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.rid = getattr(record, "request_id", None) or "-"
+        return super().format(record)
+
+
+_HANDLER_MARK = "_recomind_handler"
+
+
+def configure_logging(level: str | int, json: bool = True, stream: TextIO | None = None) -> None:
+    """Send every log record (RecoMind's, uvicorn's, libraries') through one handler on stderr
+    (or `stream`), as JSON lines or as text. Calling it again replaces the handler it installed.
+
+    uvicorn configures its own loggers unless it is started with `log_config=None`; with that,
+    its records propagate here too.
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+        old.close()
+    handler = logging.StreamHandler(stream or sys.stderr)
+    setattr(handler, _HANDLER_MARK, True)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if json else TextFormatter())
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        server_log = logging.getLogger(name)
+        server_log.handlers.clear()
+        server_log.propagate = True

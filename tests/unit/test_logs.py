@@ -1,0 +1,74 @@
+"""JSON log lines: the fields, the request id from the context, access fields, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from recomind.entrypoints.logs import configure_logging, request_id
+
+
+@pytest.fixture
+def lines() -> Iterator[io.StringIO]:
+    """configure_logging into a buffer; the process's logging setup is put back after."""
+    loggers = [logging.getLogger(n) for n in ("", "uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    buffer = io.StringIO()
+    configure_logging("info", json=True, stream=buffer)
+    try:
+        yield buffer
+    finally:
+        for lg, handlers, level, propagate in saved:
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
+def read(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+def test_one_json_object_per_line_with_the_request_id_of_the_context(lines: io.StringIO) -> None:
+    log = logging.getLogger("recomind.test")
+    log.info("outside %s", "a request")
+    token = request_id.set("req-1")
+    try:
+        log.warning("inside")
+    finally:
+        request_id.reset(token)
+    log.debug("below the level")
+    first, second = read(lines)
+    assert first["message"] == "outside a request" and first["request_id"] is None
+    assert (second["level"], second["logger"], second["request_id"]) == (
+        "WARNING",
+        "recomind.test",
+        "req-1",
+    )
+    assert first["ts"].endswith("+00:00") and "T" in first["ts"]
+
+
+def test_access_fields_and_tracebacks_are_fields_of_the_line(lines: io.StringIO) -> None:
+    log = logging.getLogger("recomind.access")
+    access = {"method": "GET", "route": "/trending", "status": 200, "duration_ms": 0.4}
+    log.info("GET /trending 200", extra=access)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed")
+    ok, failed = read(lines)
+    assert {k: ok[k] for k in access} == access
+    assert "ValueError: boom" in failed["exc"] and failed["level"] == "ERROR"
+    assert "status" not in failed
+
+
+def test_configuring_again_replaces_the_handler(lines: io.StringIO) -> None:
+    other = io.StringIO()
+    configure_logging("warning", json=False, stream=other)
+    logging.getLogger("recomind.test").warning("once")
+    assert lines.getvalue() == ""
+    assert other.getvalue().rstrip().endswith("WARNING recomind.test [-] once")
