@@ -12,15 +12,17 @@ side, on all viewers and on the cold-start segment (at most 3 training actions).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from recomind.domain.model import ActionType, ActionWeights, Video, VideoAction
+from recomind.recommenders.als import ALS
 from recomind.recommenders.base import Recommender
 from recomind.recommenders.content import TagContent
 from recomind.recommenders.data import History, history_from_actions, training_data
+from recomind.recommenders.ease import EASE
 from recomind.recommenders.hybrid import HybridRecommender
 from recomind.recommenders.item_knn import ItemNeighbours
 from recomind.recommenders.popularity import Popularity
@@ -32,6 +34,8 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "tag_content": TagContent,
     "item_knn": ItemNeighbours,
     "user_knn": UserNeighbours,
+    "ease": EASE,
+    "als": ALS,
 }
 COLD_MAX_ACTIONS = 3
 
@@ -104,9 +108,14 @@ def evaluate(
     k: int = 10,
     holdout: float = 0.2,
     models: Sequence[str] = tuple(MODELS),
+    factories: Mapping[str, Callable[[], Recommender]] | None = None,
 ) -> list[ModelScore]:
+    """Scores per model and segment; `factories` (name -> model) replaces MODELS when given."""
     split = temporal_split(actions, holdout, {v.video_id: v.duration_ms for v in videos})
-    data = training_data(videos, split.train, weights)
+    # The models see the data as of its last training action, not the wall clock: time-decayed
+    # scores of an old log would otherwise all decay to zero.
+    latest = max((a.timestamp for a in split.train), default=None)
+    data = training_data(videos, split.train, weights, now=latest)
     index = data.catalog.index()
     per_user: dict[str, list[VideoAction]] = {}
     for a in split.train:
@@ -115,9 +124,10 @@ def evaluate(
         u: history_from_actions(per_user.get(u, []), index, weights) for u in split.test
     }
     cold = {u for u in split.test if len(per_user.get(u, [])) <= COLD_MAX_ACTIONS}
+    chosen = factories if factories is not None else {name: MODELS[name] for name in models}
     results = []
-    for name in models:
-        model = MODELS[name]().fit(data)
+    for name, factory in chosen.items():
+        model = factory().fit(data)
         ranked = {
             u: [str(data.catalog.item_ids[i]) for i, _ in model.recommend(h, k)]
             for u, h in histories.items()
