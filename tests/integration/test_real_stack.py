@@ -156,8 +156,13 @@ def wait_for(check: callable, what: str, timeout: float = 120.0) -> None:  # typ
 def assert_exactly_once(stack: Stack, ids: list[str]) -> None:
     want = set(ids)
     assert len(want) == len(ids)
-    wait_for(lambda: set(stack.stored()) >= want, f"{len(ids)} rows in video_actions")
-    wait_for(lambda: set(stack.archived()) >= want, f"{len(ids)} records in the lake")
+    log = stack.home / "worker.log"
+    try:
+        wait_for(lambda: set(stack.stored()) >= want, f"{len(ids)} rows in video_actions")
+        wait_for(lambda: set(stack.archived()) >= want, f"{len(ids)} records in the lake")
+    except AssertionError as exc:
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no worker log)"
+        raise AssertionError(f"{exc}; stored {len(stack.stored())}; worker log:\n{tail}") from None
     stored, archived = stack.stored(), stack.archived()
     assert set(stored) == want and max(stored.values()) == 1
     assert set(archived) == want and max(archived.values()) == 1

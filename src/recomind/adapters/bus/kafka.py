@@ -288,6 +288,8 @@ class KafkaBus:
                     "auto.offset.reset": "earliest",
                     "session.timeout.ms": 6000,
                     "heartbeat.interval.ms": 500,
+                    # A safety net: new or changed topics are noticed within 10 s, not 5 minutes.
+                    "topic.metadata.refresh.interval.ms": 10_000,
                     "allow.auto.create.topics": False,
                 }
             )
@@ -377,8 +379,25 @@ class KafkaConsumer:
         except BusUnavailable as exc:
             log.warning("not subscribed to %r yet: %s", self.topic, exc)
             return
+        if not self._has_leaders(timeout):
+            return  # a topic made a moment ago: try again shortly
         self._consumer.subscribe([self.topic])
         self._subscribed = True
+
+    def _has_leaders(self, timeout: float) -> bool:
+        """The consumer's own metadata shows the topic with a leader for every partition. A
+        group assigns partitions from that metadata, and a topic it misses is only found at the
+        next metadata refresh, which would leave this member idle until then."""
+        try:
+            found = self._consumer.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
+        except KafkaException:
+            return False
+        return bool(
+            found is not None
+            and found.error is None
+            and found.partitions
+            and all(p.leader >= 0 for p in found.partitions.values())
+        )
 
     def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]:
         if not self._subscribed:
