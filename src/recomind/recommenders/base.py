@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from recomind.recommenders.data import History, TrainingData
 
@@ -79,6 +80,15 @@ def load_model(path: Path) -> Recommender:
     with np.load(path / "arrays.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     return MODEL_CLASSES[meta["class"]].from_saved(meta["params"], arrays)
+
+
+def csr_arrays(m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A sparse matrix as the plain arrays `save` writes (its shape goes in the params)."""
+    return {"data": m.data, "indices": m.indices, "indptr": m.indptr}
+
+
+def csr_from(arrays: dict[str, np.ndarray], shape: list[int]) -> sp.csr_matrix:
+    return sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(shape))
 
 
 def top_k(scores: np.ndarray, k: int) -> list[tuple[int, float]]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recomind.recommenders.base import Recommender
+from recomind.recommenders.base import Recommender, csr_arrays, csr_from
 from recomind.recommenders.data import Catalog, History, TrainingData
 
 
@@ -84,8 +84,7 @@ class TagContent(Recommender):
         return [(i, s) for i, s in top_k(sims, k) if s > 0]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        m = self.matrix_
-        return {"data": m.data, "indices": m.indices, "indptr": m.indptr, "tags": self.tags_}
+        return {**csr_arrays(self.matrix_), "tags": self.tags_}
 
     def params(self) -> dict[str, Any]:
         return {"half_life_hours": self.half_life_hours, "shape": list(self.matrix_.shape)}
@@ -93,8 +92,6 @@ class TagContent(Recommender):
     @classmethod
     def from_saved(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> TagContent:
         model = cls(half_life_hours=params["half_life_hours"])
-        model.matrix_ = sp.csr_matrix(
-            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(params["shape"])
-        )
+        model.matrix_ = csr_from(arrays, params["shape"])
         model.tags_ = arrays["tags"]
         return model

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recomind.recommenders.base import Recommender, top_k
+from recomind.recommenders.base import Recommender, csr_arrays, csr_from, top_k
 from recomind.recommenders.data import History, TrainingData
 
 
@@ -61,8 +61,7 @@ class ItemNeighbours(Recommender):
         return top_k(row, k)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        m = self.sim_
-        return {"data": m.data, "indices": m.indices, "indptr": m.indptr}
+        return csr_arrays(self.sim_)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -74,7 +73,5 @@ class ItemNeighbours(Recommender):
     @classmethod
     def from_saved(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ItemNeighbours:
         model = cls(neighbours=params["neighbours"], shrink=params["shrink"])
-        model.sim_ = sp.csr_matrix(
-            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(params["shape"])
-        )
+        model.sim_ = csr_from(arrays, params["shape"])
         return model

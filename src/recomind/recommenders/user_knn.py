@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recomind.recommenders.base import Recommender
+from recomind.recommenders.base import Recommender, csr_arrays, csr_from
 from recomind.recommenders.data import History, TrainingData
 
 
@@ -44,8 +44,7 @@ class UserNeighbours(Recommender):
         return np.asarray(self.matrix_[nearest].T @ weights).ravel()
 
     def arrays(self) -> dict[str, np.ndarray]:
-        m = self.matrix_
-        return {"data": m.data, "indices": m.indices, "indptr": m.indptr}
+        return csr_arrays(self.matrix_)
 
     def params(self) -> dict[str, Any]:
         return {"neighbours": self.neighbours, "shape": list(self.matrix_.shape)}
@@ -53,7 +52,5 @@ class UserNeighbours(Recommender):
     @classmethod
     def from_saved(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> UserNeighbours:
         model = cls(neighbours=params["neighbours"])
-        model.matrix_ = sp.csr_matrix(
-            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(params["shape"])
-        )
+        model.matrix_ = csr_from(arrays, params["shape"])
         return model
