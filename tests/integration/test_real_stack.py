@@ -11,6 +11,7 @@ N is 10,000 at RECOMIND_TEST_SCALE=full and 600 otherwise (CI).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -212,6 +213,15 @@ def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(stack: Stack) -> N
         api.stop()
 
 
+def broker_answers() -> bool:
+    host, port = urlsplit(os.environ["RECOMIND_TEST_KAFKA_URL"]).netloc.split(",")[0].split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def services(*args: str) -> None:
     subprocess.run(
         [str(REPO / "scripts/services" / args[0]), *args[1:]], check=True, stdout=subprocess.DEVNULL
@@ -225,6 +235,7 @@ def test_broker_stopped_for_10s_while_posting_gives_no_5xx_and_loses_nothing(sta
         ids = post_actions(api.url, stack.video_ids, N // 3)
         services("stop.sh", "kafka")
         stopped = time.monotonic()
+        assert not broker_answers(), "stop.sh did not stop the broker this test uses"
         ids += post_actions(api.url, stack.video_ids, N // 3, start=N // 3)
         time.sleep(max(0.0, 10.0 - (time.monotonic() - stopped)))
         services("start.sh", "--keep-data", "kafka")
