@@ -18,7 +18,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 from recomind.adapters.store import schema as t
-from recomind.adapters.store.upsert import insert_ignore, upsert
+from recomind.adapters.store.upsert import insert_rows, unnest_insert, upsert
 from recomind.domain.model import (
     ActionType,
     PopularityScore,
@@ -111,6 +111,15 @@ class SqlTransaction:
 
     def insert_new_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
         unique = list({a.id: a for a in actions}.values())
+        if self.conn.dialect.name == "postgresql" and unique:
+            # One statement: insert what is new, and learn which ids those were.
+            rows = [_action_row(a) for a in unique]
+            inserted = set(
+                unnest_insert(
+                    self.conn, t.video_actions, rows, "ON CONFLICT (id) DO NOTHING RETURNING id"
+                )
+            )
+            return [a for a in unique if a.id in inserted]
         existing: set[str] = set()
         for chunk in _chunks([a.id for a in unique]):
             existing.update(
@@ -120,13 +129,13 @@ class SqlTransaction:
             )
         new = [a for a in unique if a.id not in existing]
         if new:
-            self.conn.execute(t.video_actions.insert(), [_action_row(a) for a in new])
+            insert_rows(self.conn, t.video_actions, [_action_row(a) for a in new])
         return new
 
     def ensure_users(self, user_ids: Iterable[str], at: datetime) -> None:
         rows = [{"user_id": u, "name": None, "created_at": utc(at)} for u in sorted(set(user_ids))]
         if rows:
-            self.conn.execute(insert_ignore(self.conn, t.users), rows)
+            insert_rows(self.conn, t.users, rows, ignore=True)
 
     def popularity_of(self, video_ids: Iterable[str]) -> dict[str, PopularityScore]:
         out: dict[str, PopularityScore] = {}

@@ -22,6 +22,13 @@ def upsert(
         return
     columns = update if update is not None else [c for c in rows[0] if c not in keys]
     dialect = conn.dialect.name
+    if dialect == "postgresql" and _unnestable(table, rows[0]):
+        action = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+        conflict = f"ON CONFLICT ({', '.join(keys)}) DO " + (
+            f"UPDATE SET {action}" if columns else "NOTHING"
+        )
+        unnest_insert(conn, table, rows, conflict)
+        return
     if dialect in ("sqlite", "postgresql"):
         module: Any = sqlite if dialect == "sqlite" else postgresql
         stmt = module.insert(table)
@@ -36,6 +43,18 @@ def upsert(
     conn.execute(stmt, list(rows))
 
 
+def insert_rows(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], ignore: bool = False
+) -> None:
+    """Insert rows (skipping existing keys when `ignore`): one statement on PostgreSQL."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and _unnestable(table, rows[0]):
+        unnest_insert(conn, table, rows, "ON CONFLICT DO NOTHING" if ignore else "")
+        return
+    conn.execute(insert_ignore(conn, table) if ignore else table.insert(), list(rows))
+
+
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     """An INSERT that skips rows whose key already exists."""
     dialect = conn.dialect.name
@@ -46,3 +65,39 @@ def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     if dialect in ("mysql", "mariadb"):
         return table.insert().prefix_with("IGNORE")
     raise NotImplementedError(f"insert_ignore on {dialect}")
+
+
+# PostgreSQL array type per column type, for the one-statement `unnest` insert.
+_PG_ARRAYS = {
+    sa.String: "text[]",
+    sa.Text: "text[]",
+    sa.Float: "float8[]",
+    sa.Integer: "int8[]",
+    sa.DateTime: "timestamptz[]",
+}
+
+
+def _pg_array(column: sa.Column[Any]) -> str | None:
+    for kind, name in _PG_ARRAYS.items():
+        if isinstance(column.type, kind):
+            return name
+    return None
+
+
+def _unnestable(table: sa.Table, row: dict[str, Any]) -> bool:
+    """Every column is a scalar that unnest can carry (not an array or JSON column)."""
+    return all(_pg_array(table.c[c]) is not None for c in row)
+
+
+def unnest_insert(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], tail: str
+) -> list[Any]:
+    """PostgreSQL: all rows in one statement, one array per column (`INSERT … SELECT FROM
+    unnest(…)`), instead of one statement per row. `tail` is the ON CONFLICT clause, if any,
+    and may end in RETURNING, whose first column comes back."""
+    cols = list(rows[0])
+    params = {f"p{i}": [r[c] for r in rows] for i, c in enumerate(cols)}
+    arrays = ", ".join(f"CAST(:p{i} AS {_pg_array(table.c[c])})" for i, c in enumerate(cols))
+    sql = f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({arrays}) {tail}"
+    result = conn.execute(sa.text(sql), params)
+    return list(result.scalars()) if result.returns_rows else []
