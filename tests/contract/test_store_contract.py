@@ -290,13 +290,6 @@ def test_popularity_upserts_and_top_list(store: Store) -> None:
     assert store.counts()["video_popularity"] == 3
 
 
-def test_replace_popularity_drops_rows_not_given(store: Store) -> None:
-    with store.transaction() as tx:
-        tx.upsert_popularity([PopularityScore("v1", 1.0, T0), PopularityScore("v2", 2.0, T0)])
-    store.replace_popularity([PopularityScore("v3", 3.0, T0)])
-    assert store.top_popularity(10) == [PopularityScore("v3", 3.0, T0)]
-
-
 def test_tag_weights_upsert_per_viewer_and_tag(store: Store) -> None:
     later = T0 + timedelta(hours=2)
     with store.transaction() as tx:
@@ -332,20 +325,6 @@ def test_profiles_upsert(store: Store) -> None:
     assert_utc(profile.updated_at)
     assert store.get_profile("u2") is None
     assert store.counts()["user_profiles"] == 1
-
-
-def test_replace_tag_weights_replaces_weights_and_profiles(store: Store) -> None:
-    with store.transaction() as tx:
-        tx.upsert_tag_weights([TagWeight("u1", "cats", 1.0, T0)])
-        tx.upsert_profiles([UserProfile("u1", ("cats",), T0)])
-    store.replace_tag_weights(
-        [TagWeight("u2", "dogs", 2.0, T0)], [UserProfile("u2", ("dogs",), T0)]
-    )
-
-    assert store.tag_weights("u1") == []
-    assert store.get_profile("u1") is None
-    assert store.tag_weights("u2") == [TagWeight("u2", "dogs", 2.0, T0)]
-    assert store.get_profile("u2") == UserProfile("u2", ("dogs",), T0)
 
 
 def test_video_tags_inside_a_transaction(store: Store) -> None:

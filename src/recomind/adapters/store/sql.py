@@ -306,23 +306,6 @@ class SqlStore:
                 for r in conn.execute(query)
             ]
 
-    def replace_popularity(self, rows: Sequence[PopularityScore]) -> None:
-        with self.transaction() as tx:
-            tx.conn.execute(t.video_popularity.delete())
-            for chunk in _chunks(rows, 10_000):
-                tx.upsert_popularity(chunk)
-
-    def replace_tag_weights(
-        self, rows: Sequence[TagWeight], profiles: Sequence[UserProfile]
-    ) -> None:
-        with self.transaction() as tx:
-            tx.conn.execute(t.user_tag_weights.delete())
-            tx.conn.execute(t.user_profiles.delete())
-            for chunk in _chunks(rows, 10_000):
-                tx.upsert_tag_weights(chunk)
-            for chunk in _chunks(profiles, 10_000):
-                tx.upsert_profiles(chunk)
-
     def tag_weights(self, user_id: str) -> list[TagWeight]:
         with self.transaction() as tx:
             return list(tx.tag_weights_of([user_id]).values())
