@@ -147,6 +147,9 @@ def worker(
     ] = None,
     consumers: Annotated[bool, typer.Option(help="Run consumer groups at all")] = True,
     train: Annotated[bool, typer.Option(help="Run the hourly retraining schedule")] = True,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on this port (on RECOMIND_HOST)")
+    ] = None,
 ) -> None:
     """Run the consumers and the retrain schedule until stopped (SIGTERM / Ctrl-C)."""
     from recomind.services.consume import EVENT_HANDLERS
@@ -161,6 +164,10 @@ def worker(
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        if metrics_port is not None:
+            from recomind.entrypoints.api.collector import serve_worker_metrics
+
+            serve_worker_metrics(recomind, recomind.settings.host, metrics_port)
         names = recomind.start_workers(
             schedule_training=train, groups=(group or None) if consumers else ()
         )
