@@ -148,7 +148,10 @@ def worker(
     consumers: Annotated[bool, typer.Option(help="Run consumer groups at all")] = True,
     train: Annotated[bool, typer.Option(help="Run the hourly retraining schedule")] = True,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus /metrics on this port (on RECOMIND_HOST)")
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Serve Prometheus /metrics on this port (RECOMIND_HOST)"
+        ),
     ] = None,
 ) -> None:
     """Run the consumers and the retrain schedule until stopped (SIGTERM / Ctrl-C)."""
