@@ -43,9 +43,24 @@ class SimulatedWorld:
 
     def affinity(self, user: int) -> np.ndarray:
         """How much a viewer would enjoy each video (the oracle's score)."""
-        fit = self.video_tag_matrix @ self.tastes[user]
+        return self.affinity_for(self.tastes[user])
+
+    def affinity_for(self, taste: np.ndarray) -> np.ndarray:
+        """How much a viewer with these hidden tastes (a weight per tag) would enjoy each video."""
+        fit = self.video_tag_matrix @ taste
         fit = fit / np.maximum(self.video_tag_matrix.sum(axis=1), 1)
         return np.asarray(fit + 0.15 * np.log(self.quality), dtype=np.float64)
+
+
+def draw_taste(rng: np.random.Generator, tags: list[str]) -> np.ndarray:
+    """A viewer's hidden tastes: one or two loved topics, with a little taste for single tags."""
+    tag_col = {t: j for j, t in enumerate(tags)}
+    topics = list(TOPICS)
+    taste = np.zeros(len(tags))
+    for topic in rng.choice(len(topics), size=int(rng.integers(1, 3)), replace=False):
+        for t in TOPICS[topics[topic]]:
+            taste[tag_col[t]] += rng.uniform(0.6, 1.0)
+    return taste + rng.uniform(0, 0.25, size=len(tags))
 
 
 def simulate(
@@ -96,13 +111,7 @@ def simulate(
             )
         )
 
-    # Hidden tastes: each viewer loves one or two topics, with a little taste for single tags.
-    tastes = np.zeros((n_users, len(tags)))
-    for u in range(n_users):
-        for topic in rng.choice(len(topics), size=int(rng.integers(1, 3)), replace=False):
-            for t in TOPICS[topics[topic]]:
-                tastes[u, tag_col[t]] += rng.uniform(0.6, 1.0)
-        tastes[u] += rng.uniform(0, 0.25, size=len(tags))
+    tastes = np.array([draw_taste(rng, tags) for _ in range(n_users)]).reshape(n_users, len(tags))
 
     world = SimulatedWorld(videos, [], [], tastes, tags, vt, quality)
     popularity = quality / quality.sum()
