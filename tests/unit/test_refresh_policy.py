@@ -167,3 +167,10 @@ def test_action_weights_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings(weight_watch_fraction=0).action_weights.watch_fraction == 0
     with pytest.raises(ValidationError, match="weight_watch_fraction"):
         Settings(weight_watch_fraction=1.2)
+
+
+def test_after_n_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="after_n"):
+        FeedRefresher(
+            cast(FeedService, RecordingFeed()), MemoryCache(), RefreshPolicy.AFTER_N, 0, TTL
+        )
