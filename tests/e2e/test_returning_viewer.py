@@ -99,10 +99,6 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platfor
         recommendations_ttl_seconds=TTL_SECONDS,
         train_interval_seconds=0,  # the test runs the hourly batch itself, at a chosen time
         lake_flush_seconds=0.2,
-        # Lists are compared like for like: a rebuilt list must differ because the history
-        # did, not because what was served moved down (impression demotion, tested on its
-        # own; a setting of the feed-sessions work, ignored where it does not exist).
-        impression_demotion=0,
     )
     recomind = bootstrap(settings, clock=clock)
     seed_demo(recomind.importer, n_videos=300, n_users=120)
