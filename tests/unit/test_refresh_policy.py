@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from recomind.adapters.cache.memory import MemoryCache
@@ -119,6 +121,22 @@ def test_after_n_starts_counting_again_once_the_window_has_passed() -> None:
     assert feed.rebuilt == []
     r.on_new_actions(viewers.act("u1", "v4", "v5"))
     assert feed.rebuilt == ["u1"]
+
+
+@given(st.integers(min_value=1, max_value=5), st.lists(st.integers(1, 7), max_size=12))
+def test_after_n_never_leaves_n_actions_unreflected_nor_rebuilds_more_often(
+    after_n: int, batches: list[int]
+) -> None:
+    r, feed, _, viewers = refresher(RefreshPolicy.AFTER_N, after_n=after_n)
+    total = since_rebuild = 0
+    for size in batches:
+        before = len(feed.rebuilt)
+        r.on_new_actions(viewers.act("u1", *(f"v{viewers.n + i}" for i in range(size))))
+        total += size
+        since_rebuild = 0 if len(feed.rebuilt) > before else since_rebuild + size
+        assert len(feed.rebuilt) - before <= 1  # one rebuild covers the whole batch
+        assert since_rebuild < after_n  # N actions always bring a rebuild
+        assert len(feed.rebuilt) <= total // after_n  # and never before N have come
 
 
 def test_after_one_action_behaves_like_immediate() -> None:
