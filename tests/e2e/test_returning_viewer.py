@@ -13,8 +13,8 @@ trending; after the hourly batch the feed mixes yesterday's tastes with today's 
 and the policy still decides when a new taste (#cats) shows.
 
 RecoMind runs in this process on embedded defaults (SQLite, memory cache, local log),
-served by uvicorn on 127.0.0.1; the test reads nothing but HTTP responses, except to
-pick videos of a tag from the catalog.
+served by uvicorn on 127.0.0.1; everything asserted comes from HTTP responses (the store
+is read only to pick videos of a tag and yesterday's most popular video).
 """
 
 from __future__ import annotations
