@@ -17,6 +17,7 @@ from recomind.adapters.cache.failsoft import FailSoftCache
 from recomind.adapters.lake import open_lake
 from recomind.adapters.store import open_store
 from recomind.config import Settings
+from recomind.domain.clock import Clock, SystemClock
 from recomind.domain.ports import EventBus, Lake, Store
 from recomind.services.catalog import CatalogService
 from recomind.services.consume import EVENT_HANDLERS, ConsumerRunner, Effects
@@ -50,6 +51,7 @@ class RecoMind:
     refresher: FeedRefresher
     scheduler: RetrainScheduler
     consumers: list[ConsumerRunner] = field(default_factory=list)
+    clock: Clock = field(default_factory=SystemClock)
 
     def start_workers(
         self, schedule_training: bool = True, groups: Collection[str] | None = None
@@ -77,11 +79,14 @@ class RecoMind:
                 log.exception("closing %s failed", type(part).__name__)
 
 
-def bootstrap(settings: Settings | None = None) -> RecoMind:
+def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> RecoMind:
+    """Wire everything from `settings`; `clock` is the system clock unless a test moves its own
+    (it stamps new actions, dates training and runs the in-process cache's TTLs)."""
     s = settings or Settings()
+    clock = clock or SystemClock()
     s.home.mkdir(parents=True, exist_ok=True)
     store = open_store(s.resolved_store_url)
-    cache = FailSoftCache(open_cache(s.cache_url))
+    cache = FailSoftCache(open_cache(s.cache_url, clock))
     bus = open_bus(
         s.resolved_bus_url, partitions=s.bus_partitions, spool_path=s.resolved_spool_path
     )
@@ -114,6 +119,7 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
             top_n=s.top_n,
             recommendations_ttl=s.recommendations_ttl_seconds,
         ),
+        clock,
     )
     refresher = FeedRefresher(
         feed, cache, s.refresh_policy, s.refresh_after_actions, s.recommendations_ttl_seconds
@@ -144,7 +150,7 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
         models=holder,
         feed=feed,
         profiles=ProfileReader(store, cache, s.profile_ttl_seconds),
-        ingest=ActionIngest(bus, known),
+        ingest=ActionIngest(bus, known, clock),
         known_videos=known,
         catalog=CatalogService(store),
         importer=Importer(effects),
@@ -152,4 +158,5 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
         refresher=refresher,
         scheduler=scheduler,
         consumers=consumers,
+        clock=clock,
     )

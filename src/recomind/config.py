@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     weight_view: float = 1.0
     weight_like: float = 3.0
     weight_skip: float = -1.0
+    weight_watch_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of a view's weight set by the fraction of the video watched "
+        "(when watch_ms and the duration are known): 0 ignores watch time, 1 is proportional",
+    )
     popularity_half_life_hours: float = Field(48.0, gt=0)
     affinity_half_life_hours: float = Field(24.0 * 14, gt=0)
 
@@ -89,4 +96,9 @@ class Settings(BaseSettings):
 
     @property
     def action_weights(self) -> ActionWeights:
-        return ActionWeights(view=self.weight_view, like=self.weight_like, skip=self.weight_skip)
+        return ActionWeights(
+            view=self.weight_view,
+            like=self.weight_like,
+            skip=self.weight_skip,
+            watch_fraction=self.weight_watch_fraction,
+        )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from recomind.domain.clock import ManualClock
 from recomind.domain.errors import InvalidInput, UnknownVideo
+from recomind.domain.events import VideoActionRecorded
 from recomind.services.ingest import ActionIngest, ActionRequest, KnownVideos
 
 
@@ -65,3 +68,18 @@ def test_store_down_lets_actions_through_unverified() -> None:
     ids = service.record([ActionRequest("u1", "v2", "view")])
     assert len(ids) == 1 and len(bus.published) == 1
     assert service.known_videos.unverified == 1
+
+
+def test_actions_without_a_timestamp_are_stamped_by_the_clock() -> None:
+    clock = ManualClock(datetime(2026, 3, 1, 9, tzinfo=UTC))
+    bus = RecordingBus()
+    service = ActionIngest(bus, KnownVideos(CatalogStore({"v1"})), clock)  # type: ignore[arg-type]
+    clock.advance(timedelta(days=1))
+    service.record(
+        [
+            ActionRequest("u1", "v1", "like"),
+            ActionRequest("u1", "v1", "view", timestamp="2026-01-05T10:00:00Z"),
+        ]
+    )
+    stamped = [VideoActionRecorded.from_json(value).action.timestamp for _, value in bus.published]
+    assert stamped == [clock.now(), datetime(2026, 1, 5, 10, tzinfo=UTC)]

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recomind.domain.model import ActionType, ActionWeights, PopularityScore, TagWeight, VideoAction
+from recomind.domain.model import (
+    ActionType,
+    ActionWeights,
+    PopularityScore,
+    TagWeight,
+    Video,
+    VideoAction,
+)
 from recomind.domain.scoring import (
     action_weight,
     add_decayed,
@@ -19,6 +26,7 @@ from recomind.domain.scoring import (
     score_at,
     top_tags,
 )
+from recomind.recommenders.data import training_data
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
 HALF_LIFE = 24.0
@@ -85,12 +93,42 @@ def test_popularity_builds_on_the_current_score() -> None:
 
 
 def test_a_view_counts_by_the_share_watched_when_the_duration_is_known() -> None:
+    proportional = ActionWeights(watch_fraction=1.0)
     half_watched = act(1, watch_ms=5_000)
-    assert action_weight(half_watched, WEIGHTS, 10_000) == pytest.approx(WEIGHTS.view / 2)
-    assert action_weight(act(2, watch_ms=50_000), WEIGHTS, 10_000) == WEIGHTS.view  # capped
-    assert action_weight(half_watched, WEIGHTS, None) == WEIGHTS.view
+    assert action_weight(half_watched, proportional, 10_000) == pytest.approx(proportional.view / 2)
+    assert action_weight(act(2, watch_ms=50_000), proportional, 10_000) == proportional.view
+    assert action_weight(half_watched, proportional, None) == proportional.view
     like = act(3, ActionType.LIKE, watch_ms=1_000)
-    assert action_weight(like, WEIGHTS, 10_000) == WEIGHTS.like  # only views are scaled
+    assert action_weight(like, proportional, 10_000) == proportional.like  # only views scale
+
+
+def test_how_much_watch_time_counts_is_a_setting() -> None:
+    tenth = act(1, watch_ms=1_000)
+    ignored = ActionWeights(view=2.0, watch_fraction=0.0)
+    assert action_weight(tenth, ignored, 10_000) == 2.0
+    blended = ActionWeights(view=2.0, watch_fraction=0.5)  # half for starting, half by share
+    assert action_weight(tenth, blended, 10_000) == pytest.approx(2.0 * (0.5 + 0.5 * 0.1))
+    assert action_weight(act(2, watch_ms=10_000), blended, 10_000) == pytest.approx(2.0)
+    assert ActionWeights().watch_fraction == 0.5
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="watch_fraction"):
+            ActionWeights(watch_fraction=bad)
+
+
+def test_watch_time_moves_tag_affinity_too() -> None:
+    tags = {"v1": ("funny",), "v2": ("cats",)}
+    durations = {"v1": 10_000, "v2": 10_000}
+    weights = ActionWeights(watch_fraction=1.0)
+    actions = [
+        act(1, video="v1", watch_ms=10_000),  # watched to the end
+        act(2, video="v2", watch_ms=1_000),  # swiped away after a tenth
+    ]
+    out = apply_tag_weights({}, actions, tags, weights, HALF_LIFE, durations)
+    assert out[("u1", "funny")].weight == pytest.approx(1.0)
+    assert out[("u1", "cats")].weight == pytest.approx(0.1)
+    # without durations every view counts in full, as before
+    plain = apply_tag_weights({}, actions, tags, weights, HALF_LIFE)
+    assert plain[("u1", "cats")].weight == pytest.approx(1.0)
 
 
 actions_on_one_video = st.lists(
@@ -227,3 +265,15 @@ def test_top_tags_are_the_strongest_positive_ones() -> None:
 def test_action_weights_order() -> None:
     assert WEIGHTS.of(ActionType.LIKE) > WEIGHTS.of(ActionType.VIEW) > WEIGHTS.of(ActionType.SKIP)
     assert math.isclose(WEIGHTS.of(ActionType.SKIP), -1.0)
+
+
+def test_training_weighs_views_by_the_share_watched() -> None:
+    videos = [
+        Video(v, v, f"https://x/{v}", ("funny",), None, T0, duration_ms=10_000)
+        for v in ("v1", "v2")
+    ]
+    actions = [act(1, video="v1", watch_ms=10_000), act(2, video="v2", watch_ms=2_000)]
+    data = training_data(videos, actions, ActionWeights(watch_fraction=1.0), now=T0)
+    assert data.weights.tolist() == pytest.approx([1.0, 0.2])
+    data = training_data(videos, actions, ActionWeights(watch_fraction=0.0), now=T0)
+    assert data.weights.tolist() == pytest.approx([1.0, 1.0])

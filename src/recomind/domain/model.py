@@ -86,14 +86,30 @@ class StoredRecommendations:
 
 @dataclass(frozen=True, slots=True)
 class ActionWeights:
-    """How much each action type counts, for popularity and tag affinity alike."""
+    """How much each action type counts, for popularity and tag affinity alike.
+
+    `watch_fraction` is the share of a view's weight that depends on how much of the
+    video was watched, where that is known (`watch_ms` and the video's duration): 0
+    ignores watch time, 1 scales a view by the fraction watched, 0.5 (the default)
+    counts half a view for starting a video and the other half by the fraction watched.
+    """
 
     view: float = 1.0
     like: float = 3.0
     skip: float = -1.0
+    watch_fraction: float = 0.5
     extra: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.watch_fraction <= 1.0:
+            raise ValueError(f"watch_fraction must be between 0 and 1, not {self.watch_fraction}")
 
     def of(self, action: ActionType) -> float:
         return {ActionType.VIEW: self.view, ActionType.LIKE: self.like, ActionType.SKIP: self.skip}[
             action
         ]
+
+    def of_view(self, watched: float) -> float:
+        """The weight of a view of which `watched` (a fraction, capped to 0-1) was seen."""
+        share = min(1.0, max(0.0, watched))
+        return self.view * (1.0 - self.watch_fraction + self.watch_fraction * share)

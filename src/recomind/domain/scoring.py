@@ -11,7 +11,13 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from recomind.domain.model import ActionWeights, PopularityScore, TagWeight, VideoAction
+from recomind.domain.model import (
+    ActionType,
+    ActionWeights,
+    PopularityScore,
+    TagWeight,
+    VideoAction,
+)
 
 
 def decay_factor(from_time: datetime, to_time: datetime, half_life_hours: float) -> float:
@@ -29,11 +35,11 @@ def add_decayed(
 
 
 def action_weight(action: VideoAction, weights: ActionWeights, duration_ms: int | None) -> float:
-    """The action's weight; a view counts by how much of the video was watched, when known."""
-    base = weights.of(action.action_type)
-    if action.action_type == "view" and action.watch_ms is not None and duration_ms:
-        return base * min(1.0, action.watch_ms / duration_ms)
-    return base
+    """The action's weight; a view counts by how much of the video was watched, when known
+    (as much as `weights.watch_fraction` says)."""
+    if action.action_type is ActionType.VIEW and action.watch_ms is not None and duration_ms:
+        return weights.of_view(action.watch_ms / duration_ms)
+    return weights.of(action.action_type)
 
 
 def apply_popularity(
@@ -62,11 +68,12 @@ def apply_tag_weights(
     video_tags: Mapping[str, tuple[str, ...]],
     weights: ActionWeights,
     half_life_hours: float,
+    durations: Mapping[str, int | None] | None = None,
 ) -> dict[tuple[str, str], TagWeight]:
     """New (user, tag) affinity rows the actions touch; skips push a tag's weight down."""
     out: dict[tuple[str, str], TagWeight] = {}
     for action in actions:
-        w = weights.of(action.action_type)
+        w = action_weight(action, weights, (durations or {}).get(action.video_id))
         for tag in video_tags.get(action.video_id, ()):
             key = (action.user_id, tag)
             old = out.get(key) or current.get(key)

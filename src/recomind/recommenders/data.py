@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recomind.domain.model import ActionType, ActionWeights, Video, VideoAction
+from recomind.domain.scoring import action_weight
 
 _ACTION_CODES = {ActionType.VIEW: 0, ActionType.LIKE: 1, ActionType.SKIP: 2}
 
@@ -136,6 +137,7 @@ def training_data(
     w: list[float] = []
     ts: list[float] = []
     latest = 0.0
+    durations = {v.video_id: v.duration_ms for v in videos}
     for a in actions:
         item = index.get(a.video_id)
         if item is None:
@@ -143,7 +145,7 @@ def training_data(
         users.append(user_index.setdefault(a.user_id, len(user_index)))
         items.append(item)
         codes.append(_ACTION_CODES[a.action_type])
-        w.append(weights.of(a.action_type))
+        w.append(action_weight(a, weights, durations.get(a.video_id)))
         t = a.timestamp.timestamp()
         ts.append(t)
         latest = max(latest, t)

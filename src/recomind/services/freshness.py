@@ -1,7 +1,9 @@
 """The refresh policy: when a viewer's cached list is rebuilt after they act.
 
 `ttl` waits for the cached list to expire; `after_n` rebuilds after every N new
-actions of the viewer (default 3); `immediate` rebuilds after each action.
+actions of the viewer (default 3); `immediate` rebuilds after each action. Under
+every policy a list that is not rebuilt loses the videos the viewer just acted on,
+and an expired list is rebuilt by the next read (the table's list, else computed).
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class FeedRefresher:
+    """Applies the policy after each committed batch of new actions (an `after_commit` hook).
+
+    `after_n` counts a viewer's actions in the cache (`actions_since_refresh:{user_id}`),
+    in a window of `ttl` seconds that starts with the first action counted: a list that
+    has expired meanwhile is rebuilt by the next read anyway.
+    """
+
     def __init__(
         self, feed: FeedService, cache: Cache, policy: RefreshPolicy, after_n: int, ttl: float
     ) -> None:
+        if after_n < 1:
+            raise ValueError("after_n must be at least 1")
         self.feed = feed
         self.cache = cache
         self.policy = policy
@@ -48,8 +59,7 @@ class FeedRefresher:
             return True
         if self.policy is RefreshPolicy.TTL:
             return False
-        key = cache_keys.actions_since_refresh(user_id)
-        if self.cache.incr(key, self.ttl, count) >= self.after_n:
-            self.cache.delete(key)
-            return True
-        return False
+        total = self.cache.incr(cache_keys.actions_since_refresh(user_id), self.ttl, count)
+        # Due when this batch carries the count past a multiple of N: one atomic INCRBY, no
+        # reset that could lose an action counted by another worker in between.
+        return total // self.after_n > (total - count) // self.after_n

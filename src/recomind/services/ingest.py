@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from recomind.domain.clock import Clock, SystemClock
 from recomind.domain.errors import UnknownVideo
 from recomind.domain.events import VIDEO_ACTIONS_TOPIC, VideoActionRecorded
 from recomind.domain.model import VideoAction
@@ -92,15 +93,18 @@ def to_action(
 
 
 class ActionIngest:
-    def __init__(self, bus: EventBus, known_videos: KnownVideos) -> None:
+    def __init__(
+        self, bus: EventBus, known_videos: KnownVideos, clock: Clock | None = None
+    ) -> None:
         self.bus = bus
         self.known_videos = known_videos
+        self.clock = clock or SystemClock()  # stamps actions sent without a timestamp
         self.accepted = 0  # events published since start (for /metrics)
         self._count_lock = threading.Lock()
 
     def record(self, requests: Sequence[ActionRequest]) -> list[str]:
         """Validate every action, then publish them all; any bad one rejects the whole batch."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         actions = [
             to_action(r, row=i if len(requests) > 1 else None, now=now)
             for i, r in enumerate(requests)

@@ -12,12 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import orjson
 
 from recomind.domain import cache_keys
+from recomind.domain.clock import Clock, SystemClock
 from recomind.domain.errors import RecoMindError
 from recomind.domain.model import ActionWeights, ScoredVideo, StoredRecommendations, VideoAction
 from recomind.domain.ports import Cache, Store
@@ -50,12 +51,14 @@ class TrainReport:
     precompute_seconds: float
 
 
-def load_training_data(store: Store, weights: ActionWeights) -> TrainingData:
+def load_training_data(
+    store: Store, weights: ActionWeights, now: datetime | None = None
+) -> TrainingData:
     videos = store.all_videos()
     actions: list[VideoAction] = []
     for batch in store.iter_actions():
         actions.extend(batch)
-    return training_data(videos, actions, weights)
+    return training_data(videos, actions, weights, now)
 
 
 class Trainer:
@@ -66,12 +69,14 @@ class Trainer:
         registry: ModelRegistry,
         holder: ModelHolder,
         settings: TrainSettings,
+        clock: Clock | None = None,
     ) -> None:
         self.store = store
         self.cache = cache
         self.registry = registry
         self.holder = holder
         self.settings = settings
+        self.clock = clock or SystemClock()
         self._lock = threading.Lock()
         self.last_report: TrainReport | None = None
 
@@ -81,7 +86,7 @@ class Trainer:
 
     def _train(self, progress: Callable[[str], None]) -> TrainReport:
         progress("loading history")
-        data = load_training_data(self.store, self.settings.weights)
+        data = load_training_data(self.store, self.settings.weights, self.clock.now())
         if data.n_items == 0:
             raise RecoMindError("the catalog is empty: add videos before training")
         progress(f"fitting on {len(data.users):,} actions")
@@ -122,7 +127,7 @@ class Trainer:
         histories = data.user_histories()
         recent = data.now - self.settings.active_days * 86400
         active = np.unique(data.users[data.timestamps >= recent])
-        now = datetime.now(UTC)
+        now = self.clock.now()
         rows = []
         for u in active:
             picks = model.explain(histories[u], self.settings.top_n)

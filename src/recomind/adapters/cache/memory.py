@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from urllib.parse import parse_qs, urlsplit
 
+from recomind.domain.clock import Clock, SystemClock
+
 
 class MemoryCache:
-    """Thread-safe; expired entries are dropped when read, the least recent when full."""
+    """Thread-safe; expired entries are dropped when read, the least recent when full.
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    TTLs run on `clock` (the system's monotonic clock unless a test passes its own).
+    """
+
+    def __init__(self, max_entries: int = 100_000, clock: Clock | None = None) -> None:
         self.max_entries = max_entries
+        self.clock = clock or SystemClock()
         self._items: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str) -> MemoryCache:
+    def from_url(cls, url: str, clock: Clock | None = None) -> MemoryCache:
         query = parse_qs(urlsplit(url).query)
-        return cls(max_entries=int(query.get("max_entries", ["100000"])[0]))
+        return cls(max_entries=int(query.get("max_entries", ["100000"])[0]), clock=clock)
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -27,7 +32,7 @@ class MemoryCache:
             if item is None:
                 return None
             value, expires = item
-            if expires <= time.monotonic():
+            if expires <= self.clock.monotonic():
                 del self._items[key]
                 return None
             self._items.move_to_end(key)
@@ -35,7 +40,7 @@ class MemoryCache:
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         with self._lock:
-            self._items[key] = (value, time.monotonic() + ttl_seconds)
+            self._items[key] = (value, self.clock.monotonic() + ttl_seconds)
             self._items.move_to_end(key)
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
@@ -48,7 +53,7 @@ class MemoryCache:
     def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
         with self._lock:
             item = self._items.get(key)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             count = int(item[0]) if item is not None and item[1] > now else 0
             expires = item[1] if item is not None and item[1] > now else now + ttl_seconds
             self._items[key] = (str(count + amount).encode(), expires)
