@@ -225,6 +225,8 @@ def bootstrap_training_job(
     catalog_file = catalog or s.resolved_modelserver_catalog_input
     if catalog_file is not None and not catalog_file.exists():
         raise RecoMindError(f"no such catalog file or folder: {catalog_file}")
+    if catalog_file is None:
+        s.home.mkdir(parents=True, exist_ok=True)  # the embedded store lives there
     return TrainingInputs(
         settings=s,
         lake=open_lake(_lake_url(location)),

@@ -435,6 +435,12 @@ def modelserver_train(
     from recomind.entrypoints.modelserver.training import train_from_lake
 
     settings = _settings()
+
+    def failed(reason: str) -> None:
+        # SageMaker reads why a training job failed from /opt/ml/output/failure.
+        if settings.modelserver_output_dir.is_dir():
+            (settings.modelserver_output_dir / "failure").write_text(f"{reason}\n")
+
     try:
         inputs = bootstrap_training_job(settings, training_input, catalog, model_dir)
         try:
@@ -443,11 +449,12 @@ def modelserver_train(
         finally:
             inputs.close()
     except RecoMindError as exc:
-        # SageMaker reads why a training job failed from /opt/ml/output/failure.
-        if settings.modelserver_output_dir.is_dir():
-            (settings.modelserver_output_dir / "failure").write_text(f"{exc}\n")
+        failed(str(exc))
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    except Exception as exc:
+        failed(f"{type(exc).__name__}: {exc}")
+        raise
     console.print(
         f"model {r.version} in {r.model_dir}: {r.actions:,} actions "
         f"({r.lake_actions:,} in the lake), {r.users:,} viewers, {r.videos:,} videos; "
