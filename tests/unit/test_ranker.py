@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from recomind.adapters.ranker.http import HttpRanker, parse_ranking, request_body
+from recomind.adapters.ranker.http import MAX_LIST, HttpRanker, parse_ranking, request_body
 from recomind.adapters.ranker.local import ModelRanker, rank_with
 from recomind.adapters.ranker.watch import ModelWatcher
 from recomind.domain.errors import InvalidInput
@@ -161,6 +163,31 @@ def test_a_failing_model_server_falls_back_and_backs_off(answer: object) -> None
     assert http.outcomes["error"] == 1
     http.rank(RankRequest((), 5))  # backed off: not even tried
     assert len(calls) == 1 and http.outcomes["skipped"] == 1 and fallback.calls == 3
+
+
+def test_a_refused_request_falls_back_without_backing_off() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(422, json={"detail": "history: too long"})
+
+    http, fallback = ranker(handler, retry_after=60)
+    http.rank(RankRequest((), 5))
+    http.rank(RankRequest((), 5))  # a 4xx is this request's problem: the server is tried again
+    assert len(calls) == 2 and fallback.calls == 2 and http.outcomes == {"error": 2}
+
+
+def test_a_long_history_is_cut_to_its_latest_actions(world: SimulatedWorld) -> None:
+    one = world.actions[0]
+    history = tuple(
+        replace(one, id=str(i), timestamp=one.timestamp + timedelta(seconds=i))
+        for i in range(MAX_LIST + 5)
+    )
+    sent = request_body(RankRequest(history[::-1], 5))["history"]  # newest first, even
+    assert len(sent) == MAX_LIST
+    assert sent[0]["timestamp"] == history[5].timestamp.isoformat()
+    assert sent[-1]["timestamp"] == history[-1].timestamp.isoformat()
 
 
 def test_the_model_server_is_tried_again_after_the_back_off() -> None:

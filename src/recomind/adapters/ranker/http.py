@@ -25,12 +25,23 @@ from recomind.domain.ports import Ranker, Ranking, RankRequest
 log = logging.getLogger(__name__)
 
 
+MAX_LIST = 10_000  # entries of history, candidates or exclude that one request may carry
+
+
 class RankerCallFailed(Exception):
     """The model server did not give a usable ranking."""
 
+    def __init__(self, message: str, server_down: bool = True) -> None:
+        super().__init__(message)
+        self.server_down = server_down  # False: only this request was refused (a 4xx)
+
 
 def request_body(request: RankRequest) -> dict[str, Any]:
-    """The `/invocations` JSON body for a rank request (see docs/api.md)."""
+    """The `/invocations` JSON body for a rank request (see docs/api.md); a longer history is
+    cut to its latest MAX_LIST actions, the ones that weigh most."""
+    history = request.history
+    if len(history) > MAX_LIST:
+        history = tuple(sorted(history, key=lambda a: a.timestamp)[-MAX_LIST:])
     body: dict[str, Any] = {
         "history": [
             {
@@ -39,7 +50,7 @@ def request_body(request: RankRequest) -> dict[str, Any]:
                 "timestamp": a.timestamp.isoformat(),
                 "watch_ms": a.watch_ms,
             }
-            for a in request.history
+            for a in history
         ],
         "k": request.k,
     }
@@ -103,13 +114,16 @@ class HttpRanker:
             ranking = self._call(request)
         except RankerCallFailed as exc:
             self._count("error")
-            self._down_until = time.monotonic() + self.retry_after
-            log.warning(
-                "model server %s failed (%s); ranking in-process for the next %.0f s",
-                self.endpoint,
-                exc,
-                self.retry_after,
-            )
+            if exc.server_down:
+                self._down_until = time.monotonic() + self.retry_after
+                log.warning(
+                    "model server %s failed (%s); ranking in-process for the next %.1f s",
+                    self.endpoint,
+                    exc,
+                    self.retry_after,
+                )
+            else:
+                log.warning("model server %s refused a request (%s)", self.endpoint, exc)
             return self.fallback.rank(request)
         self._count("ok")
         return ranking
@@ -124,7 +138,10 @@ class HttpRanker:
         except httpx.HTTPError as exc:
             raise RankerCallFailed(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code != 200:
-            raise RankerCallFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+            raise RankerCallFailed(
+                f"HTTP {response.status_code}: {response.text[:200]}",
+                server_down=not 400 <= response.status_code < 500,
+            )
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from recomind import __version__
+from recomind.adapters.ranker.http import MAX_LIST
 from recomind.bootstrap import ModelServing
 from recomind.domain.errors import InvalidInput
 from recomind.domain.ports import RankRequest
@@ -32,7 +33,6 @@ from recomind.entrypoints.api import problems
 from recomind.entrypoints.api.problems import problem
 from recomind.services.ingest import ActionRequest, to_action
 
-MAX_LIST = 10_000  # history, candidates or exclude entries in one request
 ANONYMOUS = "anonymous"  # the user id of a history sent without one
 
 
