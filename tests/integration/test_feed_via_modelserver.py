@@ -56,7 +56,7 @@ def test_feeds_come_from_the_model_server_and_degrade_without_it(tmp_path: Path)
             lake_flush_seconds=0.2,
             ranker_url=server.url,
             ranker_timeout_seconds=2.0,
-            ranker_retry_seconds=0.2,
+            ranker_retry_seconds=2.0,
         )
     )
     assert isinstance(api.ranker, HttpRanker)
@@ -84,7 +84,7 @@ def test_feeds_come_from_the_model_server_and_degrade_without_it(tmp_path: Path)
             assert done.returncode == 0, done.stdout + done.stderr
             assert f"{len(actions):,} actions" in " ".join(done.stdout.split())
             server.wait_version("v000001")
-            time.sleep(0.3)  # past the ranker's back-off after the failed calls
+            time.sleep(2.1)  # past the ranker's back-off after the failed calls
 
             ok_before = ranker_calls(http).get("ok", 0)
             r = http.get("/recommendations/u2", params={"limit": 20, "explain": "true"})
