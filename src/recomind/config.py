@@ -69,29 +69,24 @@ class Settings(BaseSettings):
     ranker_retry_seconds: float = Field(
         5.0, ge=0, description="After a failed call, rank in-process this long before retrying"
     )
-    # `recomind modelserver`: SageMaker's own variables are read too (the first one set wins).
+    # `recomind modelserver`: SageMaker's own variables are read too; RECOMIND_* wins over them.
     modelserver_port: int = Field(
         8080,
         ge=0,
         le=65535,
-        validation_alias=AliasChoices(
-            "modelserver_port", "RECOMIND_MODELSERVER_PORT", "SAGEMAKER_BIND_TO_PORT"
-        ),
+        validation_alias=AliasChoices("RECOMIND_MODELSERVER_PORT", "SAGEMAKER_BIND_TO_PORT"),
     )
     modelserver_model_dir: Path | None = Field(
         None,
         description="Model registry folder served and trained into (default: /opt/ml/model if "
         "it exists, else RECOMIND_MODEL_DIR)",
-        validation_alias=AliasChoices(
-            "modelserver_model_dir", "RECOMIND_MODELSERVER_MODEL_DIR", "SM_MODEL_DIR"
-        ),
+        validation_alias=AliasChoices("RECOMIND_MODELSERVER_MODEL_DIR", "SM_MODEL_DIR"),
     )
     modelserver_training_input: str | None = Field(
         None,
         description="The lake `modelserver train` reads: a folder or lake URL (default: "
         "/opt/ml/input/data/training if it exists, else RECOMIND_LAKE_URL)",
         validation_alias=AliasChoices(
-            "modelserver_training_input",
             "RECOMIND_MODELSERVER_TRAINING_INPUT",
             "SM_CHANNEL_TRAINING",
         ),
@@ -100,9 +95,7 @@ class Settings(BaseSettings):
         None,
         description="Videos file(s) for `modelserver train` (default: /opt/ml/input/data/catalog "
         "if it exists, else the store)",
-        validation_alias=AliasChoices(
-            "modelserver_catalog_input", "RECOMIND_MODELSERVER_CATALOG_INPUT", "SM_CHANNEL_CATALOG"
-        ),
+        validation_alias=AliasChoices("RECOMIND_MODELSERVER_CATALOG_INPUT", "SM_CHANNEL_CATALOG"),
     )
     modelserver_output_dir: Path = Field(
         Path("/opt/ml/output"),
@@ -115,6 +108,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
+
+    @field_validator("ranker_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL of a model server")
+        return value or None
 
     @field_validator("log_level")
     @classmethod

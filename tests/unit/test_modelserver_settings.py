@@ -62,9 +62,19 @@ def test_recomind_settings_win_over_sagemaker_ones(monkeypatch: pytest.MonkeyPat
 
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "70000")
-    with pytest.raises(ValueError, match=r"modelserver_port|SAGEMAKER_BIND_TO_PORT"):
+    with pytest.raises(ValueError, match="MODELSERVER_PORT"):
         Settings()
     monkeypatch.delenv("SAGEMAKER_BIND_TO_PORT")
     monkeypatch.setenv("RECOMIND_RANKER_TIMEOUT_SECONDS", "0")
     with pytest.raises(ValueError, match="ranker_timeout_seconds"):
         Settings()
+
+
+def test_the_ranker_url_must_be_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOMIND_RANKER_URL", "modelserver:8080")
+    with pytest.raises(ValueError, match="http:// or https://"):
+        Settings()
+    monkeypatch.setenv("RECOMIND_RANKER_URL", "http://modelserver:8080")
+    assert Settings().ranker_url == "http://modelserver:8080"
+    monkeypatch.setenv("RECOMIND_RANKER_URL", "")
+    assert Settings().ranker_url is None
