@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from recomind.adapters.bus import open_bus
 from recomind.adapters.cache import open_cache
 from recomind.adapters.cache.failsoft import FailSoftCache
 from recomind.adapters.lake import open_lake
+from recomind.adapters.ranker.http import HttpRanker
+from recomind.adapters.ranker.local import ModelRanker, ModelSource
+from recomind.adapters.ranker.watch import ModelWatcher
 from recomind.adapters.store import open_store
 from recomind.config import Settings
 from recomind.domain.clock import Clock, SystemClock
-from recomind.domain.ports import EventBus, Lake, Store
+from recomind.domain.errors import RecoMindError
+from recomind.domain.ports import EventBus, Lake, Ranker, Store
 from recomind.services.catalog import CatalogService
 from recomind.services.consume import EVENT_HANDLERS, ConsumerRunner, Effects
 from recomind.services.feed import FeedService, FeedSettings
@@ -41,6 +46,7 @@ class RecoMind:
     lake: Lake
     registry: ModelRegistry
     models: ModelHolder
+    ranker: Ranker
     feed: FeedService
     profiles: ProfileReader
     ingest: ActionIngest
@@ -72,7 +78,7 @@ class RecoMind:
         self.scheduler.stop()
         for runner in self.consumers:
             runner.stop()
-        for part in (self.bus, self.cache, self.store):
+        for part in (self.ranker, self.bus, self.cache, self.store):
             try:
                 part.close()
             except Exception:
@@ -94,6 +100,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
     registry = ModelRegistry(s.resolved_model_dir)
     holder = ModelHolder(registry)
     weights = s.action_weights
+    ranker = open_ranker(s, holder)
     feed = FeedService(
         store,
         cache,
@@ -105,6 +112,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
             popularity_half_life_hours=s.popularity_half_life_hours,
         ),
         weights,
+        ranker,
     )
     known = KnownVideos(store)
     trainer = Trainer(
@@ -148,6 +156,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
         lake=lake,
         registry=registry,
         models=holder,
+        ranker=ranker,
         feed=feed,
         profiles=ProfileReader(store, cache, s.profile_ttl_seconds),
         ingest=ActionIngest(bus, known, clock),
@@ -160,3 +169,89 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
         consumers=consumers,
         clock=clock,
     )
+
+
+def open_ranker(s: Settings, models: ModelSource) -> Ranker:
+    """The model server at RECOMIND_RANKER_URL (falling back to this process's model), or
+    this process's model alone."""
+    local = ModelRanker(models, s.action_weights)
+    if not s.ranker_url:
+        return local
+    return HttpRanker(
+        s.ranker_url,
+        fallback=local,
+        timeout_seconds=s.ranker_timeout_seconds,
+        retry_after_seconds=s.ranker_retry_seconds,
+    )
+
+
+@dataclass
+class ModelServing:
+    """What `recomind modelserver serve` runs: a registry, its watcher and a ranker on it."""
+
+    settings: Settings
+    registry: ModelRegistry
+    watcher: ModelWatcher
+    ranker: Ranker
+
+
+def bootstrap_model_server(
+    settings: Settings | None = None, model_dir: Path | None = None
+) -> ModelServing:
+    s = settings or Settings()
+    registry = ModelRegistry((model_dir or s.resolved_modelserver_model_dir).resolve())
+    watcher = ModelWatcher(registry, s.modelserver_poll_seconds)
+    watcher.check()  # load before listening, so the first /ping can already say 200
+    return ModelServing(s, registry, watcher, ModelRanker(watcher, s.action_weights))
+
+
+@dataclass
+class TrainingInputs:
+    """What `recomind modelserver train` reads and writes, opened."""
+
+    settings: Settings
+    lake: Lake
+    lake_location: str
+    catalog_file: Path | None  # videos file(s) in the import format, else...
+    store: Store | None  # ...the store's catalog
+    registry: ModelRegistry
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def bootstrap_training_job(
+    settings: Settings | None = None,
+    training_input: str | None = None,
+    catalog: Path | None = None,
+    model_dir: Path | None = None,
+) -> TrainingInputs:
+    s = settings or Settings()
+    location = training_input or s.resolved_modelserver_training_input
+    catalog_file = catalog or s.resolved_modelserver_catalog_input
+    if catalog_file is not None and not catalog_file.exists():
+        raise RecoMindError(f"no such catalog file or folder: {catalog_file}")
+    if catalog_file is None:
+        s.home.mkdir(parents=True, exist_ok=True)  # the embedded store lives there
+    return TrainingInputs(
+        settings=s,
+        lake=open_lake(_lake_url(location)),
+        lake_location=location,
+        catalog_file=catalog_file,
+        store=None if catalog_file is not None else open_store(s.resolved_store_url),
+        registry=ModelRegistry((model_dir or s.resolved_modelserver_model_dir).resolve()),
+    )
+
+
+def _lake_url(location: str) -> str:
+    """A lake URL as is; a folder (a SageMaker channel) must hold the lake's `video_actions/`."""
+    if "://" in location:
+        return location
+    folder = Path(location).resolve()
+    if not (folder / "video_actions").is_dir():
+        raise RecoMindError(
+            f"{folder} holds no lake: expected {folder}/video_actions/dt=…/hour=…/*.parquet "
+            "(the folder RECOMIND_LAKE_URL points to)"
+        )
+    return f"file://{folder}"

@@ -5,10 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recomind.domain.model import ActionWeights
+
+# Where SageMaker mounts a model for hosting and a training job's input channels.
+SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
+SAGEMAKER_INPUT_DIR = Path("/opt/ml/input/data")
 
 
 class RefreshPolicy(StrEnum):
@@ -63,9 +67,61 @@ class Settings(BaseSettings):
         0, ge=0, description="Also retrain after this many new events (0: off)"
     )
 
+    ranker_url: str | None = Field(
+        None, description="A model server (POST /invocations) that ranks feeds; unset: in-process"
+    )
+    ranker_timeout_seconds: float = Field(
+        0.5, gt=0, le=60, description="Per call to the model server, then rank in-process"
+    )
+    ranker_retry_seconds: float = Field(
+        5.0, ge=0, description="After a failed call, rank in-process this long before retrying"
+    )
+    # `recomind modelserver`: SageMaker's own variables are read too; RECOMIND_* wins over them.
+    modelserver_port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("RECOMIND_MODELSERVER_PORT", "SAGEMAKER_BIND_TO_PORT"),
+    )
+    modelserver_model_dir: Path | None = Field(
+        None,
+        description="Model registry folder served and trained into (default: /opt/ml/model if "
+        "it exists, else RECOMIND_MODEL_DIR)",
+        validation_alias=AliasChoices("RECOMIND_MODELSERVER_MODEL_DIR", "SM_MODEL_DIR"),
+    )
+    modelserver_training_input: str | None = Field(
+        None,
+        description="The lake `modelserver train` reads: a folder or lake URL (default: "
+        "/opt/ml/input/data/training if it exists, else RECOMIND_LAKE_URL)",
+        validation_alias=AliasChoices(
+            "RECOMIND_MODELSERVER_TRAINING_INPUT",
+            "SM_CHANNEL_TRAINING",
+        ),
+    )
+    modelserver_catalog_input: Path | None = Field(
+        None,
+        description="Videos file(s) for `modelserver train` (default: /opt/ml/input/data/catalog "
+        "if it exists, else the store)",
+        validation_alias=AliasChoices("RECOMIND_MODELSERVER_CATALOG_INPUT", "SM_CHANNEL_CATALOG"),
+    )
+    modelserver_output_dir: Path = Field(
+        Path("/opt/ml/output"),
+        description="Where a failed `modelserver train` writes `failure` (if the folder exists)",
+    )
+    modelserver_poll_seconds: float = Field(
+        2.0, gt=0, description="How often the model server checks the registry's CURRENT"
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
+
+    @field_validator("ranker_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL of a model server")
+        return value or None
 
     @field_validator("log_level")
     @classmethod
@@ -102,3 +158,23 @@ class Settings(BaseSettings):
             skip=self.weight_skip,
             watch_fraction=self.weight_watch_fraction,
         )
+
+    @property
+    def resolved_modelserver_model_dir(self) -> Path:
+        if self.modelserver_model_dir is not None:
+            return self.modelserver_model_dir.resolve()
+        return SAGEMAKER_MODEL_DIR if SAGEMAKER_MODEL_DIR.is_dir() else self.resolved_model_dir
+
+    @property
+    def resolved_modelserver_training_input(self) -> str:
+        if self.modelserver_training_input:
+            return self.modelserver_training_input
+        channel = SAGEMAKER_INPUT_DIR / "training"
+        return str(channel) if channel.is_dir() else self.resolved_lake_url
+
+    @property
+    def resolved_modelserver_catalog_input(self) -> Path | None:
+        if self.modelserver_catalog_input is not None:
+            return self.modelserver_catalog_input
+        channel = SAGEMAKER_INPUT_DIR / "catalog"
+        return channel if channel.is_dir() else None

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from recomind.domain.model import (
     PopularityScore,
+    ScoredVideo,
     StoredRecommendations,
     TagWeight,
     User,
@@ -192,3 +193,37 @@ class Lake(Protocol):
         ...
 
     def read_features(self, table: str) -> list[dict[str, object]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RankRequest:
+    """What a ranker needs to order videos for one viewer.
+
+    `history` is what the viewer did (oldest first; empty for a new viewer). `candidates`
+    limits the ranking to those videos; None means every video the model knows.
+    """
+
+    history: tuple[VideoAction, ...]
+    k: int
+    user_id: str | None = None
+    candidates: tuple[str, ...] | None = None
+    exclude: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """A viewer's ranked videos, best first, and the model version that ranked them."""
+
+    items: tuple[ScoredVideo, ...]
+    model_version: str
+
+
+class Ranker(Protocol):
+    """Orders videos for a viewer: the current model in this process, or a model server."""
+
+    def rank(self, request: RankRequest) -> Ranking | None:
+        """At most k videos, best first, none in the viewer's history or `exclude`;
+        None when there is no model to rank with."""
+        ...
+
+    def close(self) -> None: ...

@@ -27,6 +27,11 @@ from recomind.entrypoints.logs import configure_logging
 app = typer.Typer(help="RecoMind: personalised short-video feeds.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk-load users, videos or actions (.csv, .jsonl, .parquet).")
 app.add_typer(import_app, name="import")
+modelserver_app = typer.Typer(
+    help="The ranker as a SageMaker-compatible model server: `serve` and `train`.",
+    no_args_is_help=True,
+)
+app.add_typer(modelserver_app, name="modelserver")
 console = Console()
 err = Console(stderr=True)
 
@@ -356,6 +361,105 @@ def evaluate(
         result: dict[str, Any] = {"k": k, "holdout": holdout, "results": as_dicts(scores)}
         output.write_text(json.dumps(result, indent=2))
         console.print(f"wrote {output}")
+
+
+ModelDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Model registry folder (default: RECOMIND_MODELSERVER_MODEL_DIR or SM_MODEL_DIR, "
+        "else /opt/ml/model if it exists, else RECOMIND_MODEL_DIR)"
+    ),
+]
+
+
+@modelserver_app.command("serve")
+def modelserver_serve(
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port (default: RECOMIND_MODELSERVER_PORT or SAGEMAKER_BIND_TO_PORT, else 8080)",
+        ),
+    ] = None,
+    host: Host = None,
+    model_dir: ModelDir = None,
+) -> None:
+    """Serve GET /ping and POST /invocations; SIGHUP reloads the registry's CURRENT model."""
+    import uvicorn
+
+    from recomind.bootstrap import bootstrap_model_server
+    from recomind.entrypoints.modelserver.app import create_model_server
+
+    settings = _settings()
+    serving = bootstrap_model_server(settings, model_dir)
+    h = host or settings.host
+    p = port if port is not None else settings.modelserver_port
+    loaded = serving.watcher.get()
+    console.print(
+        f"model server on http://{h}:{p}: model "
+        f"{loaded.version if loaded else 'none yet'} from {serving.registry.root}"
+    )
+    configure_logging(settings.log_level, json=True)
+    uvicorn.run(
+        create_model_server(serving),
+        host=h,
+        port=p,
+        log_level=settings.log_level,
+        access_log=False,
+        log_config=None,
+    )
+
+
+@modelserver_app.command("train")
+def modelserver_train(
+    training_input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="The lake: a folder holding video_actions/, or a lake URL (default: "
+            "SM_CHANNEL_TRAINING, else /opt/ml/input/data/training, else RECOMIND_LAKE_URL)",
+        ),
+    ] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            help="Videos as a file or folder in the `import videos` format (default: "
+            "SM_CHANNEL_CATALOG, else /opt/ml/input/data/catalog, else the store)"
+        ),
+    ] = None,
+    model_dir: ModelDir = None,
+) -> None:
+    """Fit the ranker from the lake and make it the current version in the model folder."""
+    from recomind.bootstrap import bootstrap_training_job
+    from recomind.entrypoints.modelserver.training import train_from_lake
+
+    settings = _settings()
+
+    def failed(reason: str) -> None:
+        # SageMaker reads why a training job failed from /opt/ml/output/failure.
+        if settings.modelserver_output_dir.is_dir():
+            (settings.modelserver_output_dir / "failure").write_text(f"{reason}\n")
+
+    try:
+        inputs = bootstrap_training_job(settings, training_input, catalog, model_dir)
+        try:
+            with _progress("training from the lake"):
+                r = train_from_lake(inputs)
+        finally:
+            inputs.close()
+    except RecoMindError as exc:
+        failed(str(exc))
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except Exception as exc:
+        failed(f"{type(exc).__name__}: {exc}")
+        raise
+    console.print(
+        f"model {r.version} in {r.model_dir}: {r.actions:,} actions "
+        f"({r.lake_actions:,} in the lake), {r.users:,} viewers, {r.videos:,} videos; "
+        f"fit {r.fit_seconds:.2f}s"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,7 +19,7 @@ import orjson
 
 from recomind.domain import cache_keys
 from recomind.domain.model import ActionWeights, ScoredVideo, StoredRecommendations, Video
-from recomind.domain.ports import Cache, Store
+from recomind.domain.ports import Cache, Ranker, RankRequest, Store
 from recomind.domain.scoring import score_at
 from recomind.recommenders.data import history_from_actions
 from recomind.services.model_registry import ModelHolder
@@ -51,7 +51,9 @@ class FeedService:
         models: ModelHolder,
         settings: FeedSettings,
         weights: ActionWeights,
+        ranker: Ranker,
     ) -> None:
+        self.ranker = ranker
         self.store = store
         self.cache = cache
         self.models = models
@@ -87,21 +89,13 @@ class FeedService:
 
     def compute(self, user_id: str) -> StoredRecommendations | None:
         """The viewer's list from their current history, or None if there is nothing to go on."""
-        loaded = self.models.get()
-        if loaded is None:
-            return None
         actions = self.store.user_actions(user_id)
         if not actions:
             return None
-        history = history_from_actions(actions, loaded.index, self.weights)
-        seen = {a.video_id for a in actions}
-        picks = loaded.model.explain(history, self.settings.top_n + len(seen))
-        items = tuple(
-            ScoredVideo(str(loaded.model.item_ids[r.item]), r.score, r.reason)
-            for r in picks
-            if str(loaded.model.item_ids[r.item]) not in seen
-        )[: self.settings.top_n]
-        return StoredRecommendations(user_id, items, loaded.version, datetime.now(UTC))
+        ranked = self.ranker.rank(RankRequest(tuple(actions), self.settings.top_n, user_id))
+        if ranked is None:  # no model to rank with
+            return None
+        return StoredRecommendations(user_id, ranked.items, ranked.model_version, datetime.now(UTC))
 
     def ranked(self, user_id: str, k: int) -> list[ScoredVideo]:
         """The viewer's top k with scores from the current model; trending scores if no history."""

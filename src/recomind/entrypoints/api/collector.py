@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from recomind.adapters.ranker.http import HttpRanker
 from recomind.bootstrap import RecoMind
 from recomind.domain.events import VIDEO_ACTIONS_TOPIC
 from recomind.domain.ports import EventBus
@@ -114,6 +115,12 @@ class RecoMindCollector(Collector):
                 "recomind_bus_spooled_events",
                 "Events accepted on this node but not yet on the bus (NaN: unknown)",
             ),
+            "ranker": counter(
+                "recomind_ranker_calls",
+                "Calls to the model server (RECOMIND_RANKER_URL) by outcome: ok, error (ranked "
+                "in-process instead), skipped (in-process while the server is backed off)",
+                ("outcome",),
+            ),
             "model": gauge(
                 "recomind_model_info", "The model version in use (value 1)", ("version",)
             ),
@@ -140,6 +147,10 @@ class RecoMindCollector(Collector):
             f["processed"].add_metric([runner.name], runner.processed)
             f["dead_lettered"].add_metric([runner.name], runner.dead_lettered)
             f["errors"].add_metric([runner.name], runner.errors)
+        if isinstance(app.ranker, HttpRanker):
+            outcomes = dict(app.ranker.outcomes)
+            for outcome in ("ok", "error", "skipped"):
+                f["ranker"].add_metric([outcome], outcomes.get(outcome, 0))
         self._fill_from_bus(f)
         try:
             loaded = app.models.get()
