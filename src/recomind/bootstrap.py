@@ -18,6 +18,8 @@ from recomind.adapters.lake import open_lake
 from recomind.adapters.store import open_store
 from recomind.config import Settings
 from recomind.domain.ports import EventBus, Lake, Store
+from recomind.recommenders import embeddings
+from recomind.recommenders.rerank import RerankSettings
 from recomind.services.catalog import CatalogService
 from recomind.services.consume import EVENT_HANDLERS, ConsumerRunner, Effects
 from recomind.services.feed import FeedService, FeedSettings
@@ -80,6 +82,7 @@ class RecoMind:
 def bootstrap(settings: Settings | None = None) -> RecoMind:
     s = settings or Settings()
     s.home.mkdir(parents=True, exist_ok=True)
+    embeddings.configure(s.text_model, s.text_model_max_videos)
     store = open_store(s.resolved_store_url)
     cache = FailSoftCache(open_cache(s.cache_url))
     bus = open_bus(
@@ -98,6 +101,7 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
             recommendations_ttl=s.recommendations_ttl_seconds,
             popular_ttl=s.popular_ttl_seconds,
             popularity_half_life_hours=s.popularity_half_life_hours,
+            rerank=RerankSettings.from_config(s),
         ),
         weights,
     )
@@ -113,6 +117,7 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
             affinity_half_life_hours=s.affinity_half_life_hours,
             top_n=s.top_n,
             recommendations_ttl=s.recommendations_ttl_seconds,
+            rerank=RerankSettings.from_config(s),
         ),
     )
     refresher = FeedRefresher(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from recomind.domain.model import ActionWeights, ScoredVideo, StoredRecommendati
 from recomind.domain.ports import Cache, Store
 from recomind.domain.scoring import score_at
 from recomind.recommenders.data import history_from_actions
+from recomind.recommenders.rerank import RerankSettings, candidate_count, rerank_picks
 from recomind.services.model_registry import ModelHolder
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class FeedSettings:
     recommendations_ttl: float
     popular_ttl: float
     popularity_half_life_hours: float
+    rerank: RerankSettings = field(default_factory=RerankSettings)
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,11 @@ class FeedService:
             return None
         history = history_from_actions(actions, loaded.index, self.weights)
         seen = {a.video_id for a in actions}
-        picks = loaded.model.explain(history, self.settings.top_n + len(seen))
+        picks = loaded.model.explain(history, candidate_count(self.settings.top_n, len(seen)))
+        now, k = datetime.now(UTC).timestamp(), self.settings.top_n
         items = tuple(
-            ScoredVideo(str(loaded.model.item_ids[r.item]), r.score, r.reason)
-            for r in picks
-            if str(loaded.model.item_ids[r.item]) not in seen
-        )[: self.settings.top_n]
+            rerank_picks(loaded.model, picks, seen, user_id, self.settings.rerank, k, now)
+        )
         return StoredRecommendations(user_id, items, loaded.version, datetime.now(UTC))
 
     def ranked(self, user_id: str, k: int) -> list[ScoredVideo]:
