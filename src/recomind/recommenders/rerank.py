@@ -6,10 +6,10 @@
    (and repeats of a video);
 2. freshness: add `freshness_boost x best score x 2^(-age / half-life)` to young
    videos, then re-sort;
-3. diversity: walk down the list and, at each position, take the best remaining video
-   that keeps every window of `diversity_window` consecutive items within
-   `max_per_tag` videos per tag and `max_per_creator` per creator (when nothing left
-   fits, the best remaining is taken anyway);
+3. diversity: walk down the list and, at each position, take the best of the next
+   3 x `diversity_window` remaining videos that keeps every window of
+   `diversity_window` consecutive items within `max_per_tag` videos per tag and
+   `max_per_creator` per creator (when none fits, the best remaining is taken anyway);
 4. exploration: slots at positions 3, 3 + 1/share, 3 + 2/share, … go to new videos
    (younger than `new_video_hours`) picked by Beta-Bernoulli Thompson sampling on
    their observed likes (successes) and skips (failures);
@@ -45,7 +45,7 @@ PINNED_REASON = "featured"
 
 @dataclass(frozen=True)
 class RerankSettings:
-    max_per_tag: int = 3  # 0: no cap
+    max_per_tag: int = 4  # 0: no cap
     max_per_creator: int = 2  # 0: no cap
     diversity_window: int = 10
     exploration_share: float = 0.05  # 0: no exploration
@@ -165,41 +165,53 @@ def diversify(
     limit: int,
 ) -> list[ScoredVideo]:
     """Reorder the first `limit` places so no window is crowded by one tag or creator."""
-    if settings.max_per_tag <= 0 and settings.max_per_creator <= 0:
+    tag_cap, creator_cap = settings.max_per_tag, settings.max_per_creator
+    if tag_cap <= 0 and creator_cap <= 0:
         return list(ranked)
-    remaining = list(ranked)
-    infos = {c.video_id: describe(c.video_id) for c in remaining}
-    window = max(0, settings.diversity_window - 1)  # the places before the one being filled
+    # each video as the set of "features" a cap counts: its tags and "creator:" + its creator
+    remaining = [(c, _features(describe(c.video_id), tag_cap, creator_cap)) for c in ranked]
+    before = max(0, settings.diversity_window - 1)  # places before the one being filled
+    lookahead = 3 * settings.diversity_window  # how far down a video may be pulled up
+    counts: Counter[str] = Counter()
+    full: set[str] = set()  # features at their cap within the window
+    picked: list[frozenset[str]] = []
     out: list[ScoredVideo] = []
     while remaining and len(out) < limit:
-        tags: Counter[str] = Counter()
-        creators: Counter[str] = Counter()
-        for c in out[len(out) - window :] if window else []:
-            info = infos.get(c.video_id)
-            if info is not None:
-                tags.update(info.tags)
-                creators.update([info.creator_id] if info.creator_id else [])
         pick = next(
-            (
-                i
-                for i, c in enumerate(remaining)
-                if _fits(infos.get(c.video_id), tags, creators, settings)
-            ),
-            0,  # nothing fits: the best remaining anyway
+            (i for i, (_, f) in enumerate(remaining[:lookahead]) if full.isdisjoint(f)),
+            0,  # nothing near fits: the best remaining anyway
         )
-        out.append(remaining.pop(pick))
-    return out + remaining
+        video, features = remaining.pop(pick)
+        out.append(video)
+        picked.append(features)
+        changed = set(features)
+        counts.update(features)
+        if len(picked) > before:  # the oldest leaves the window
+            leaving = picked[len(picked) - before - 1]
+            counts.subtract(leaving)
+            changed |= leaving
+        for f in changed:
+            if counts[f] >= _cap(f, tag_cap, creator_cap):
+                full.add(f)
+            else:
+                full.discard(f)
+    return out + [c for c, _ in remaining]
 
 
-def _fits(
-    info: VideoInfo | None, tags: Counter[str], creators: Counter[str], settings: RerankSettings
-) -> bool:
+def _features(info: VideoInfo | None, tag_cap: int, creator_cap: int) -> frozenset[str]:
     if info is None:
-        return True
-    if settings.max_per_tag > 0 and any(tags[t] >= settings.max_per_tag for t in info.tags):
-        return False
-    cap = settings.max_per_creator
-    return not (cap > 0 and info.creator_id and creators[info.creator_id] >= cap)
+        return frozenset()
+    features = set(info.tags) if tag_cap > 0 else set()
+    if creator_cap > 0 and info.creator_id:
+        features.add(_CREATOR + info.creator_id)
+    return frozenset(features)
+
+
+def _cap(feature: str, tag_cap: int, creator_cap: int) -> int:
+    return creator_cap if feature.startswith(_CREATOR) else tag_cap
+
+
+_CREATOR = "\0creator:"  # cannot collide with a tag, which has no control characters
 
 
 def exploration_positions(k: int, share: float) -> list[int]:
@@ -275,7 +287,7 @@ def pin(
 
 def candidate_count(k: int, seen: int) -> int:
     """How many ranked candidates to ask the model for, so filters and diversity have room."""
-    return 2 * k + seen
+    return k + max(k // 2, 30) + seen
 
 
 def rerank_picks(
@@ -289,16 +301,8 @@ def rerank_picks(
 ) -> list[ScoredVideo]:
     """Re-rank a hybrid's `explain` output for one viewer; every fact comes from the model."""
     content = model.content
-    index = _index_of(model)
     candidates = [ScoredVideo(str(model.item_ids[p.item]), p.score, p.reason) for p in picks]
-
-    def describe(video_id: str) -> VideoInfo | None:
-        i = index.get(video_id)
-        if i is None:
-            return None
-        creator = str(content.creators_[i]) if len(content.creators_) else ""
-        created = float(content.created_at_[i]) if len(content.created_at_) else 0.0
-        return VideoInfo(content.item_tags(i), creator or None, created)
+    describe = _describer(model)
 
     # a different, reproducible draw per viewer and hour
     seed = [settings.seed, zlib.crc32(user_id.encode()), int(now // 3600)]
@@ -313,15 +317,33 @@ def rerank_picks(
     return rerank(candidates, context, settings)
 
 
-_INDEXES: WeakKeyDictionary[Any, dict[str, int]] = WeakKeyDictionary()
+_DESCRIBERS: WeakKeyDictionary[Any, Callable[[str], VideoInfo | None]] = WeakKeyDictionary()
 _POOLS: WeakKeyDictionary[Any, tuple[tuple[float, float], list[NewVideo]]] = WeakKeyDictionary()
 
 
-def _index_of(model: HybridRecommender) -> dict[str, int]:
-    index = _INDEXES.get(model)
-    if index is None:
-        index = _INDEXES[model] = {str(v): i for i, v in enumerate(model.item_ids)}
-    return index
+def _describer(model: HybridRecommender) -> Callable[[str], VideoInfo | None]:
+    """Tags, creator and upload time of a model's videos, remembered per model."""
+    found = _DESCRIBERS.get(model)
+    if found is not None:
+        return found
+    content = model.content
+    index = {str(v): i for i, v in enumerate(model.item_ids)}
+    known: dict[str, VideoInfo | None] = {}
+
+    def describe(video_id: str) -> VideoInfo | None:
+        if video_id in known:
+            return known[video_id]
+        i = index.get(video_id)
+        info = None
+        if i is not None:
+            creator = str(content.creators_[i]) if len(content.creators_) else ""
+            created = float(content.created_at_[i]) if len(content.created_at_) else 0.0
+            info = VideoInfo(content.item_tags(i), creator or None, created)
+        known[video_id] = info
+        return info
+
+    _DESCRIBERS[model] = describe
+    return describe
 
 
 def _new_videos(
