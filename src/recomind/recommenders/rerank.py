@@ -252,8 +252,9 @@ def explore(
     for video in thompson_order(context.new_videos, settings, context.rng):
         if len(picks) == len(positions):
             break
-        if allowed(video.video_id) and video.video_id not in picks:
-            picks.append(video.video_id)
+        vid = video.video_id  # a pinned video has its own place: it takes no exploration slot
+        if allowed(vid) and vid not in picks and vid not in settings.pins:
+            picks.append(vid)
     chosen = set(picks)
     out = [c for c in ranked if c.video_id not in chosen]
     for position, video_id in zip(positions, picks, strict=False):
