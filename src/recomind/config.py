@@ -99,6 +99,20 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return value.lower()
 
+    @field_validator("text_model")
+    @classmethod
+    def _text_model_folder(cls, value: str) -> str:
+        if value in ("auto", "off"):
+            return value
+        missing = [
+            f
+            for f in ("model.safetensors", "tokenizer.json", "config.json")
+            if not (Path(value) / f).is_file()
+        ]
+        if missing:
+            raise ValueError(f"must be auto, off, or a folder with {', '.join(missing)}")
+        return value
+
     @field_validator("rerank_pins")
     @classmethod
     def _pins_in_range(cls, value: dict[str, int]) -> dict[str, int]:

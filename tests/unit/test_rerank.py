@@ -198,6 +198,10 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("RECOMIND_RERANK_EXPLORATION_SHARE", "0.9")
     with pytest.raises(ValidationError):
         Settings()
+    monkeypatch.setenv("RECOMIND_RERANK_EXPLORATION_SHARE", "0.1")
+    monkeypatch.setenv("RECOMIND_TEXT_MODEL", "/nonexistent/minilm")
+    with pytest.raises(ValidationError, match=r"model\.safetensors"):
+        Settings()
 
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
