@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from recomind.config import Settings
@@ -20,6 +22,7 @@ from recomind.recommenders.rerank import (
     RerankSettings,
     VideoInfo,
     candidate_count,
+    diversify,
     exploration_positions,
     rerank,
     rerank_picks,
@@ -245,3 +248,44 @@ def test_rerank_picks_on_a_trained_hybrid() -> None:
     assert len(out_ids) == len(set(out_ids)) <= 8
     again = rerank_picks(model, picks, seen, "u0", settings, 8, T0.timestamp())
     assert out == again
+
+
+def naive_diversify(
+    items: list[tuple[str, tuple[str, ...], str]], cap: int, creator_cap: int, window: int, k: int
+) -> list[str]:
+    """The rule, written as plainly as possible: rescan the next 3 x window every time."""
+    remaining, out = list(items), []
+    while remaining and len(out) < k:
+        recent = out[max(0, len(out) - window + 1) :] if window > 1 else []
+
+        def fits(item: tuple[str, tuple[str, ...], str], recent: list = recent) -> bool:
+            _, tags, creator = item
+            if cap and any(sum(t in r[1] for r in recent) >= cap for t in tags):
+                return False
+            return not (creator_cap and sum(r[2] == creator for r in recent) >= creator_cap)
+
+        ahead = remaining[: 3 * window]
+        pick = next((i for i, item in enumerate(ahead) if fits(item)), 0)
+        out.append(remaining.pop(pick))
+    return [v for v, _, _ in out + remaining]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sets(st.sampled_from("abcde"), max_size=3), st.sampled_from("xyz")),
+        max_size=60,
+    ),
+    st.integers(0, 3),
+    st.integers(0, 2),
+    st.integers(1, 6),
+    st.integers(1, 60),
+)
+def test_diversify_keeps_the_plain_rule(
+    videos: list[tuple[set[str], str]], cap: int, creator_cap: int, window: int, k: int
+) -> None:
+    items = [(f"v{i}", tuple(sorted(tags)), creator) for i, (tags, creator) in enumerate(videos)]
+    known = {v: VideoInfo(tags, creator, NOW) for v, tags, creator in items}
+    rule = RerankSettings(max_per_tag=cap, max_per_creator=creator_cap, diversity_window=window)
+    got = diversify([ScoredVideo(v, 1.0) for v, _, _ in items], known.get, rule, k)
+    assert ids(got) == naive_diversify(items, cap, creator_cap, window, k)

@@ -176,11 +176,21 @@ def diversify(
     full: set[str] = set()  # features at their cap within the window
     picked: list[frozenset[str]] = []
     out: list[ScoredVideo] = []
+    # True when no video in the lookahead fits; while `full` only grows, that stays true for
+    # all of them but the one that has just come into the lookahead (saves rescanning)
+    stuck = False
     while remaining and len(out) < limit:
-        pick = next(
-            (i for i, (_, f) in enumerate(remaining[:lookahead]) if full.isdisjoint(f)),
-            0,  # nothing near fits: the best remaining anyway
-        )
+        if not full:
+            pick = 0
+        elif stuck:
+            last = min(lookahead, len(remaining)) - 1
+            pick = last if full.isdisjoint(remaining[last][1]) else 0
+        else:
+            found = next(
+                (i for i, (_, f) in enumerate(remaining[:lookahead]) if full.isdisjoint(f)), None
+            )
+            stuck = found is None
+            pick = found or 0  # nothing near fits: the best remaining anyway
         video, features = remaining.pop(pick)
         out.append(video)
         picked.append(features)
@@ -193,8 +203,9 @@ def diversify(
         for f in changed:
             if counts[f] >= _cap(f, tag_cap, creator_cap):
                 full.add(f)
-            else:
+            elif f in full:
                 full.discard(f)
+                stuck = False
     return out + [c for c, _ in remaining]
 
 
