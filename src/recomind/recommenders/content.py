@@ -63,7 +63,10 @@ class TagContent(Recommender):
         self.matrix_, self.tags_ = tag_matrix(catalog)
         titles = catalog.titles if len(catalog.titles) == len(catalog) else [""] * len(catalog)
         texts = [video_text(t, tags) for t, tags in zip(titles, catalog.tags, strict=True)]
-        self.text_, self.text_model_ = text_vectors(texts)
+        vectors, self.text_model_ = text_vectors(texts)
+        # kept at float16 precision (cosines move < 1e-3) so artifacts are half the size
+        # and a loaded model scores exactly like the fitted one
+        self.text_ = vectors.astype(np.float16).astype(np.float32)
         n = len(catalog)
         self.likes_ = np.bincount(data.items[data.actions == 1], minlength=n).astype(np.int32)
         self.skips_ = np.bincount(data.items[data.actions == 2], minlength=n).astype(np.int32)
@@ -134,7 +137,7 @@ class TagContent(Recommender):
         return {
             **csr_arrays(self.matrix_),
             "tags": self.tags_,
-            "text": self.text_,
+            "text": self.text_.astype(np.float16),
             "likes": self.likes_,
             "skips": self.skips_,
             "cold": self.cold_,
