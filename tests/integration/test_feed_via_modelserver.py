@@ -7,6 +7,7 @@ has no model, or is gone, feeds still answer 200: ranked in-process, or trending
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from recomind.adapters.ranker.local import ModelRanker
 from recomind.bootstrap import bootstrap
 from recomind.config import Settings
 from recomind.domain.ports import RankRequest
+from recomind.recommenders.rerank import candidate_count, rerank_ranked
 from recomind.services.simulator import import_rows, simulate
 from tests.support.modelserver import ModelServer, history_body, recomind
 from tests.support.servers import serve_in_thread
@@ -113,9 +115,17 @@ def test_feeds_come_from_the_model_server_and_degrade_without_it(tmp_path: Path)
             api.trainer.train()
             computed = api.feed.compute("u5")
             assert computed is not None
+            history = tuple(api.store.user_actions("u5"))
+            k = api.settings.top_n
             local = ModelRanker(api.models, api.settings.action_weights).rank(
-                RankRequest(tuple(api.store.user_actions("u5")), api.settings.top_n, "u5")
+                RankRequest(history, candidate_count(k, len(history)), "u5")
             )
-            assert local is not None and computed.items == local.items
+            loaded = api.models.get()
+            assert local is not None and loaded is not None
+            seen = {a.video_id for a in history}
+            now = datetime.now(UTC).timestamp()
+            rules = api.feed.settings.rerank
+            expected = rerank_ranked(loaded.model, local.items, seen, "u5", rules, k, now)
+            assert [i.video_id for i in computed.items] == [i.video_id for i in expected]
     finally:
         server.stop()

@@ -104,7 +104,7 @@ def test_ping_is_200_with_the_model_version(hosted: Hosted) -> None:
 
 
 def test_invocations_rank_as_the_api_does_in_process(hosted: Hosted) -> None:
-    """The same history gives the same list, scores and reasons as the API's own feed."""
+    """The same history gives the same list, scores and reasons as the API's own ranker."""
     api = bootstrap(Settings(home=hosted.home, model_dir=hosted.model_dir))
     try:
         for user_id in ("u1", "u7", "u23"):
@@ -113,9 +113,10 @@ def test_invocations_rank_as_the_api_does_in_process(hosted: Hosted) -> None:
             answer = hosted.server.invoke(
                 {"user_id": user_id, "history": history_body(actions), "k": api.settings.top_n}
             )
-            computed = api.feed.compute(user_id)
-            assert computed is not None and computed.model_version == "v000001"
-            expected = [(s.video_id, s.score, s.reason) for s in computed.items]
+            # the API's own ranker (its feed then re-ranks this list: diversity, exploration)
+            ranked = api.ranker.rank(RankRequest(tuple(actions), api.settings.top_n, user_id))
+            assert ranked is not None and ranked.model_version == "v000001"
+            expected = [(s.video_id, s.score, s.reason) for s in ranked.items]
             assert answer["model_version"] == "v000001" and answer["user_id"] == user_id
             assert as_triples(answer["items"]) == expected
             assert len(expected) == api.settings.top_n

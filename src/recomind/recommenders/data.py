@@ -23,6 +23,7 @@ class Catalog:
     tags: list[tuple[str, ...]]
     created_at: np.ndarray  # float epoch seconds
     creators: list[str | None]
+    titles: Sequence[str] = ()  # may be empty (catalogs built without titles)
 
     @classmethod
     def from_videos(cls, videos: Sequence[Video]) -> Catalog:
@@ -31,6 +32,7 @@ class Catalog:
             tags=[v.tags for v in videos],
             created_at=np.array([v.created_at.timestamp() for v in videos], dtype=np.float64),
             creators=[v.creator_id for v in videos],
+            titles=[v.title for v in videos],
         )
 
     def __len__(self) -> int:

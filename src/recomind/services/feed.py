@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from recomind.domain.model import ActionWeights, ScoredVideo, StoredRecommendati
 from recomind.domain.ports import Cache, Ranker, RankRequest, Store
 from recomind.domain.scoring import score_at
 from recomind.recommenders.data import history_from_actions
+from recomind.recommenders.rerank import RerankSettings, candidate_count, rerank_ranked
 from recomind.services.model_registry import ModelHolder
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class FeedSettings:
     recommendations_ttl: float
     popular_ttl: float
     popularity_half_life_hours: float
+    rerank: RerankSettings = field(default_factory=RerankSettings)
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,22 @@ class FeedService:
         actions = self.store.user_actions(user_id)
         if not actions:
             return None
-        ranked = self.ranker.rank(RankRequest(tuple(actions), self.settings.top_n, user_id))
+        seen = {a.video_id for a in actions}
+        k = self.settings.top_n
+        request = RankRequest(tuple(actions), candidate_count(k, len(seen)), user_id)
+        ranked = self.ranker.rank(request)
         if ranked is None:  # no model to rank with
             return None
-        return StoredRecommendations(user_id, ranked.items, ranked.model_version, datetime.now(UTC))
+        items = ranked.items[:k]
+        loaded = self.models.get()
+        if loaded is not None:  # re-ranking reads tags, creators and ages from the model
+            now = datetime.now(UTC).timestamp()
+            items = tuple(
+                rerank_ranked(
+                    loaded.model, ranked.items, seen, user_id, self.settings.rerank, k, now
+                )
+            )
+        return StoredRecommendations(user_id, items, ranked.model_version, datetime.now(UTC))
 
     def ranked(self, user_id: str, k: int) -> list[ScoredVideo]:
         """The viewer's top k with scores from the current model; trending scores if no history."""

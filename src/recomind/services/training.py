@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -20,10 +20,11 @@ import orjson
 from recomind.domain import cache_keys
 from recomind.domain.clock import Clock, SystemClock
 from recomind.domain.errors import RecoMindError
-from recomind.domain.model import ActionWeights, ScoredVideo, StoredRecommendations, VideoAction
+from recomind.domain.model import ActionWeights, StoredRecommendations, VideoAction
 from recomind.domain.ports import Cache, Store
 from recomind.recommenders.data import TrainingData, training_data
 from recomind.recommenders.hybrid import HybridRecommender
+from recomind.recommenders.rerank import RerankSettings, candidate_count, rerank_picks
 from recomind.services.feed import feed_item
 from recomind.services.model_registry import ModelHolder, ModelRegistry
 
@@ -38,6 +39,7 @@ class TrainSettings:
     top_n: int
     recommendations_ttl: float
     active_days: float = 30.0
+    rerank: RerankSettings = field(default_factory=RerankSettings)
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,12 @@ class Trainer:
         now = self.clock.now()
         rows = []
         for u in active:
-            picks = model.explain(histories[u], self.settings.top_n)
-            items = tuple(
-                ScoredVideo(str(model.item_ids[p.item]), p.score, p.reason) for p in picks
-            )
             user_id = str(data.user_ids[u])
+            picks = model.explain(histories[u], candidate_count(self.settings.top_n, 0))
+            seen, k = model.item_ids[histories[u].items], self.settings.top_n
+            items = tuple(
+                rerank_picks(model, picks, seen, user_id, self.settings.rerank, k, data.now)
+            )
             rows.append(StoredRecommendations(user_id, items, version, now))
             hydrated = [
                 feed_item(videos[i.video_id], i.reason) for i in items if i.video_id in videos
