@@ -21,6 +21,7 @@ from recomind.domain.ports import EventBus, Lake, Store
 from recomind.services.catalog import CatalogService
 from recomind.services.consume import EVENT_HANDLERS, ConsumerRunner, Effects
 from recomind.services.feed import FeedService, FeedSettings
+from recomind.services.feed_sessions import FeedSessions, SessionSettings
 from recomind.services.freshness import FeedRefresher
 from recomind.services.importer import Importer
 from recomind.services.ingest import ActionIngest, KnownVideos
@@ -89,6 +90,15 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
     registry = ModelRegistry(s.resolved_model_dir)
     holder = ModelHolder(registry)
     weights = s.action_weights
+    secret = s.feed_cursor_secret.get_secret_value().encode() if s.feed_cursor_secret else None
+    sessions = FeedSessions(
+        cache,
+        SessionSettings(
+            session_seconds=s.feed_session_seconds,
+            impressions_seconds=s.impressions_ttl_seconds,
+        ),
+        secret,
+    )
     feed = FeedService(
         store,
         cache,
@@ -98,13 +108,16 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
             recommendations_ttl=s.recommendations_ttl_seconds,
             popular_ttl=s.popular_ttl_seconds,
             popularity_half_life_hours=s.popularity_half_life_hours,
+            compute=s.feed_compute,
+            demotion=s.impression_demotion,
         ),
         weights,
+        sessions,
     )
     known = KnownVideos(store)
     trainer = Trainer(
         store,
-        cache,
+        feed,
         registry,
         holder,
         TrainSettings(

@@ -4,12 +4,20 @@
 on the fly from the viewer's history and the current model -> trending (for
 viewers with no history). Lists are cached already hydrated (title, url, tags),
 so a cache hit needs no store read.
+
+Pages come out of feed sessions (`feed_sessions`): a page never repeats a video of
+its session's earlier pages. Whenever a list is built (from the table, on the fly,
+on a refresh or by the hourly precompute) it goes through `_present`, which demotes
+what the viewer was served lately without acting on it; re-ranking plugs in there too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +25,16 @@ from typing import Any
 import numpy as np
 import orjson
 
+from recomind.config import FeedCompute
 from recomind.domain import cache_keys
 from recomind.domain.model import ActionWeights, ScoredVideo, StoredRecommendations, Video
 from recomind.domain.ports import Cache, Store
 from recomind.domain.scoring import score_at
 from recomind.recommenders.data import history_from_actions
-from recomind.services.model_registry import ModelHolder
+from recomind.recommenders.hybrid import Recommendation
+from recomind.recommenders.quick import QuickRecommender
+from recomind.services.feed_sessions import FeedSessions, SessionEvent, demote
+from recomind.services.model_registry import LoadedModel, ModelHolder
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +47,22 @@ class FeedSettings:
     recommendations_ttl: float
     popular_ttl: float
     popularity_half_life_hours: float
+    compute: FeedCompute = FeedCompute.FAST
+    demotion: int = 0  # places a served-but-not-acted video moves down per serving
 
 
 @dataclass(frozen=True)
 class Feed:
     items: list[FeedItem]
     source: str  # cache | table | computed | trending
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    items: list[FeedItem]
+    source: str  # cache | table | computed | trending
+    session: SessionEvent
+    next_cursor: str | None
 
 
 class FeedService:
@@ -51,61 +73,131 @@ class FeedService:
         models: ModelHolder,
         settings: FeedSettings,
         weights: ActionWeights,
+        sessions: FeedSessions,
     ) -> None:
         self.store = store
         self.cache = cache
         self.models = models
         self.settings = settings
         self.weights = weights
-        self.sources: Counter[str] = Counter()
+        self.sessions = sessions
+        self.sources: Counter[str] = Counter()  # feeds served, by where the list came from
+        self.fallbacks: Counter[str] = Counter()  # each step down the read path, by its target
         self.trending_cache: Counter[str] = Counter()  # hit | miss of `popular_videos`
+        self.computed: Counter[str] = Counter()  # lists computed on the fly, by FeedCompute
+        self.compute_seconds: dict[str, float] = defaultdict(float)  # …and the time they took
+        self.demoted = 0  # videos moved down because they were served and not acted on
+        self._quick: QuickRecommender | None = None
+        self._quick_lock = threading.Lock()
 
     # -- the viewer's feed -------------------------------------------------------------
 
-    def recommendations(self, user_id: str, limit: int) -> Feed:
-        feed = self._read(user_id)
-        self.sources[feed.source] += 1
-        return Feed(feed.items[:limit], feed.source)
+    def page(self, user_id: str, limit: int, cursor: str | None = None) -> FeedPage:
+        """One page of the viewer's feed session (a new one without a cursor).
 
-    def _read(self, user_id: str) -> Feed:
+        The viewer's current list minus what the session already served; a bad cursor
+        raises `InvalidInput` before anything is read or written.
+        """
+        position = self.sessions.open(user_id, cursor)
+        feed = self._read(user_id, position.state.times_served)
+        self.sources[feed.source] += 1
+        served = position.served
+        fresh = [i for i in feed.items if i["video_id"] not in served] if served else feed.items
+        page = fresh[:limit]
+        next_cursor = self.sessions.record(
+            position, [i["video_id"] for i in page], more=len(fresh) > limit
+        )
+        return FeedPage(page, feed.source, position.event, next_cursor)
+
+    def _read(self, user_id: str, times_served: Callable[[], dict[str, int]] | None = None) -> Feed:
+        """The viewer's whole list and where it came from; `times_served()` gives the
+        impressions to demote when the list has to be built."""
         cached = self.cache.get(cache_keys.recommendations(user_id))
         if cached is not None:
             return Feed(orjson.loads(cached), "cache")
+        impressions = times_served() if times_served else None
+        self.fallbacks["table"] += 1
         stored = self.store.get_recommendations(user_id)
         if stored is not None and stored.items:
             # The hourly list may predate the viewer's latest actions: drop what they have seen.
             seen = {a.video_id for a in self.store.user_actions(user_id)}
-            items = self._hydrate(tuple(s for s in stored.items if s.video_id not in seen))
+            fresh = [s for s in stored.items if s.video_id not in seen]
+            items = self._present(user_id, fresh, impressions)
             self._cache_list(user_id, items)
             return Feed(items, "table")
+        self.fallbacks["computed"] += 1
         computed = self.compute(user_id)
         if computed is not None:
-            items = self._hydrate(computed.items)
+            items = self._present(user_id, list(computed.items), impressions)
             self._cache_list(user_id, items)
             return Feed(items, "computed")
+        self.fallbacks["trending"] += 1
         return Feed(self.trending(self.settings.top_n), "trending")
 
-    def compute(self, user_id: str) -> StoredRecommendations | None:
-        """The viewer's list from their current history, or None if there is nothing to go on."""
+    def _present(
+        self,
+        user_id: str,
+        scored: Sequence[ScoredVideo],
+        impressions: dict[str, int] | None = None,
+        videos: Mapping[str, Video] | None = None,
+    ) -> list[FeedItem]:
+        """A candidate list, best first, as the viewer will see it.
+
+        This is the one place a list is arranged for showing (re-ranking belongs here):
+        videos served lately and not acted on move down, then the list is hydrated.
+        """
+        if self.settings.demotion > 0:
+            if impressions is None:
+                impressions = self.sessions.times_served(user_id)
+            order = demote([s.video_id for s in scored], impressions, self.settings.demotion)
+            self.demoted += sum(1 for s in scored if s.video_id in impressions)
+            scored = [scored[i] for i in order]
+        return self._hydrate(scored, videos)
+
+    def compute(
+        self, user_id: str, path: FeedCompute | None = None
+    ) -> StoredRecommendations | None:
+        """The viewer's list from their current history, or None if there is nothing to go on.
+
+        `fast` scores candidates only (`QuickRecommender`); `full` runs the hybrid over the
+        whole catalogue, as the hourly precompute does. The settings choose by default.
+        """
+        path = path or self.settings.compute
         loaded = self.models.get()
         if loaded is None:
             return None
         actions = self.store.user_actions(user_id)
         if not actions:
             return None
+        started = time.perf_counter()
         history = history_from_actions(actions, loaded.index, self.weights)
         seen = {a.video_id for a in actions}
-        picks = loaded.model.explain(history, self.settings.top_n + len(seen))
+        picks: list[Recommendation]
+        if path is FeedCompute.FAST:
+            picks = self._quick_for(loaded).explain(history, self.settings.top_n + len(seen))
+        else:
+            picks = loaded.model.explain(history, self.settings.top_n + len(seen))
         items = tuple(
             ScoredVideo(str(loaded.model.item_ids[r.item]), r.score, r.reason)
             for r in picks
             if str(loaded.model.item_ids[r.item]) not in seen
         )[: self.settings.top_n]
+        self.computed[path.value] += 1
+        self.compute_seconds[path.value] += time.perf_counter() - started
         return StoredRecommendations(user_id, items, loaded.version, datetime.now(UTC))
 
+    def _quick_for(self, loaded: LoadedModel) -> QuickRecommender:
+        quick = self._quick
+        if quick is None or quick.model is not loaded.model:
+            with self._quick_lock:
+                quick = self._quick
+                if quick is None or quick.model is not loaded.model:
+                    quick = self._quick = QuickRecommender(loaded.model)
+        return quick
+
     def ranked(self, user_id: str, k: int) -> list[ScoredVideo]:
-        """The viewer's top k with scores from the current model; trending scores if no history."""
-        computed = self.compute(user_id)
+        """The viewer's top k with scores from the full model; trending scores if no history."""
+        computed = self.compute(user_id, FeedCompute.FULL)
         if computed is not None:
             return list(computed.items[:k])
         loaded = self.models.get()
@@ -124,8 +216,16 @@ class FeedService:
         if computed is None:
             self.invalidate(user_id)
             return
-        self.store.save_recommendations([computed])
-        self._cache_list(user_id, self._hydrate(computed.items))
+        self.publish([computed])
+
+    def publish(
+        self, rows: Sequence[StoredRecommendations], videos: Mapping[str, Video] | None = None
+    ) -> None:
+        """Store freshly built lists in the table (as ranked) and cache them as presented
+        (demoted); `videos` saves a store read per list when the caller has the catalog."""
+        self.store.save_recommendations(rows)
+        for row in rows:
+            self._cache_list(row.user_id, self._present(row.user_id, row.items, videos=videos))
 
     def drop_from_cached(self, user_id: str, video_ids: set[str]) -> None:
         key = cache_keys.recommendations(user_id)
@@ -144,8 +244,11 @@ class FeedService:
         key = cache_keys.recommendations(user_id)
         self.cache.set(key, orjson.dumps(items), self.settings.recommendations_ttl)
 
-    def _hydrate(self, scored: tuple[ScoredVideo, ...]) -> list[FeedItem]:
-        videos = self.store.get_videos(s.video_id for s in scored)
+    def _hydrate(
+        self, scored: Sequence[ScoredVideo], videos: Mapping[str, Video] | None = None
+    ) -> list[FeedItem]:
+        if videos is None:
+            videos = self.store.get_videos(s.video_id for s in scored)
         return [feed_item(videos[s.video_id], s.reason) for s in scored if s.video_id in videos]
 
     # -- trending ------------------------------------------------------------------------

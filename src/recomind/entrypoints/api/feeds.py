@@ -1,6 +1,10 @@
 """GET /recommendations/{user_id}, /trending and /videos/{id}/similar: bare JSON arrays.
 
-Paging travels in headers: `X-Next-Cursor` and a `Link: <…>; rel="next"`.
+Paging travels in headers: `X-Next-Cursor` and a `Link: <…>; rel="next"`. A viewer's
+feed pages through a feed session (`services/feed_sessions.py`) and is answered as
+orjson bytes in a plain `Response`: `response_model` documents the shape in OpenAPI,
+but FastAPI does not validate a returned `Response`, so a cached page is parsed and
+serialised once, by orjson.
 """
 
 from __future__ import annotations
@@ -8,11 +12,12 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from recomind.domain.errors import InvalidInput, NotFound
 from recomind.entrypoints.api.deps import App, UserId, VideoId
-from recomind.entrypoints.api.schemas import FeedItemOut
+from recomind.entrypoints.api.schemas import FeedItemOut, Problem
 from recomind.services.feed import FeedItem, public_items
 
 router = APIRouter(tags=["feeds"])
@@ -45,23 +50,56 @@ def _page(
     return page
 
 
+FEED_HEADERS = {
+    "X-Feed-Source": {
+        "description": "Where the list came from: cache, table, computed or trending",
+        "schema": {"type": "string", "enum": ["cache", "table", "computed", "trending"]},
+    },
+    "X-Feed-Session": {
+        "description": "started (no cursor), continued, or restarted (the cursor's session "
+        "had expired, so this is the first page of a new one)",
+        "schema": {"type": "string", "enum": ["started", "continued", "restarted"]},
+    },
+    "X-Next-Cursor": {
+        "description": "Pass as `cursor` for the next page; absent at the end of the list",
+        "schema": {"type": "string"},
+    },
+    "Link": {"description": '`<next page URL>; rel="next"`', "schema": {"type": "string"}},
+}
+PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+
+
 @router.get(
-    "/recommendations/{user_id}", response_model=list[FeedItemOut], response_model_exclude_none=True
+    "/recommendations/{user_id}",
+    response_model=list[FeedItemOut],
+    response_model_exclude_none=True,
+    responses={
+        200: {"description": "A page of the viewer's feed", "headers": FEED_HEADERS},
+        422: {**PROBLEM, "description": "A bad id, limit or cursor"},
+    },
 )
 def get_recommendations(
     user_id: UserId,
     app: App,
     request: Request,
-    response: Response,
     limit: Limit = 10,
     explain: Explain = False,
     cursor: Cursor = None,
-) -> list[dict[str, Any]]:
-    """The viewer's personalised feed (trending for a viewer RecoMind does not know yet)."""
-    offset = _offset(cursor)
-    feed = app.feed.recommendations(user_id, app.settings.top_n)
-    response.headers["X-Feed-Source"] = feed.source
-    return public_items(_page(feed.items, offset, limit, request, response), explain)
+) -> Response:
+    """The viewer's personalised feed (trending for a viewer RecoMind does not know yet).
+
+    Without a cursor, the first page of a new feed session; with one, the next page of
+    the viewer's current list, leaving out every video the session already served.
+    """
+    page = app.feed.page(user_id, limit, cursor)
+    headers = {"X-Feed-Source": page.source, "X-Feed-Session": page.session.value}
+    if page.next_cursor is not None:
+        headers["X-Next-Cursor"] = page.next_cursor
+        headers["Link"] = (
+            f'<{request.url.include_query_params(cursor=page.next_cursor)}>; rel="next"'
+        )
+    body = orjson.dumps(public_items(page.items, explain))
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get("/trending", response_model=list[FeedItemOut], response_model_exclude_none=True)
