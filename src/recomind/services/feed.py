@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,12 +34,14 @@ from recomind.domain.scoring import score_at
 from recomind.recommenders.data import history_from_actions
 from recomind.recommenders.hybrid import Recommendation
 from recomind.recommenders.quick import QuickRecommender
-from recomind.services.feed_sessions import FeedSessions, SessionEvent, demote
+from recomind.services.feed_sessions import FeedSessions, SessionEvent
+from recomind.services.impressions import demote
 from recomind.services.model_registry import LoadedModel, ModelHolder
 
 log = logging.getLogger(__name__)
 
 FeedItem = dict[str, Any]  # {"video_id","title","url","tags"} (+ "reason")
+TimesServed = Callable[[Sequence[str]], dict[str, int]]  # video ids -> times served lately
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class FeedService:
         raises `InvalidInput` before anything is read or written.
         """
         position = self.sessions.open(user_id, cursor)
-        feed = self._read(user_id, position.state.times_served)
+        feed = self._read(user_id, partial(self.sessions.impressions, position))
         self.sources[feed.source] += 1
         served = position.served
         fresh = [i for i in feed.items if i["video_id"] not in served] if served else feed.items
@@ -109,26 +112,25 @@ class FeedService:
         )
         return FeedPage(page, feed.source, position.event, next_cursor)
 
-    def _read(self, user_id: str, times_served: Callable[[], dict[str, int]] | None = None) -> Feed:
-        """The viewer's whole list and where it came from; `times_served()` gives the
-        impressions to demote when the list has to be built."""
+    def _read(self, user_id: str, times_served: TimesServed | None = None) -> Feed:
+        """The viewer's whole list and where it came from; `times_served` tells how often
+        the viewer was served which videos, to demote them when the list has to be built."""
         cached = self.cache.get(cache_keys.recommendations(user_id))
         if cached is not None:
             return Feed(orjson.loads(cached), "cache")
-        impressions = times_served() if times_served else None
         self.fallbacks["table"] += 1
         stored = self.store.get_recommendations(user_id)
         if stored is not None and stored.items:
             # The hourly list may predate the viewer's latest actions: drop what they have seen.
             seen = {a.video_id for a in self.store.user_actions(user_id)}
             fresh = [s for s in stored.items if s.video_id not in seen]
-            items = self._present(user_id, fresh, impressions)
+            items = self._present(user_id, fresh, times_served)
             self._cache_list(user_id, items)
             return Feed(items, "table")
         self.fallbacks["computed"] += 1
         computed = self.compute(user_id)
         if computed is not None:
-            items = self._present(user_id, list(computed.items), impressions)
+            items = self._present(user_id, computed.items, times_served)
             self._cache_list(user_id, items)
             return Feed(items, "computed")
         self.fallbacks["trending"] += 1
@@ -138,7 +140,7 @@ class FeedService:
         self,
         user_id: str,
         scored: Sequence[ScoredVideo],
-        impressions: dict[str, int] | None = None,
+        times_served: TimesServed | None = None,
         videos: Mapping[str, Video] | None = None,
     ) -> list[FeedItem]:
         """A candidate list, best first, as the viewer will see it.
@@ -146,12 +148,14 @@ class FeedService:
         This is the one place a list is arranged for showing (re-ranking belongs here):
         videos served lately and not acted on move down, then the list is hydrated.
         """
-        if self.settings.demotion > 0:
-            if impressions is None:
-                impressions = self.sessions.times_served(user_id)
-            order = demote([s.video_id for s in scored], impressions, self.settings.demotion)
-            self.demoted += sum(1 for s in scored if s.video_id in impressions)
-            scored = [scored[i] for i in order]
+        if self.settings.demotion > 0 and scored:
+            ids = [s.video_id for s in scored]
+            if times_served is None:
+                served = self.sessions.times_served(user_id, ids)
+            else:
+                served = times_served(ids)
+            self.demoted += len(served)
+            scored = [scored[i] for i in demote(ids, served, self.settings.demotion)]
         return self._hydrate(scored, videos)
 
     def compute(

@@ -1,17 +1,15 @@
 """Feed sessions and impressions: infinite scroll without repeats, and what to demote.
 
-A viewer's feed state is one cache entry, `impressions:{user_id}`:
-
-    {"seen": {video_id: [last served at, times served]},
-     "sessions": {session id: {"at": last page at, "pages": [[video ids], ...]}}}
+A viewer's feed state is one cache entry, `impressions:{user_id}`: their open sessions
+(the video ids of each page) and their impressions (`services/impressions.py`).
 
 A first page (no cursor) opens a session. Each page's cursor names the session and how
 many pages the client has received; the next page is the viewer's *current* list minus
 every video of those pages. So a list rebuilt mid-session (after a like) never repeats a
 video, and a retried cursor gets its page again instead of skipping one. A session lasts
-`session_seconds` after its last page. `seen` (the impressions) lasts
-`impressions_seconds`: the list builder demotes those videos on the next rebuild. Videos
-the viewer acted on leave their lists altogether, so `seen` needs no update on actions.
+`session_seconds` after its last page. An impression lasts `impressions_seconds`: the
+list builder demotes those videos on the next rebuild. Videos the viewer acted on leave
+their lists altogether, so impressions need no update on actions.
 
 Cursors are signed (keyed BLAKE2b over the viewer id and the session), so a cursor that
 is garbled, forged or taken from another viewer is refused with `InvalidInput`. A
@@ -32,8 +30,8 @@ import secrets
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -42,6 +40,7 @@ import orjson
 from recomind.domain import cache_keys
 from recomind.domain.errors import InvalidInput
 from recomind.domain.ports import Cache
+from recomind.services.impressions import Impressions
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,6 @@ _PAGE = struct.Struct(">H")
 MAX_PAGE = 2**16 - 1
 CURSOR_BYTES = 1 + SESSION_BYTES + _PAGE.size + MAC_BYTES
 MAX_SESSIONS = 8  # open sessions kept per viewer (phone, tablet, tabs)
-MAX_IMPRESSIONS = 1000  # the most recent impressions kept per viewer
 BAD_CURSOR = "not a cursor this API gave out for this viewer"
 
 
@@ -100,70 +98,62 @@ class CursorCodec:
         return hashlib.blake2b(message, key=self._key, digest_size=MAC_BYTES).digest()
 
 
-@dataclass
-class Session:
-    at: float  # when its last page was served
-    pages: list[list[str]]
-
-
-@dataclass
 class FeedState:
-    """One viewer's impressions and open sessions, as kept in the cache."""
+    """One viewer's open sessions and impressions, as one cache value:
+    `>BI` (format, length of the sessions JSON), the sessions as JSON
+    (id -> [last page at, [[video ids] per page]]), then the impression records."""
 
-    seen: dict[str, list[float]] = field(default_factory=dict)  # video -> [served at, times]
-    sessions: dict[str, Session] = field(default_factory=dict)
+    FORMAT = 2
+    _HEADER = struct.Struct(">BI")
+
+    def __init__(
+        self, sessions: dict[str, list[Any]] | None = None, impressions: Impressions | None = None
+    ) -> None:
+        self.sessions = sessions if sessions is not None else {}
+        self.impressions = impressions if impressions is not None else Impressions()
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> FeedState:
         if raw is None:
             return cls()
         try:
-            doc: dict[str, Any] = orjson.loads(raw)
-            return cls(
-                seen={str(v): [float(at), float(n)] for v, (at, n) in doc["seen"].items()},
-                sessions={
-                    str(sid): Session(float(s["at"]), [[str(v) for v in p] for p in s["pages"]])
-                    for sid, s in doc["sessions"].items()
-                },
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            version, length = cls._HEADER.unpack_from(raw)
+            end = cls._HEADER.size + length
+            sessions = orjson.loads(raw[cls._HEADER.size : end])
+            if version != cls.FORMAT or not isinstance(sessions, dict):
+                raise ValueError("not a feed state")
+            return cls(sessions, Impressions.from_bytes(raw[end:]))
+        except (struct.error, ValueError):  # orjson's JSONDecodeError is a ValueError
             log.warning("unreadable feed state in the cache; starting afresh")
             return cls()
 
     def to_bytes(self) -> bytes:
-        sessions = {sid: {"at": s.at, "pages": s.pages} for sid, s in self.sessions.items()}
-        return orjson.dumps({"seen": self.seen, "sessions": sessions})
+        sessions = orjson.dumps(self.sessions)
+        return (
+            self._HEADER.pack(self.FORMAT, len(sessions)) + sessions + self.impressions.to_bytes()
+        )
 
     def prune(self, now: float, session_seconds: float, impressions_seconds: float) -> None:
-        """Forget expired sessions and impressions; keep the most recent within the caps."""
-        live = {sid: s for sid, s in self.sessions.items() if now - s.at <= session_seconds}
+        """Forget expired sessions, and keep the impressions within their cap."""
+        live = {sid: s for sid, s in self.sessions.items() if now - s[0] <= session_seconds}
         if len(live) > MAX_SESSIONS:
-            live = dict(sorted(live.items(), key=lambda kv: -kv[1].at)[:MAX_SESSIONS])
+            live = dict(sorted(live.items(), key=lambda kv: -kv[1][0])[:MAX_SESSIONS])
         self.sessions = live
-        seen = {v: e for v, e in self.seen.items() if now - e[0] <= impressions_seconds}
-        if len(seen) > MAX_IMPRESSIONS:
-            seen = dict(sorted(seen.items(), key=lambda kv: -kv[1][0])[:MAX_IMPRESSIONS])
-        self.seen = seen
+        self.impressions.prune(now, impressions_seconds)
 
     def served(self, session: str, before_page: int) -> set[str]:
         """The videos of the session's first `before_page` pages."""
         s = self.sessions.get(session)
         if s is None:
             return set()
-        return {v for page in s.pages[:before_page] for v in page}
+        return {v for page in s[1][:before_page] for v in page}
 
-    def record(self, session: str, page: int, video_ids: Iterable[str], now: float) -> None:
+    def record(self, session: str, page: int, video_ids: Sequence[str], now: float) -> None:
         """Page number `page` of `session` was served: it replaces that page and any after it."""
-        ids = list(video_ids)
-        s = self.sessions.setdefault(session, Session(now, []))
-        s.pages = [*s.pages[:page], ids]
-        s.at = now
-        for v in ids:
-            entry = self.seen.get(v)
-            self.seen[v] = [now, entry[1] + 1 if entry else 1.0]
-
-    def times_served(self) -> dict[str, int]:
-        return {v: int(e[1]) for v, e in self.seen.items()}
+        s = self.sessions.get(session)
+        pages = s[1][:page] if s is not None else []
+        self.sessions[session] = [now, [*pages, list(video_ids)]]
+        self.impressions.record(video_ids, now)
 
 
 @dataclass(frozen=True)
@@ -222,14 +212,22 @@ class FeedSessions:
         """Save the page as served; the cursor of the next page when there is one."""
         self.pages[position.event] += 1
         position.state.record(position.session, position.page, video_ids, position.now)
-        self.save(position.user_id, position.state)
+        self.save(position.user_id, position.state, position.now)
         if not more or position.page + 1 > MAX_PAGE:
             return None
         return self.codec.encode(position.user_id, Cursor(position.session, position.page + 1))
 
-    def times_served(self, user_id: str) -> dict[str, int]:
-        """The viewer's live impressions: how often each video was served lately."""
-        return self.load(user_id, self.clock()).times_served()
+    def impressions(self, position: Position, video_ids: Sequence[str]) -> dict[str, int]:
+        """How often the viewer a page is for was served these videos lately (no I/O)."""
+        return position.state.impressions.times_served(
+            video_ids, position.now, self.settings.impressions_seconds
+        )
+
+    def times_served(self, user_id: str, video_ids: Sequence[str]) -> dict[str, int]:
+        """How often the viewer was served these videos lately."""
+        now = self.clock()
+        impressions = self.load(user_id, now).impressions
+        return impressions.times_served(video_ids, now, self.settings.impressions_seconds)
 
     def load(self, user_id: str, now: float) -> FeedState:
         raw = self.cache.get(cache_keys.impressions(user_id))
@@ -238,17 +236,7 @@ class FeedSessions:
         state.prune(now, self.settings.session_seconds, self.settings.impressions_seconds)
         return state
 
-    def save(self, user_id: str, state: FeedState) -> None:
+    def save(self, user_id: str, state: FeedState, now: float) -> None:
+        state.prune(now, self.settings.session_seconds, self.settings.impressions_seconds)
         ttl = max(self.settings.session_seconds, self.settings.impressions_seconds)
         self.cache.set(cache_keys.impressions(user_id), state.to_bytes(), ttl)
-
-
-def demote(video_ids: list[str], times_served: dict[str, int], places: int) -> list[int]:
-    """The order (indices into `video_ids`) with each served video `places` further down per
-    serving; ties keep the original order. With a large `places`, every served video goes
-    behind every unseen one, the least served first."""
-    if places <= 0 or not times_served:
-        return list(range(len(video_ids)))
-    return sorted(
-        range(len(video_ids)), key=lambda i: (i + places * times_served.get(video_ids[i], 0), i)
-    )
