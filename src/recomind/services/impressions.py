@@ -23,7 +23,7 @@ MAX_IMPRESSIONS = 1000  # records kept per viewer, at most…
 PRUNED_IMPRESSIONS = 600  # …compacted to at most this many videos when passed
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=65_536)  # the hot part of the catalog
 def video_hash(video_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(video_id.encode(), digest_size=8).digest(), "little")
 

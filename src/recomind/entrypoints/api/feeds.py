@@ -1,16 +1,16 @@
 """GET /recommendations/{user_id}, /trending and /videos/{id}/similar: bare JSON arrays.
 
 Paging travels in headers: `X-Next-Cursor` and a `Link: <…>; rel="next"`. A viewer's
-feed pages through a feed session (`services/feed_sessions.py`) and is answered as
-orjson bytes in a plain `Response`: `response_model` documents the shape in OpenAPI,
-but FastAPI does not validate a returned `Response`, so a cached page is parsed and
-serialised once, by orjson.
+feed pages through a feed session (`services/feed_sessions.py`); trending pages by
+offset. Every answer is orjson bytes in a plain `Response`: `response_model` documents
+the shape in OpenAPI, but FastAPI does not validate a returned `Response`, so a cached
+list is parsed and a page serialised once, by orjson, with no pydantic pass.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -38,16 +38,16 @@ def _offset(cursor: str | None) -> int:
     return offset
 
 
-def _page(
-    items: list[FeedItem], offset: int, limit: int, request: Request, response: Response
-) -> list[FeedItem]:
-    page = items[offset : offset + limit]
-    if offset + limit < len(items):
-        cursor = base64.urlsafe_b64encode(str(offset + limit).encode()).decode().rstrip("=")
-        url = request.url.include_query_params(cursor=cursor)
-        response.headers["X-Next-Cursor"] = cursor
-        response.headers["Link"] = f'<{url}>; rel="next"'
-    return page
+def _next_page_headers(request: Request, cursor: str) -> dict[str, str]:
+    url = request.url.include_query_params(cursor=cursor)
+    return {"X-Next-Cursor": cursor, "Link": f'<{url}>; rel="next"'}
+
+
+def _json(items: list[FeedItem], explain: bool, headers: dict[str, str]) -> Response:
+    """The items as the bare JSON array, serialised once by orjson (nothing validates them
+    again: the routes' `response_model` is their OpenAPI contract)."""
+    body = orjson.dumps(public_items(items, explain))
+    return Response(body, media_type="application/json", headers=headers)
 
 
 FEED_HEADERS = {
@@ -94,34 +94,39 @@ def get_recommendations(
     page = app.feed.page(user_id, limit, cursor)
     headers = {"X-Feed-Source": page.source, "X-Feed-Session": page.session.value}
     if page.next_cursor is not None:
-        headers["X-Next-Cursor"] = page.next_cursor
-        headers["Link"] = (
-            f'<{request.url.include_query_params(cursor=page.next_cursor)}>; rel="next"'
-        )
-    body = orjson.dumps(public_items(page.items, explain))
-    return Response(body, media_type="application/json", headers=headers)
+        headers.update(_next_page_headers(request, page.next_cursor))
+    return _json(page.items, explain, headers)
 
 
-@router.get("/trending", response_model=list[FeedItemOut], response_model_exclude_none=True)
+@router.get(
+    "/trending",
+    response_model=list[FeedItemOut],
+    response_model_exclude_none=True,
+    responses={200: {"headers": {k: FEED_HEADERS[k] for k in ("X-Next-Cursor", "Link")}}},
+)
 def get_trending(
     app: App,
     request: Request,
-    response: Response,
     limit: Limit = 10,
     explain: Explain = False,
     cursor: Cursor = None,
-) -> list[dict[str, Any]]:
+) -> Response:
     """What is engaging everyone lately (time-decayed; likes count more than views)."""
     offset = _offset(cursor)
     items = app.feed.trending(app.settings.top_n)
-    return public_items(_page(items, offset, limit, request, response), explain)
+    headers = {}
+    if offset + limit < len(items):
+        next_offset = str(offset + limit).encode()
+        cursor = base64.urlsafe_b64encode(next_offset).decode().rstrip("=")
+        headers = _next_page_headers(request, cursor)
+    return _json(items[offset : offset + limit], explain, headers)
 
 
 @router.get(
     "/videos/{video_id}/similar", response_model=list[FeedItemOut], response_model_exclude_none=True
 )
-def get_similar(video_id: VideoId, app: App, limit: Limit = 10) -> list[dict[str, Any]]:
+def get_similar(video_id: VideoId, app: App, limit: Limit = 10) -> Response:
     """Viewers who watched this also watched (tag neighbours for videos with few views)."""
     if app.store.get_video(video_id) is None:
         raise NotFound("video", video_id)
-    return public_items(app.feed.similar(video_id, limit) or [], explain=False)
+    return _json(app.feed.similar(video_id, limit) or [], False, {})
