@@ -5,8 +5,8 @@ right after they act) must not cost a pass over every video and every viewer. Th
 candidates are:
 
 - the neighbours of the viewer's latest positive items (rows of the item-neighbour matrix),
-- the videos that carry the viewer's favourite tags most strongly (an inverted index built
-  once per model, each tag's videos strongest first, then most popular),
+- the videos that best match the viewer's favourite tags (only those tags' videos are
+  scored, through a tag -> videos index built once per model),
 - the most popular videos.
 
 Only the candidates are scored, with the hybrid's own blend weights and unit scaling;
@@ -31,8 +31,8 @@ QUICK_SOURCES = ("content", "item_knn", "popularity")
 @dataclass(frozen=True)
 class QuickSettings:
     recent_items: int = 20  # latest positive items whose neighbours are candidates
-    top_tags: int = 5  # the viewer's favourite tags whose videos are candidates
-    per_tag: int = 100  # videos taken from each favourite tag
+    top_tags: int = 5  # the viewer's favourite tags, whose videos are scored…
+    by_tags: int = 300  # …and the best this many of them are candidates
     trending: int = 200  # most popular videos always in the pool
 
 
@@ -49,17 +49,7 @@ class QuickRecommender:
             np.where(self.popularity > 0, self.popularity, -np.inf), self.settings.trending
         )
         self.trending = np.array([i for i, _ in ranked], dtype=np.int64)
-        self.tag_items = self._tag_index()
-
-    def _tag_index(self) -> list[np.ndarray]:
-        by_tag = self.model.content.matrix_.tocsc()
-        index = []
-        for tag in range(by_tag.shape[1]):
-            start, end = by_tag.indptr[tag], by_tag.indptr[tag + 1]
-            items = by_tag.indices[start:end]
-            order = np.lexsort((-self.popularity[items], -by_tag.data[start:end]))
-            index.append(items[order[: self.settings.per_tag]].astype(np.int64))
-        return index
+        self.by_tag = sp.csc_matrix(model.content.matrix_)  # tag -> its videos (inverted index)
 
     def explain(
         self, history: History, k: int, exclude: np.ndarray | None = None
@@ -68,29 +58,30 @@ class QuickRecommender:
         model = self.model
         tags = model.content.matrix_
         affinity = self.affinity(history)
+        weights = model.blend.at(history.positive_count)
         near_items, near_scores = self._neighbours(history)
-        favourite = np.argsort(-affinity, kind="stable")[: self.settings.top_tags]
-        pool = [near_items, self.trending]
-        pool += [self.tag_items[t] for t in favourite.tolist() if affinity[t] > 0]
-        candidates = np.unique(np.concatenate(pool))
-        banned = history.items if exclude is None else np.concatenate([history.items, exclude])
-        candidates = candidates[~np.isin(candidates, banned)]
+        pool = [near_items, self.trending, self._by_tags(affinity, weights), history.items]
+        candidates = np.unique(np.concatenate(pool).astype(np.int64))
         if len(candidates) == 0 or k <= 0:
             return []
 
         rows, cols, values = gather_rows(tags, candidates)
         content = np.bincount(rows, weights=values * affinity[cols], minlength=len(candidates))
         near = np.zeros(len(candidates))
-        at = np.searchsorted(candidates, near_items)
-        found = at < len(candidates)
-        found[found] = candidates[at[found]] == near_items[found]
-        near[at[found]] = near_scores[found]
+        near[np.searchsorted(candidates, near_items)] = near_scores
+        # Scaled like the hybrid's sources, whose best item is often one the viewer already
+        # has (hence the history among the candidates until now): then they are left out.
         scores = {
             "content": _unit(content),
             "item_knn": _unit(near),
             "popularity": self.popularity_unit[candidates],
         }
-        weights = model.blend.at(history.positive_count)
+        banned = history.items if exclude is None else np.concatenate([history.items, exclude])
+        keep = ~np.isin(candidates, banned)
+        candidates = candidates[keep]
+        scores = {s: v[keep] for s, v in scores.items()}
+        if len(candidates) == 0:
+            return []
         total = sum((weights[s] * scores[s] for s in QUICK_SOURCES), np.zeros(len(candidates)))
         chosen = _best(total, k)
         contributions = np.stack([weights[s] * scores[s][chosen] for s in QUICK_SOURCES])
@@ -110,6 +101,20 @@ class QuickRecommender:
                 reason = model._reason(source, item, affinity)
             picks.append(Recommendation(item, value, reason))
         return picks
+
+    def _by_tags(self, affinity: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+        """The videos that best match the viewer's favourite tags, popularity blended in as
+        the hybrid would; only those tags' videos are looked at (their posting lists)."""
+        favourite = np.argsort(-affinity, kind="stable")[: self.settings.top_tags]
+        favourite = favourite[affinity[favourite] > 0]
+        if len(favourite) == 0:
+            return np.zeros(0, np.int64)
+        position, items, values = gather_rows(self.by_tag, favourite.astype(np.int64))
+        videos, inverse = np.unique(items, return_inverse=True)
+        content = np.bincount(inverse, weights=values * affinity[favourite][position])
+        score = weights["content"] * _unit(content)
+        score += weights["popularity"] * self.popularity_unit[videos]
+        return videos[_best(score, self.settings.by_tags)]
 
     def affinity(self, history: History) -> np.ndarray:
         """`TagContent.affinity` without building a sparse matrix per viewer."""
@@ -149,11 +154,11 @@ def content_reason(tag: str | None) -> str:
 
 
 def gather_rows(
-    matrix: sp.csr_matrix, rows: np.ndarray
+    matrix: sp.csr_matrix | sp.csc_matrix, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stored entries of some rows of a CSR matrix as (position in `rows`, column,
-    value), without building a new sparse matrix (scipy's fancy indexing costs more than
-    the work itself at these sizes)."""
+    """The stored entries of some rows of a CSR matrix (columns of a CSC one) as (position
+    in `rows`, column, value), without building a new sparse matrix (scipy's fancy
+    indexing costs more than the work itself at these sizes)."""
     starts = matrix.indptr[rows]
     lengths = matrix.indptr[rows + 1] - starts
     total = int(lengths.sum())
