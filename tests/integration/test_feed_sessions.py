@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from recomind.domain import cache_keys
+from recomind.services.packed_list import PackedList
 from tests.integration.conftest import Served, seeded
 from tests.support.servers import serve_in_thread
 
@@ -92,7 +92,9 @@ def test_a_refresh_mid_session_repeats_nothing_and_drops_what_was_acted_on(
     # the viewer likes a video that is further down their list
     cached = served.recomind.cache.get(cache_keys.recommendations("u11"))
     assert cached is not None
-    rest_of_list = [i["video_id"] for i in orjson.loads(cached)]
+    packed = PackedList.from_bytes(cached)
+    assert packed is not None
+    rest_of_list = packed.ids
     liked = next(v for v in rest_of_list if v not in before)
     act(served, "u11", liked)
     second = page(served, "u11", cursor=first.headers["x-next-cursor"])

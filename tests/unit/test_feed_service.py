@@ -101,10 +101,6 @@ def stored_list(user_id: str, ids: Sequence[str]) -> StoredRecommendations:
     return StoredRecommendations(user_id, items, "v000001", NOW)
 
 
-def ids(items: Iterable[dict[str, object]]) -> list[str]:
-    return [str(i["video_id"]) for i in items]
-
-
 # -- paging ---------------------------------------------------------------------------------
 
 
@@ -114,13 +110,13 @@ def test_pages_through_the_whole_list_without_repeats() -> None:
     feed = service(store)
     first = feed.page("u1", 5)
     assert (first.source, first.session) == ("table", SessionEvent.STARTED)
-    served = ids(first.items)
+    served = first.video_ids
     cursor = first.next_cursor
     while cursor is not None:
         page = feed.page("u1", 5, cursor)
         assert page.session is SessionEvent.CONTINUED and page.source == "cache"
-        assert not set(served) & set(ids(page.items))
-        served += ids(page.items)
+        assert not set(served) & set(page.video_ids)
+        served += page.video_ids
         cursor = page.next_cursor
     assert served == [f"v{n}" for n in range(12)]
 
@@ -130,11 +126,11 @@ def test_a_list_rebuilt_mid_session_is_paged_without_repeats() -> None:
     store.lists["u1"] = stored_list("u1", [f"v{n}" for n in range(10)])
     feed = service(store)
     first = feed.page("u1", 4)
-    assert ids(first.items) == ["v0", "v1", "v2", "v3"]
+    assert first.video_ids == ["v0", "v1", "v2", "v3"]
     # the viewer liked something: the list is rebuilt, new videos ahead of served ones
     feed.publish([stored_list("u1", ["v20", "v1", "v21", "v3", "v4", "v22"])])
     second = feed.page("u1", 4, first.next_cursor)
-    assert ids(second.items) == ["v20", "v21", "v4", "v22"]
+    assert second.video_ids == ["v20", "v21", "v4", "v22"]
     assert second.next_cursor is None
 
 
@@ -163,12 +159,12 @@ def test_served_videos_are_demoted_when_the_list_is_read_from_the_table_again() 
     store = FakeStore(video(n) for n in range(30))
     store.lists["u1"] = stored_list("u1", [f"v{n}" for n in range(10)])
     feed = service(store)
-    assert ids(feed.page("u1", 3).items) == ["v0", "v1", "v2"]
+    assert feed.page("u1", 3).video_ids == ["v0", "v1", "v2"]
     feed.invalidate("u1")  # the cached list expired
     again = feed.page("u1", 3)  # a new session (pull to refresh)
     assert again.source == "table"
-    assert ids(again.items) == ["v3", "v4", "v5"]
-    whole = ids(feed.page("u1", 10).items)
+    assert again.video_ids == ["v3", "v4", "v5"]
+    whole = feed.page("u1", 10).video_ids
     assert whole[-3:] == ["v0", "v1", "v2"]  # demoted, not dropped
     assert feed.demoted == 3
 
@@ -177,9 +173,9 @@ def test_refresh_demotes_served_videos_the_viewer_did_not_act_on() -> None:
     store = FakeStore(video(n) for n in range(30))
     store.lists["u1"] = stored_list("u1", [f"v{n}" for n in range(10)])
     feed = service(store)
-    assert ids(feed.page("u1", 3).items) == ["v0", "v1", "v2"]
+    assert feed.page("u1", 3).video_ids == ["v0", "v1", "v2"]
     feed.publish([stored_list("u1", [f"v{n}" for n in range(10)])])  # a refresh, same ranking
-    assert ids(feed.page("u1", 3).items) == ["v3", "v4", "v5"]
+    assert feed.page("u1", 3).video_ids == ["v3", "v4", "v5"]
     # the table keeps the ranking as computed; only what is shown is demoted
     assert [s.video_id for s in store.lists["u1"].items[:3]] == ["v0", "v1", "v2"]
 
@@ -188,16 +184,16 @@ def test_without_demotion_a_refresh_shows_the_same_head() -> None:
     store = FakeStore(video(n) for n in range(30))
     store.lists["u1"] = stored_list("u1", [f"v{n}" for n in range(10)])
     feed = service(store, demotion=0)
-    assert ids(feed.page("u1", 3).items) == ["v0", "v1", "v2"]
+    assert feed.page("u1", 3).video_ids == ["v0", "v1", "v2"]
     feed.publish([stored_list("u1", [f"v{n}" for n in range(10)])])
-    assert ids(feed.page("u1", 3).items) == ["v0", "v1", "v2"]
+    assert feed.page("u1", 3).video_ids == ["v0", "v1", "v2"]
 
 
 def test_the_table_list_leaves_out_what_the_viewer_acted_on() -> None:
     acted = VideoAction("e1", "u1", "v1", ActionType.LIKE, NOW)
     store = FakeStore((video(n) for n in range(30)), [acted])
     store.lists["u1"] = stored_list("u1", [f"v{n}" for n in range(5)])
-    assert ids(service(store).page("u1", 10).items) == ["v0", "v2", "v3", "v4"]
+    assert service(store).page("u1", 10).video_ids == ["v0", "v2", "v3", "v4"]
 
 
 # -- the read path's steps ----------------------------------------------------------------------
@@ -224,7 +220,7 @@ def test_trending_pages_do_not_repeat_either() -> None:
     first = feed.page("newcomer", 10)
     second = feed.page("newcomer", 10, first.next_cursor)
     assert second.source == "trending"
-    assert not set(ids(first.items)) & set(ids(second.items))
+    assert not set(first.video_ids) & set(second.video_ids)
 
 
 # -- computed on the fly ------------------------------------------------------------------------
@@ -265,7 +261,7 @@ def test_a_viewer_with_history_and_no_list_gets_a_computed_and_demoted_one(
     feed.refresh_user_feed(viewer)  # e.g. after an action that changed nothing much
     again = feed.page(viewer, 10)
     assert again.source == "cache"
-    assert not set(ids(first.items)) & set(ids(again.items))
+    assert not set(first.video_ids) & set(again.video_ids)
     assert store.lists[viewer].items  # the refresh stored the list in the table
 
 

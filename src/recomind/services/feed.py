@@ -2,8 +2,9 @@
 
 `recommendations:{user_id}` in the cache -> the `recommendations` table -> computed
 on the fly from the viewer's history and the current model -> trending (for
-viewers with no history). Lists are cached already hydrated (title, url, tags),
-so a cache hit needs no store read.
+viewers with no history). Lists are cached already hydrated (title, url, tags) and
+serialised (`packed_list`), so a cache hit needs no store read and a page is cut out
+of the cached bytes.
 
 Pages come out of feed sessions (`feed_sessions`): a page never repeats a video of
 its session's earlier pages. Whenever a list is built (from the table, on the fly,
@@ -21,10 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 import numpy as np
-import orjson
 
 from recomind.config import FeedCompute
 from recomind.domain import cache_keys
@@ -37,10 +36,10 @@ from recomind.recommenders.quick import QuickRecommender
 from recomind.services.feed_sessions import FeedSessions, SessionEvent
 from recomind.services.impressions import demote
 from recomind.services.model_registry import LoadedModel, ModelHolder
+from recomind.services.packed_list import FeedItem, PackedList
 
 log = logging.getLogger(__name__)
 
-FeedItem = dict[str, Any]  # {"video_id","title","url","tags"} (+ "reason")
 TimesServed = Callable[[Sequence[str]], dict[str, int]]  # video ids -> times served lately
 
 
@@ -56,13 +55,14 @@ class FeedSettings:
 
 @dataclass(frozen=True)
 class Feed:
-    items: list[FeedItem]
+    items: PackedList
     source: str  # cache | table | computed | trending
 
 
 @dataclass(frozen=True)
 class FeedPage:
-    items: list[FeedItem]
+    body: bytes  # the page as a JSON array, ready to send
+    video_ids: list[str]
     source: str  # cache | table | computed | trending
     session: SessionEvent
     next_cursor: str | None
@@ -95,7 +95,9 @@ class FeedService:
 
     # -- the viewer's feed -------------------------------------------------------------
 
-    def page(self, user_id: str, limit: int, cursor: str | None = None) -> FeedPage:
+    def page(
+        self, user_id: str, limit: int, cursor: str | None = None, explain: bool = False
+    ) -> FeedPage:
         """One page of the viewer's feed session (a new one without a cursor).
 
         The viewer's current list minus what the session already served; a bad cursor
@@ -104,37 +106,36 @@ class FeedService:
         position = self.sessions.open(user_id, cursor)
         feed = self._read(user_id, partial(self.sessions.impressions, position))
         self.sources[feed.source] += 1
-        served = position.served
-        fresh = [i for i in feed.items if i["video_id"] not in served] if served else feed.items
-        page = fresh[:limit]
-        next_cursor = self.sessions.record(
-            position, [i["video_id"] for i in page], more=len(fresh) > limit
-        )
-        return FeedPage(page, feed.source, position.event, next_cursor)
+        ids, served = feed.items.ids, position.served
+        fresh = [n for n, v in enumerate(ids) if v not in served] if served else range(len(ids))
+        chosen = fresh[:limit]
+        video_ids = [ids[n] for n in chosen]
+        next_cursor = self.sessions.record(position, video_ids, more=len(fresh) > limit)
+        body = feed.items.page(chosen, explain)
+        return FeedPage(body, video_ids, feed.source, position.event, next_cursor)
 
     def _read(self, user_id: str, times_served: TimesServed | None = None) -> Feed:
         """The viewer's whole list and where it came from; `times_served` tells how often
         the viewer was served which videos, to demote them when the list has to be built."""
         cached = self.cache.get(cache_keys.recommendations(user_id))
-        if cached is not None:
-            return Feed(orjson.loads(cached), "cache")
+        packed = PackedList.from_bytes(cached) if cached is not None else None
+        if packed is not None:
+            return Feed(packed, "cache")
         self.fallbacks["table"] += 1
         stored = self.store.get_recommendations(user_id)
         if stored is not None and stored.items:
             # The hourly list may predate the viewer's latest actions: drop what they have seen.
             seen = {a.video_id for a in self.store.user_actions(user_id)}
             fresh = [s for s in stored.items if s.video_id not in seen]
-            items = self._present(user_id, fresh, times_served)
-            self._cache_list(user_id, items)
+            items = self._cache_list(user_id, self._present(user_id, fresh, times_served))
             return Feed(items, "table")
         self.fallbacks["computed"] += 1
         computed = self.compute(user_id)
         if computed is not None:
-            items = self._present(user_id, computed.items, times_served)
-            self._cache_list(user_id, items)
+            items = self._cache_list(user_id, self._present(user_id, computed.items, times_served))
             return Feed(items, "computed")
         self.fallbacks["trending"] += 1
-        return Feed(self.trending(self.settings.top_n), "trending")
+        return Feed(self.trending_list(), "trending")
 
     def _present(
         self,
@@ -234,19 +235,22 @@ class FeedService:
     def drop_from_cached(self, user_id: str, video_ids: set[str]) -> None:
         key = cache_keys.recommendations(user_id)
         cached = self.cache.get(key)
-        if cached is None:
+        packed = PackedList.from_bytes(cached) if cached is not None else None
+        if packed is None:
             return
-        items: list[FeedItem] = orjson.loads(cached)
-        kept = [i for i in items if i["video_id"] not in video_ids]
-        if len(kept) != len(items):
-            self.cache.set(key, orjson.dumps(kept), self.settings.recommendations_ttl)
+        kept = [n for n, v in enumerate(packed.ids) if v not in video_ids]
+        if len(kept) != len(packed):
+            ttl = self.settings.recommendations_ttl
+            self.cache.set(key, packed.select(kept).to_bytes(), ttl)
 
     def invalidate(self, user_id: str) -> None:
         self.cache.delete(cache_keys.recommendations(user_id))
 
-    def _cache_list(self, user_id: str, items: list[FeedItem]) -> None:
+    def _cache_list(self, user_id: str, items: list[FeedItem]) -> PackedList:
+        packed = PackedList.pack(items)
         key = cache_keys.recommendations(user_id)
-        self.cache.set(key, orjson.dumps(items), self.settings.recommendations_ttl)
+        self.cache.set(key, packed.to_bytes(), self.settings.recommendations_ttl)
+        return packed
 
     def _hydrate(
         self, scored: Sequence[ScoredVideo], videos: Mapping[str, Video] | None = None
@@ -258,15 +262,19 @@ class FeedService:
     # -- trending ------------------------------------------------------------------------
 
     def trending(self, limit: int) -> list[FeedItem]:
+        return self.trending_list().items()[:limit]
+
+    def trending_list(self) -> PackedList:
+        """The trending list as cached (`popular_videos`), built when missing."""
         cached = self.cache.get(cache_keys.POPULAR_VIDEOS)
-        if cached is not None:
+        packed = PackedList.from_bytes(cached) if cached is not None else None
+        if packed is not None:
             self.trending_cache["hit"] += 1
-            items: list[FeedItem] = orjson.loads(cached)
-            return items[:limit]
+            return packed
         self.trending_cache["miss"] += 1
-        items = self._compute_trending(max(self.settings.top_n, 200))
-        self.cache.set(cache_keys.POPULAR_VIDEOS, orjson.dumps(items), self.settings.popular_ttl)
-        return items[:limit]
+        packed = PackedList.pack(self._compute_trending(max(self.settings.top_n, 200)))
+        self.cache.set(cache_keys.POPULAR_VIDEOS, packed.to_bytes(), self.settings.popular_ttl)
+        return packed
 
     def _compute_trending(self, n: int) -> list[FeedItem]:
         now = datetime.now(UTC)

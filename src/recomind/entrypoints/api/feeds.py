@@ -43,11 +43,10 @@ def _next_page_headers(request: Request, cursor: str) -> dict[str, str]:
     return {"X-Next-Cursor": cursor, "Link": f'<{url}>; rel="next"'}
 
 
-def _json(items: list[FeedItem], explain: bool, headers: dict[str, str]) -> Response:
-    """The items as the bare JSON array, serialised once by orjson (nothing validates them
+def _json(items: list[FeedItem]) -> Response:
+    """The items as the bare JSON array, serialised by orjson (nothing validates them
     again: the routes' `response_model` is their OpenAPI contract)."""
-    body = orjson.dumps(public_items(items, explain))
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(orjson.dumps(public_items(items, False)), media_type="application/json")
 
 
 FEED_HEADERS = {
@@ -91,11 +90,11 @@ def get_recommendations(
     Without a cursor, the first page of a new feed session; with one, the next page of
     the viewer's current list, leaving out every video the session already served.
     """
-    page = app.feed.page(user_id, limit, cursor)
+    page = app.feed.page(user_id, limit, cursor, explain)
     headers = {"X-Feed-Source": page.source, "X-Feed-Session": page.session.value}
     if page.next_cursor is not None:
         headers.update(_next_page_headers(request, page.next_cursor))
-    return _json(page.items, explain, headers)
+    return Response(page.body, media_type="application/json", headers=headers)
 
 
 @router.get(
@@ -113,13 +112,14 @@ def get_trending(
 ) -> Response:
     """What is engaging everyone lately (time-decayed; likes count more than views)."""
     offset = _offset(cursor)
-    items = app.feed.trending(app.settings.top_n)
+    items = app.feed.trending_list()
+    end = min(offset + limit, len(items), app.settings.top_n)
     headers = {}
-    if offset + limit < len(items):
-        next_offset = str(offset + limit).encode()
-        cursor = base64.urlsafe_b64encode(next_offset).decode().rstrip("=")
+    if end < min(len(items), app.settings.top_n):
+        cursor = base64.urlsafe_b64encode(str(end).encode()).decode().rstrip("=")
         headers = _next_page_headers(request, cursor)
-    return _json(items[offset : offset + limit], explain, headers)
+    body = items.page(range(offset, end), explain) if offset < end else b"[]"
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get(
@@ -129,4 +129,4 @@ def get_similar(video_id: VideoId, app: App, limit: Limit = 10) -> Response:
     """Viewers who watched this also watched (tag neighbours for videos with few views)."""
     if app.store.get_video(video_id) is None:
         raise NotFound("video", video_id)
-    return _json(app.feed.similar(video_id, limit) or [], False, {})
+    return _json(app.feed.similar(video_id, limit) or [])
