@@ -2,9 +2,10 @@
 
 Paging travels in headers: `X-Next-Cursor` and a `Link: <…>; rel="next"`. A viewer's
 feed pages through a feed session (`services/feed_sessions.py`); trending pages by
-offset. Every answer is orjson bytes in a plain `Response`: `response_model` documents
-the shape in OpenAPI, but FastAPI does not validate a returned `Response`, so a cached
-list is parsed and a page serialised once, by orjson, with no pydantic pass.
+offset. Every answer is bytes in a plain `Response`: `response_model` documents the
+shape in OpenAPI, but FastAPI does not validate a returned `Response`. Feed and trending
+pages are cut out of the cached lists' bytes (`services/packed_list.py`), with no
+pydantic pass and no item serialised again.
 """
 
 from __future__ import annotations
