@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from recomind.adapters.cache.memory import MemoryCache
@@ -271,3 +272,21 @@ def test_refresh_of_a_viewer_with_no_history_clears_the_cached_list() -> None:
     feed.cache.set(cache_keys.recommendations("u9"), b"[]", 600)
     feed.refresh_user_feed("u9")
     assert feed.cache.get(cache_keys.recommendations("u9")) is None
+
+
+def test_a_video_acted_on_between_rebuilds_leaves_the_cached_list() -> None:
+    store = FakeStore(video(n) for n in range(30))
+    store.lists["u1"] = stored_list("u1", [f"v{n}" for n in range(6)])
+    feed = service(store)
+    first = feed.page("u1", 2)
+    assert first.video_ids == ["v0", "v1"]
+    feed.drop_from_cached("u1", {"v3", "v0"})  # e.g. liked from another screen
+    rest = feed.page("u1", 10, first.next_cursor)
+    assert rest.source == "cache"
+    assert rest.video_ids == ["v2", "v4", "v5"]
+    assert orjson.loads(rest.body)[0] == {
+        "video_id": "v2",
+        "title": "video 2",
+        "url": "https://x/2",
+        "tags": ["tag"],
+    }
