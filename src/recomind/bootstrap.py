@@ -21,7 +21,7 @@ from recomind.domain.ports import EventBus, Lake, Store
 from recomind.services.catalog import CatalogService
 from recomind.services.consume import EVENT_HANDLERS, ConsumerRunner, Effects
 from recomind.services.feed import FeedService, FeedSettings
-from recomind.services.feed_sessions import FeedSessions, SessionSettings
+from recomind.services.feed_sessions import FeedSessions, SessionSettings, cursor_key
 from recomind.services.freshness import FeedRefresher
 from recomind.services.importer import Importer
 from recomind.services.ingest import ActionIngest, KnownVideos
@@ -90,7 +90,11 @@ def bootstrap(settings: Settings | None = None) -> RecoMind:
     registry = ModelRegistry(s.resolved_model_dir)
     holder = ModelHolder(registry)
     weights = s.action_weights
-    secret = s.feed_cursor_secret.get_secret_value().encode() if s.feed_cursor_secret else None
+    secret = (
+        s.feed_cursor_secret.get_secret_value().encode()
+        if s.feed_cursor_secret
+        else cursor_key(s.home / "cursor.key")
+    )
     sessions = FeedSessions(
         cache,
         SessionSettings(

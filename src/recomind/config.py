@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     )
     feed_cursor_secret: SecretStr | None = Field(
         None,
-        description="Key that signs feed cursors; set the same on every API replica "
-        "(unset: a random key per process)",
+        description="Key that signs feed cursors; set the same on every API host "
+        "(unset: a random key kept in HOME/cursor.key, shared by the processes of one host)",
     )
 
     weight_view: float = 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -19,6 +20,7 @@ from recomind.services.feed_sessions import (
     FeedState,
     SessionEvent,
     SessionSettings,
+    cursor_key,
 )
 from recomind.services.impressions import MAX_IMPRESSIONS, Impressions, demote
 
@@ -271,3 +273,21 @@ def test_no_demotion_when_off_or_nothing_served() -> None:
     ids = ["a", "b", "c"]
     assert demote(ids, {"a": 3}, places=0) == [0, 1, 2]
     assert demote(ids, {}, places=1000) == [0, 1, 2]
+
+
+def test_cursor_key_is_made_once_and_shared(tmp_path: Path) -> None:
+    path = tmp_path / "cursor.key"
+    first = cursor_key(path)
+    assert len(first) == 32 and cursor_key(path) == first
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    # cursors signed by one process are good in another that reads the same key
+    token = CursorCodec(first).encode("u1", Cursor(SESSION, 1))
+    assert CursorCodec(cursor_key(path)).decode("u1", token) == Cursor(SESSION, 1)
+
+
+def test_an_unusable_cursor_key_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "cursor.key"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="cursor key"):
+        cursor_key(path)

@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import struct
 import time
@@ -33,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -160,6 +162,32 @@ class FeedState:
 class SessionSettings:
     session_seconds: float
     impressions_seconds: float
+
+
+def cursor_key(path: Path) -> bytes:
+    """The key kept in `path`, made (random) by the first process to ask: every process
+    sharing the folder signs and checks cursors alike, and a restart keeps them valid."""
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    tmp.write_bytes(secrets.token_bytes(32))
+    tmp.chmod(0o600)
+    try:
+        os.link(tmp, path)  # appears whole, and only if no other process made it first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    key = path.read_bytes()
+    if len(key) < 16:
+        raise ValueError(f"{path} holds no usable cursor key; delete it to make a new one")
+    return key
 
 
 @dataclass
