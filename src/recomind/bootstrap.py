@@ -29,6 +29,7 @@ from recomind.recommenders.rerank import RerankSettings
 from recomind.services.catalog import CatalogService
 from recomind.services.consume import EVENT_HANDLERS, ConsumerRunner, Effects
 from recomind.services.feed import FeedService, FeedSettings
+from recomind.services.feed_sessions import FeedSessions, SessionSettings, cursor_key
 from recomind.services.freshness import FeedRefresher
 from recomind.services.importer import Importer
 from recomind.services.ingest import ActionIngest, KnownVideos
@@ -104,6 +105,19 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
     holder = ModelHolder(registry)
     weights = s.action_weights
     ranker = open_ranker(s, holder)
+    secret = (
+        s.feed_cursor_secret.get_secret_value().encode()
+        if s.feed_cursor_secret
+        else cursor_key(s.home / "cursor.key")
+    )
+    sessions = FeedSessions(
+        cache,
+        SessionSettings(
+            session_seconds=s.feed_session_seconds,
+            impressions_seconds=s.impressions_ttl_seconds,
+        ),
+        secret,
+    )
     feed = FeedService(
         store,
         cache,
@@ -114,14 +128,18 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
             popular_ttl=s.popular_ttl_seconds,
             popularity_half_life_hours=s.popularity_half_life_hours,
             rerank=RerankSettings.from_config(s),
+            compute=s.feed_compute,
+            demotion=s.impression_demotion,
+            remote_ranker=bool(s.ranker_url),
         ),
         weights,
         ranker,
+        sessions,
     )
     known = KnownVideos(store)
     trainer = Trainer(
         store,
-        cache,
+        feed,
         registry,
         holder,
         TrainSettings(

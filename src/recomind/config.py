@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recomind.domain.model import ActionWeights
@@ -22,6 +22,13 @@ class RefreshPolicy(StrEnum):
     TTL = "ttl"  # only when the cached list expires
     AFTER_N = "after_n"  # after N new actions of the viewer
     IMMEDIATE = "immediate"  # after every action
+
+
+class FeedCompute(StrEnum):
+    """How a viewer's list is built on the fly (cache and table missed, or a refresh)."""
+
+    FAST = "fast"  # candidates only: recent items' neighbours, favourite tags, trending
+    FULL = "full"  # the hybrid over the whole catalogue, as the hourly precompute does
 
 
 class Settings(BaseSettings):
@@ -48,6 +55,25 @@ class Settings(BaseSettings):
     recommendations_ttl_seconds: float = Field(600, gt=0)
     popular_ttl_seconds: float = Field(900, gt=0)
     profile_ttl_seconds: float = Field(1800, gt=0)
+
+    feed_compute: FeedCompute = FeedCompute.FAST
+    feed_session_seconds: float = Field(
+        1800, gt=0, description="A feed session (cursor) lasts this long after its last page"
+    )
+    impressions_ttl_seconds: float = Field(
+        86400, gt=0, description="How long a video served to a viewer counts as an impression"
+    )
+    impression_demotion: int = Field(
+        1000,
+        ge=0,
+        description="Places a served-but-not-acted video moves down, per serving, when the "
+        "viewer's list is rebuilt (0: off; the default puts it behind every unseen video)",
+    )
+    feed_cursor_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs feed cursors; set the same on every API host "
+        "(unset: a random key kept in HOME/cursor.key, shared by the processes of one host)",
+    )
 
     weight_view: float = 1.0
     weight_like: float = 3.0

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from recomind.domain import cache_keys
 from recomind.entrypoints.api.collector import serve_worker_metrics
 from recomind.entrypoints.logs import configure_logging
 from tests.integration.conftest import Served
@@ -160,6 +161,45 @@ def test_metrics_count_requests_by_route_template_feeds_ingest_and_consumers(
         assert value(after, "recomind_consumer_lag", group=group) == 0
         assert moved(before, after, "recomind_consumer_lag_errors_total", group=group) == 0
     assert value(after, "recomind_bus_spooled_events") == 0
+
+
+def test_metrics_follow_the_read_path_step_by_step_and_feed_sessions(served: Served) -> None:
+    http = served.http
+    recomind = served.recomind
+    before = scrape(http)
+    viewer = "u7"
+    recomind.cache.delete(cache_keys.recommendations(viewer))
+    recomind.store.delete_recommendations(viewer)  # neither cached nor stored: computed
+    first = http.get(f"/recommendations/{viewer}", params={"limit": 5})
+    assert first.headers["x-feed-source"] == "computed"
+    cursor = first.headers["x-next-cursor"]
+    assert http.get(f"/recommendations/{viewer}", params={"cursor": cursor}).status_code == 200
+    assert http.get(f"/recommendations/{viewer}", params={"cursor": "nope"}).status_code == 422
+    recomind.cache.delete(cache_keys.recommendations(viewer))  # as if its TTL ran out
+    assert http.get(f"/recommendations/{viewer}").headers["x-feed-source"] == "computed"
+    after = scrape(http)
+
+    def feed(name: str, **labels: str) -> float:
+        return moved(before, after, f"recomind_feed_{name}_total", **labels)
+
+    assert feed("source", source="computed") == 2
+    assert feed("source", source="cache") == 1
+    assert feed("source", source="table") == 0
+    assert feed("fallbacks", to="table") == 2  # two cache misses…
+    assert feed("fallbacks", to="computed") == 2  # …and no stored list either time
+    assert feed("fallbacks", to="trending") == 0
+    assert feed("pages", session="started") == 2
+    assert feed("pages", session="continued") == 1
+    assert feed("pages", session="restarted") == 0
+    assert feed("bad_cursors") == 1
+    assert feed("computed", path="fast") == 2
+    assert feed("compute_seconds", path="fast") > 0
+    assert feed("demoted_videos") == 15  # both pages (5 + 10 videos), at the rebuild
+    cache = "recomind_feed_cache_requests_total"
+    assert moved(before, after, cache, cache="recommendations", result="hit") == 1
+    assert moved(before, after, cache, cache="recommendations", result="miss") == 2
+    assert moved(before, after, cache, cache="impressions", result="hit") == 2
+    assert moved(before, after, cache, cache="impressions", result="miss") == 1
 
 
 def test_model_gauge_names_the_version_in_use(served: Served) -> None:

@@ -16,3 +16,8 @@ def user_profile(user_id: str) -> str:
 def actions_since_refresh(user_id: str) -> str:
     """Counter of a viewer's actions since their list was last rebuilt (refresh policy)."""
     return f"actions_since_refresh:{user_id}"
+
+
+def impressions(user_id: str) -> str:
+    """What a viewer was served lately, and their open feed sessions (paging, demotion)."""
+    return f"impressions:{user_id}"

@@ -2,32 +2,45 @@
 
 `recommendations:{user_id}` in the cache -> the `recommendations` table -> computed
 on the fly from the viewer's history and the current model -> trending (for
-viewers with no history). Lists are cached already hydrated (title, url, tags),
-so a cache hit needs no store read.
+viewers with no history). Lists are cached already hydrated (title, url, tags) and
+serialised (`packed_list`), so a cache hit needs no store read and a page is cut out
+of the cached bytes.
+
+Pages come out of feed sessions (`feed_sessions`): a page never repeats a video of
+its session's earlier pages. Whenever a list is built (from the table, on the fly,
+on a refresh or by the hourly precompute) it goes through `_present`, which demotes
+what the viewer was served lately without acting on it; re-ranking plugs in there too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 
 import numpy as np
-import orjson
 
+from recomind.config import FeedCompute
 from recomind.domain import cache_keys
 from recomind.domain.model import ActionWeights, ScoredVideo, StoredRecommendations, Video
 from recomind.domain.ports import Cache, Ranker, RankRequest, Store
 from recomind.domain.scoring import score_at
 from recomind.recommenders.data import history_from_actions
+from recomind.recommenders.quick import QuickRecommender
 from recomind.recommenders.rerank import RerankSettings, candidate_count, rerank_ranked
-from recomind.services.model_registry import ModelHolder
+from recomind.services.feed_sessions import FeedSessions, SessionEvent
+from recomind.services.impressions import demote
+from recomind.services.model_registry import LoadedModel, ModelHolder
+from recomind.services.packed_list import FeedItem, PackedList
 
 log = logging.getLogger(__name__)
 
-FeedItem = dict[str, Any]  # {"video_id","title","url","tags"} (+ "reason")
+TimesServed = Callable[[Sequence[str]], dict[str, int]]  # video ids -> times served lately
 
 
 @dataclass(frozen=True)
@@ -37,12 +50,24 @@ class FeedSettings:
     popular_ttl: float
     popularity_half_life_hours: float
     rerank: RerankSettings = field(default_factory=RerankSettings)
+    compute: FeedCompute = FeedCompute.FAST
+    demotion: int = 0  # places a served-but-not-acted video moves down per serving
+    remote_ranker: bool = False  # a model server ranks: every on-the-fly list goes to it
 
 
 @dataclass(frozen=True)
 class Feed:
-    items: list[FeedItem]
+    items: PackedList
     source: str  # cache | table | computed | trending
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    body: bytes  # the page as a JSON array, ready to send
+    video_ids: list[str]
+    source: str  # cache | table | computed | trending
+    session: SessionEvent
+    next_cursor: str | None
 
 
 class FeedService:
@@ -54,6 +79,7 @@ class FeedService:
         settings: FeedSettings,
         weights: ActionWeights,
         ranker: Ranker,
+        sessions: FeedSessions,
     ) -> None:
         self.ranker = ranker
         self.store = store
@@ -61,59 +87,134 @@ class FeedService:
         self.models = models
         self.settings = settings
         self.weights = weights
-        self.sources: Counter[str] = Counter()
+        self.sessions = sessions
+        self.sources: Counter[str] = Counter()  # feeds served, by where the list came from
+        self.fallbacks: Counter[str] = Counter()  # each step down the read path, by its target
         self.trending_cache: Counter[str] = Counter()  # hit | miss of `popular_videos`
+        self.computed: Counter[str] = Counter()  # lists computed on the fly, by FeedCompute
+        self.compute_seconds: dict[str, float] = defaultdict(float)  # …and the time they took
+        self.demoted = 0  # videos moved down because they were served and not acted on
+        self._quick: QuickRecommender | None = None
+        self._quick_lock = threading.Lock()
 
     # -- the viewer's feed -------------------------------------------------------------
 
-    def recommendations(self, user_id: str, limit: int) -> Feed:
-        feed = self._read(user_id)
-        self.sources[feed.source] += 1
-        return Feed(feed.items[:limit], feed.source)
+    def page(
+        self, user_id: str, limit: int, cursor: str | None = None, explain: bool = False
+    ) -> FeedPage:
+        """One page of the viewer's feed session (a new one without a cursor).
 
-    def _read(self, user_id: str) -> Feed:
+        The viewer's current list minus what the session already served; a bad cursor
+        raises `InvalidInput` before anything is read or written.
+        """
+        position = self.sessions.open(user_id, cursor)
+        feed = self._read(user_id, partial(self.sessions.impressions, position))
+        self.sources[feed.source] += 1
+        ids, served = feed.items.ids, position.served
+        fresh = [n for n, v in enumerate(ids) if v not in served] if served else range(len(ids))
+        chosen = fresh[:limit]
+        video_ids = [ids[n] for n in chosen]
+        next_cursor = self.sessions.record(position, video_ids, more=len(fresh) > limit)
+        body = feed.items.page(chosen, explain)
+        return FeedPage(body, video_ids, feed.source, position.event, next_cursor)
+
+    def _read(self, user_id: str, times_served: TimesServed | None = None) -> Feed:
+        """The viewer's whole list and where it came from; `times_served` tells how often
+        the viewer was served which videos, to demote them when the list has to be built."""
         cached = self.cache.get(cache_keys.recommendations(user_id))
-        if cached is not None:
-            return Feed(orjson.loads(cached), "cache")
+        packed = PackedList.from_bytes(cached) if cached is not None else None
+        if packed is not None:
+            return Feed(packed, "cache")
+        self.fallbacks["table"] += 1
         stored = self.store.get_recommendations(user_id)
         if stored is not None and stored.items:
             # The hourly list may predate the viewer's latest actions: drop what they have seen.
             seen = {a.video_id for a in self.store.user_actions(user_id)}
-            items = self._hydrate(tuple(s for s in stored.items if s.video_id not in seen))
-            self._cache_list(user_id, items)
+            fresh = [s for s in stored.items if s.video_id not in seen]
+            items = self._cache_list(user_id, self._present(user_id, fresh, times_served))
             return Feed(items, "table")
+        self.fallbacks["computed"] += 1
         computed = self.compute(user_id)
         if computed is not None:
-            items = self._hydrate(computed.items)
-            self._cache_list(user_id, items)
+            items = self._cache_list(user_id, self._present(user_id, computed.items, times_served))
             return Feed(items, "computed")
-        return Feed(self.trending(self.settings.top_n), "trending")
+        self.fallbacks["trending"] += 1
+        return Feed(self.trending_list(), "trending")
 
-    def compute(self, user_id: str) -> StoredRecommendations | None:
-        """The viewer's list from their current history, or None if there is nothing to go on."""
+    def _present(
+        self,
+        user_id: str,
+        scored: Sequence[ScoredVideo],
+        times_served: TimesServed | None = None,
+        videos: Mapping[str, Video] | None = None,
+    ) -> list[FeedItem]:
+        """A candidate list, best first, as the viewer will see it.
+
+        This is the one place a list is arranged for showing (re-ranking belongs here):
+        videos served lately and not acted on move down, then the list is hydrated.
+        """
+        if self.settings.demotion > 0 and scored:
+            ids = [s.video_id for s in scored]
+            if times_served is None:
+                served = self.sessions.times_served(user_id, ids)
+            else:
+                served = times_served(ids)
+            self.demoted += len(served)
+            scored = [scored[i] for i in demote(ids, served, self.settings.demotion)]
+        return self._hydrate(scored, videos)
+
+    def compute(
+        self, user_id: str, path: FeedCompute | None = None
+    ) -> StoredRecommendations | None:
+        """The viewer's list from their current history, or None if there is nothing to go on.
+
+        `fast` scores candidates only (`QuickRecommender`); `full` ranks the whole catalogue
+        through the Ranker port (this process's model, or the model server when one is set),
+        as the hourly precompute does. The settings choose by default. Either way the list is
+        then re-ranked (diversity, exploration, freshness, pins) when a model is loaded here.
+        """
+        path = path or self.settings.compute
         actions = self.store.user_actions(user_id)
         if not actions:
             return None
+        started = time.perf_counter()
+        loaded = self.models.get()
         seen = {a.video_id for a in actions}
         k = self.settings.top_n
-        request = RankRequest(tuple(actions), candidate_count(k, len(seen)), user_id)
-        ranked = self.ranker.rank(request)
-        if ranked is None:  # no model to rank with
-            return None
-        items = ranked.items[:k]
-        loaded = self.models.get()
+        wanted = candidate_count(k, len(seen))
+        ranked: list[ScoredVideo]
+        if path is FeedCompute.FAST and loaded is not None and not self.settings.remote_ranker:
+            history = history_from_actions(actions, loaded.index, self.weights)
+            ids = loaded.model.item_ids
+            picks = self._quick_for(loaded).explain(history, wanted)
+            ranked = [ScoredVideo(str(ids[r.item]), r.score, r.reason) for r in picks]
+            version = loaded.version
+        else:
+            ranking = self.ranker.rank(RankRequest(tuple(actions), wanted, user_id))
+            if ranking is None:  # no model to rank with
+                return None
+            ranked, version = list(ranking.items), ranking.model_version
         if loaded is not None:  # re-ranking reads tags, creators and ages from the model
-            now = datetime.now(UTC).timestamp()
-            items = tuple(
-                rerank_ranked(
-                    loaded.model, ranked.items, seen, user_id, self.settings.rerank, k, now
-                )
-            )
-        return StoredRecommendations(user_id, items, ranked.model_version, datetime.now(UTC))
+            now, rules = datetime.now(UTC).timestamp(), self.settings.rerank
+            items = tuple(rerank_ranked(loaded.model, ranked, seen, user_id, rules, k, now))
+        else:
+            items = tuple(s for s in ranked if s.video_id not in seen)[:k]
+        self.computed[path.value] += 1
+        self.compute_seconds[path.value] += time.perf_counter() - started
+        return StoredRecommendations(user_id, items, version, datetime.now(UTC))
+
+    def _quick_for(self, loaded: LoadedModel) -> QuickRecommender:
+        quick = self._quick
+        if quick is None or quick.model is not loaded.model:
+            with self._quick_lock:
+                quick = self._quick
+                if quick is None or quick.model is not loaded.model:
+                    quick = self._quick = QuickRecommender(loaded.model)
+        return quick
 
     def ranked(self, user_id: str, k: int) -> list[ScoredVideo]:
-        """The viewer's top k with scores from the current model; trending scores if no history."""
-        computed = self.compute(user_id)
+        """The viewer's top k with scores from the full model; trending scores if no history."""
+        computed = self.compute(user_id, FeedCompute.FULL)
         if computed is not None:
             return list(computed.items[:k])
         loaded = self.models.get()
@@ -132,42 +233,60 @@ class FeedService:
         if computed is None:
             self.invalidate(user_id)
             return
-        self.store.save_recommendations([computed])
-        self._cache_list(user_id, self._hydrate(computed.items))
+        self.publish([computed])
+
+    def publish(
+        self, rows: Sequence[StoredRecommendations], videos: Mapping[str, Video] | None = None
+    ) -> None:
+        """Store freshly built lists in the table (as ranked) and cache them as presented
+        (demoted); `videos` saves a store read per list when the caller has the catalog."""
+        self.store.save_recommendations(rows)
+        for row in rows:
+            self._cache_list(row.user_id, self._present(row.user_id, row.items, videos=videos))
 
     def drop_from_cached(self, user_id: str, video_ids: set[str]) -> None:
         key = cache_keys.recommendations(user_id)
         cached = self.cache.get(key)
-        if cached is None:
+        packed = PackedList.from_bytes(cached) if cached is not None else None
+        if packed is None:
             return
-        items: list[FeedItem] = orjson.loads(cached)
-        kept = [i for i in items if i["video_id"] not in video_ids]
-        if len(kept) != len(items):
-            self.cache.set(key, orjson.dumps(kept), self.settings.recommendations_ttl)
+        kept = [n for n, v in enumerate(packed.ids) if v not in video_ids]
+        if len(kept) != len(packed):
+            ttl = self.settings.recommendations_ttl
+            self.cache.set(key, packed.select(kept).to_bytes(), ttl)
 
     def invalidate(self, user_id: str) -> None:
         self.cache.delete(cache_keys.recommendations(user_id))
 
-    def _cache_list(self, user_id: str, items: list[FeedItem]) -> None:
+    def _cache_list(self, user_id: str, items: list[FeedItem]) -> PackedList:
+        packed = PackedList.pack(items)
         key = cache_keys.recommendations(user_id)
-        self.cache.set(key, orjson.dumps(items), self.settings.recommendations_ttl)
+        self.cache.set(key, packed.to_bytes(), self.settings.recommendations_ttl)
+        return packed
 
-    def _hydrate(self, scored: tuple[ScoredVideo, ...]) -> list[FeedItem]:
-        videos = self.store.get_videos(s.video_id for s in scored)
+    def _hydrate(
+        self, scored: Sequence[ScoredVideo], videos: Mapping[str, Video] | None = None
+    ) -> list[FeedItem]:
+        if videos is None:
+            videos = self.store.get_videos(s.video_id for s in scored)
         return [feed_item(videos[s.video_id], s.reason) for s in scored if s.video_id in videos]
 
     # -- trending ------------------------------------------------------------------------
 
     def trending(self, limit: int) -> list[FeedItem]:
+        return self.trending_list().items()[:limit]
+
+    def trending_list(self) -> PackedList:
+        """The trending list as cached (`popular_videos`), built when missing."""
         cached = self.cache.get(cache_keys.POPULAR_VIDEOS)
-        if cached is not None:
+        packed = PackedList.from_bytes(cached) if cached is not None else None
+        if packed is not None:
             self.trending_cache["hit"] += 1
-            items: list[FeedItem] = orjson.loads(cached)
-            return items[:limit]
+            return packed
         self.trending_cache["miss"] += 1
-        items = self._compute_trending(max(self.settings.top_n, 200))
-        self.cache.set(cache_keys.POPULAR_VIDEOS, orjson.dumps(items), self.settings.popular_ttl)
-        return items[:limit]
+        packed = PackedList.pack(self._compute_trending(max(self.settings.top_n, 200)))
+        self.cache.set(cache_keys.POPULAR_VIDEOS, packed.to_bytes(), self.settings.popular_ttl)
+        return packed
 
     def _compute_trending(self, n: int) -> list[FeedItem]:
         now = datetime.now(UTC)

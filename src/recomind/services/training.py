@@ -15,17 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-import orjson
 
-from recomind.domain import cache_keys
 from recomind.domain.clock import Clock, SystemClock
 from recomind.domain.errors import RecoMindError
 from recomind.domain.model import ActionWeights, StoredRecommendations, VideoAction
-from recomind.domain.ports import Cache, Store
+from recomind.domain.ports import Store
 from recomind.recommenders.data import TrainingData, training_data
 from recomind.recommenders.hybrid import HybridRecommender
 from recomind.recommenders.rerank import RerankSettings, candidate_count, rerank_picks
-from recomind.services.feed import feed_item
+from recomind.services.feed import FeedService
 from recomind.services.model_registry import ModelHolder, ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -67,14 +65,14 @@ class Trainer:
     def __init__(
         self,
         store: Store,
-        cache: Cache,
+        feed: FeedService,
         registry: ModelRegistry,
         holder: ModelHolder,
         settings: TrainSettings,
         clock: Clock | None = None,
     ) -> None:
         self.store = store
-        self.cache = cache
+        self.feed = feed
         self.registry = registry
         self.holder = holder
         self.settings = settings
@@ -124,7 +122,7 @@ class Trainer:
         return report
 
     def precompute(self, model: HybridRecommender, data: TrainingData, version: str) -> int:
-        """Top-N for every viewer active lately, into the table and the cache."""
+        """Top-N for every viewer active lately, into the table and (as presented) the cache."""
         videos = {v.video_id: v for v in self.store.all_videos()}
         histories = data.user_histories()
         recent = data.now - self.settings.active_days * 86400
@@ -139,15 +137,7 @@ class Trainer:
                 rerank_picks(model, picks, seen, user_id, self.settings.rerank, k, data.now)
             )
             rows.append(StoredRecommendations(user_id, items, version, now))
-            hydrated = [
-                feed_item(videos[i.video_id], i.reason) for i in items if i.video_id in videos
-            ]
-            self.cache.set(
-                cache_keys.recommendations(user_id),
-                orjson.dumps(hydrated),
-                self.settings.recommendations_ttl,
-            )
-        self.store.save_recommendations(rows)
+        self.feed.publish(rows, videos)
         return len(rows)
 
 

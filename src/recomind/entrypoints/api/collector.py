@@ -22,15 +22,19 @@ from prometheus_client.registry import Collector
 
 from recomind.adapters.ranker.http import HttpRanker
 from recomind.bootstrap import RecoMind
+from recomind.config import FeedCompute
 from recomind.domain.events import VIDEO_ACTIONS_TOPIC
 from recomind.domain.ports import EventBus
 from recomind.entrypoints.api.checks import DependencyChecks
+from recomind.services.feed_sessions import SessionEvent
 
 log = logging.getLogger(__name__)
 
 BUS_TIMEOUT_SECONDS = 1.0  # for all lag and spool calls of one scrape together
 FEED_SOURCES = ("cache", "table", "computed", "trending")  # fastest first; all but the first
 FEED_FALLBACKS = FEED_SOURCES[1:]  # are fallbacks; each is exposed at 0 before it happens
+FEED_SESSION_EVENTS = tuple(e.value for e in SessionEvent)
+FEED_COMPUTE_PATHS = tuple(p.value for p in FeedCompute)
 _Family = CounterMetricFamily | GaugeMetricFamily
 
 
@@ -65,13 +69,38 @@ class RecoMindCollector(Collector):
             ),
             "cache": counter(
                 "recomind_feed_cache_requests",
-                "Feed cache reads (recommendations:{user_id}, popular_videos) by hit or miss",
+                "Feed cache reads (recommendations:{user_id}, popular_videos, "
+                "impressions:{user_id}) by hit or miss",
                 ("cache", "result"),
             ),
             "fallbacks": counter(
                 "recomind_feed_fallbacks",
-                "Viewer feeds that missed the cache and fell back to a slower source",
+                "Steps down the read path: cache miss -> table, no stored list -> computed, "
+                "nothing to compute from -> trending",
                 ("to",),
+            ),
+            "pages": counter(
+                "recomind_feed_pages",
+                "Feed pages served, by what they did to the viewer's feed session",
+                ("session",),
+            ),
+            "bad_cursors": counter(
+                "recomind_feed_bad_cursors",
+                "Feed requests refused because the cursor was garbled, forged or another viewer's",
+            ),
+            "demoted": counter(
+                "recomind_feed_demoted_videos",
+                "Videos moved down a rebuilt list because they were served and not acted on",
+            ),
+            "computed": counter(
+                "recomind_feed_computed",
+                "Viewer lists computed on the fly (read path and refreshes), by path",
+                ("path",),
+            ),
+            "compute_seconds": counter(
+                "recomind_feed_compute_seconds",
+                "Time spent computing viewer lists on the fly, by path",
+                ("path",),
             ),
             "cache_errors": counter(
                 "recomind_cache_errors", "Cache operations that failed (served without the cache)"
@@ -137,8 +166,21 @@ class RecoMindCollector(Collector):
         trending = dict(app.feed.trending_cache)
         for result in ("hit", "miss"):
             f["cache"].add_metric(["popular_videos", result], trending.get(result, 0))
+        impressions = dict(app.feed.sessions.state_reads)
+        for result in ("hit", "miss"):
+            f["cache"].add_metric(["impressions", result], impressions.get(result, 0))
+        fallbacks = dict(app.feed.fallbacks)
         for to in FEED_FALLBACKS:
-            f["fallbacks"].add_metric([to], sources.get(to, 0))
+            f["fallbacks"].add_metric([to], fallbacks.get(to, 0))
+        pages = dict(app.feed.sessions.pages)
+        for event in FEED_SESSION_EVENTS:
+            f["pages"].add_metric([event], pages.get(event, 0))
+        f["bad_cursors"].add_metric([], app.feed.sessions.bad_cursors)
+        f["demoted"].add_metric([], app.feed.demoted)
+        counts, seconds = dict(app.feed.computed), dict(app.feed.compute_seconds)
+        for path in FEED_COMPUTE_PATHS:
+            f["computed"].add_metric([path], counts.get(path, 0))
+            f["compute_seconds"].add_metric([path], seconds.get(path, 0.0))
         f["cache_errors"].add_metric([], app.cache.failures)
         f["refreshed"].add_metric([], app.refresher.refreshed)
         f["accepted"].add_metric([], app.ingest.accepted)

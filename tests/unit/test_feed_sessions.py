@@ -1,0 +1,293 @@
+"""Feed sessions: signed cursors, paging state, expiry, impressions and demotion (no I/O)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from recomind.adapters.cache.memory import MemoryCache
+from recomind.domain import cache_keys
+from recomind.domain.errors import InvalidInput
+from recomind.services.feed_sessions import (
+    MAX_SESSIONS,
+    Cursor,
+    CursorCodec,
+    FeedSessions,
+    FeedState,
+    SessionEvent,
+    SessionSettings,
+    cursor_key,
+)
+from recomind.services.impressions import MAX_IMPRESSIONS, Impressions, demote
+
+SESSION = "00112233445566778899aabb"
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sessions(clock: Clock, cache: MemoryCache | None = None) -> FeedSessions:
+    return FeedSessions(
+        cache or MemoryCache(),
+        SessionSettings(session_seconds=1800, impressions_seconds=86400),
+        secret=b"test-secret",
+        clock=clock,
+    )
+
+
+# -- cursors -------------------------------------------------------------------------------
+
+
+def test_cursor_round_trips_and_is_url_safe() -> None:
+    codec = CursorCodec(b"k")
+    token = codec.encode("u1", Cursor(SESSION, 7))
+    assert codec.decode("u1", token) == Cursor(SESSION, 7)
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_cursor_of_another_viewer_or_key_is_refused() -> None:
+    token = CursorCodec(b"k").encode("u1", Cursor(SESSION, 1))
+    with pytest.raises(InvalidInput) as err:
+        CursorCodec(b"k").decode("u2", token)
+    assert err.value.field == "cursor"
+    with pytest.raises(InvalidInput):
+        CursorCodec(b"another key").decode("u1", token)
+
+
+def test_tampered_cursor_is_refused() -> None:
+    codec = CursorCodec(b"k")
+    raw = bytearray(base64.urlsafe_b64decode(codec.encode("u1", Cursor(SESSION, 1)) + "=="))
+    for position in (0, 5, len(raw) - 13, len(raw) - 1):  # version, session, page, MAC
+        forged = bytearray(raw)
+        forged[position] ^= 0x01
+        token = base64.urlsafe_b64encode(bytes(forged)).rstrip(b"=").decode()
+        with pytest.raises(InvalidInput):
+            codec.decode("u1", token)
+
+
+@pytest.mark.parametrize("token", ["!!", "", "abc", "MQ", "=" * 8, "a" * 36, "a" * 500])
+def test_garbled_cursor_is_refused(token: str) -> None:
+    with pytest.raises(InvalidInput):
+        CursorCodec(b"k").decode("u1", token)
+
+
+@given(st.text(max_size=80))
+def test_no_string_but_a_given_out_cursor_decodes(token: str) -> None:
+    with pytest.raises(InvalidInput):
+        CursorCodec(b"k").decode("u1", token)
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+def test_pages_of_a_session_exclude_what_it_served() -> None:
+    clock = Clock()
+    feed = sessions(clock)
+    first = feed.open("u1", None)
+    assert first.event is SessionEvent.STARTED and first.served == set()
+    cursor = feed.record(first, ["a", "b"], more=True)
+    assert cursor is not None
+
+    clock.now += 60
+    second = feed.open("u1", cursor)
+    assert second.event is SessionEvent.CONTINUED and second.served == {"a", "b"}
+    cursor2 = feed.record(second, ["c", "d"], more=True)
+    assert cursor2 is not None and cursor2 != cursor
+
+    third = feed.open("u1", cursor2)
+    assert third.served == {"a", "b", "c", "d"}
+    assert feed.record(third, ["e"], more=False) is None
+    assert dict(feed.pages) == {"started": 1, "continued": 2}
+
+
+def test_retried_cursor_gets_its_page_again() -> None:
+    feed = sessions(Clock())
+    cursor = feed.record(feed.open("u1", None), ["a", "b"], more=True)
+    page_two = feed.open("u1", cursor)
+    feed.record(page_two, ["c", "d"], more=True)  # the answer was lost; the client retries
+    retry = feed.open("u1", cursor)
+    assert retry.served == {"a", "b"}  # c and d may be served again, nothing is skipped
+    next_cursor = feed.record(retry, ["c", "x"], more=True)
+    assert feed.open("u1", next_cursor).served == {"a", "b", "c", "x"}
+
+
+def test_expired_session_restarts() -> None:
+    clock = Clock()
+    feed = sessions(clock)
+    cursor = feed.record(feed.open("u1", None), ["a"], more=True)
+    assert cursor is not None
+    clock.now += 1800 + 1
+    restarted = feed.open("u1", cursor)
+    assert restarted.event is SessionEvent.RESTARTED
+    assert restarted.served == set() and restarted.page == 0
+    assert restarted.session != feed.codec.decode("u1", cursor).session
+
+
+def test_session_lives_while_it_is_used() -> None:
+    clock = Clock()
+    feed = sessions(clock)
+    cursor = feed.record(feed.open("u1", None), ["a"], more=True)
+    for _ in range(3):  # a page every 20 minutes keeps it open past 30 minutes
+        clock.now += 1200
+        position = feed.open("u1", cursor)
+        assert position.event is SessionEvent.CONTINUED
+        cursor = feed.record(position, [f"v{clock.now}"], more=True)
+
+
+def test_lost_state_restarts_a_genuine_cursor() -> None:
+    cache = MemoryCache()
+    feed = sessions(Clock(), cache)
+    cursor = feed.record(feed.open("u1", None), ["a"], more=True)
+    cache.delete(cache_keys.impressions("u1"))
+    assert feed.open("u1", cursor).event is SessionEvent.RESTARTED
+
+
+def test_bad_cursor_is_counted_and_touches_nothing() -> None:
+    cache = MemoryCache()
+    feed = sessions(Clock(), cache)
+    with pytest.raises(InvalidInput):
+        feed.open("u1", "not-a-cursor")
+    assert feed.bad_cursors == 1
+    assert cache.get(cache_keys.impressions("u1")) is None
+    assert sum(feed.state_reads.values()) == 0
+
+
+def test_concurrent_sessions_of_one_viewer_stay_apart() -> None:
+    feed = sessions(Clock())
+    phone = feed.record(feed.open("u1", None), ["a", "b"], more=True)
+    tablet = feed.record(feed.open("u1", None), ["a", "c"], more=True)
+    assert feed.open("u1", phone).served == {"a", "b"}
+    assert feed.open("u1", tablet).served == {"a", "c"}
+
+
+# -- impressions -----------------------------------------------------------------------------
+
+
+def test_impressions_count_servings_and_expire() -> None:
+    clock = Clock()
+    feed = sessions(clock)
+    feed.record(feed.open("u1", None), ["a", "b"], more=False)
+    clock.now += 3600
+    feed.record(feed.open("u1", None), ["a"], more=False)
+    assert feed.times_served("u1", ["a", "b", "c"]) == {"a": 2, "b": 1}
+    assert feed.times_served("u2", ["a", "b"]) == {}
+    clock.now += 86400 - 1800  # now b was served 24.5 h ago, a last 23.5 h ago
+    assert feed.times_served("u1", ["a", "b", "c"]) == {"a": 2}
+
+
+def test_state_is_bounded() -> None:
+    state = FeedState()
+    for n in range(MAX_SESSIONS + 5):
+        state.record(f"{n:024x}", 0, [f"v{n}-{i}" for i in range(100)], now=float(n))
+        state.prune(now=float(n), session_seconds=1e9, impressions_seconds=1e9)
+        assert len(state.sessions) <= MAX_SESSIONS
+        assert len(state.impressions) <= MAX_IMPRESSIONS
+    assert len(state.sessions) == MAX_SESSIONS
+    newest, oldest = f"v{MAX_SESSIONS + 4}-0", "v0-0"
+    assert state.impressions.times_served([newest, oldest], 100.0, 1e9) == {newest: 1}
+
+
+def _state_bytes(sessions: bytes, impressions: bytes = b"", version: int = 2) -> bytes:
+    return bytes([version]) + len(sessions).to_bytes(4, "big") + sessions + impressions
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not a state",
+        b'{"seen": {}}',
+        _state_bytes(b"[]"),
+        _state_bytes(b"{"),
+        _state_bytes(b"{}", version=1),
+        _state_bytes(b"{}", b"\x01\x02\x03"),  # not whole records
+    ],
+)
+def test_unreadable_state_starts_afresh(raw: bytes) -> None:
+    state = FeedState.from_bytes(raw)
+    assert len(state.impressions) == 0 and state.sessions == {}
+
+
+def test_state_round_trips() -> None:
+    state = FeedState()
+    state.record(SESSION, 0, ["a", "b"], now=5.0)
+    state.record(SESSION, 1, ["c"], now=6.0)
+    again = FeedState.from_bytes(state.to_bytes())
+    assert again.served(SESSION, 2) == {"a", "b", "c"}
+    served = again.impressions.times_served
+    assert served(["a", "b", "c", "d"], now=7.0, ttl_seconds=60) == {"a": 1, "b": 1, "c": 1}
+    assert served(["a", "b", "c", "d"], now=65.5, ttl_seconds=60) == {"c": 1}
+
+
+# -- impressions ------------------------------------------------------------------------------
+
+
+def test_impressions_count_and_survive_bytes() -> None:
+    impressions = Impressions()
+    impressions.record(["a", "b"], now=1.0)
+    impressions.record(["b", "c", "c"], now=2.0)  # one serving of c, however often listed
+    again = Impressions.from_bytes(impressions.to_bytes())
+    assert again.times_served(["c", "b", "a", "z"], 3.0, 60) == {"c": 1, "b": 2, "a": 1}
+    again.record(["a"], now=3.0)  # records loaded from bytes can be updated
+    assert again.times_served(["a"], 3.0, 60) == {"a": 2}
+
+
+@given(st.lists(st.lists(st.sampled_from("abcdefghij"), max_size=5), max_size=12))
+def test_impressions_match_a_plain_count(pages: list[list[str]]) -> None:
+    impressions = Impressions()
+    for n, page in enumerate(pages):
+        impressions = Impressions.from_bytes(impressions.to_bytes())
+        impressions.record(page, now=float(n))
+    expected: dict[str, int] = {}
+    for page in pages:
+        for v in set(page):
+            expected[v] = expected.get(v, 0) + 1
+    assert impressions.times_served(list("abcdefghij"), float(len(pages)), 1e9) == expected
+
+
+# -- demotion -------------------------------------------------------------------------------
+
+
+def test_demotion_puts_served_videos_behind_unseen_ones_least_served_first() -> None:
+    ids = ["a", "b", "c", "d", "e"]
+    order = demote(ids, {"a": 2, "c": 1}, places=1000)
+    assert [ids[i] for i in order] == ["b", "d", "e", "c", "a"]
+
+
+def test_demotion_by_a_few_places() -> None:
+    ids = ["a", "b", "c", "d", "e"]
+    assert [ids[i] for i in demote(ids, {"a": 1}, places=2)] == ["b", "c", "a", "d", "e"]
+    assert [ids[i] for i in demote(ids, {"a": 2}, places=2)] == ["b", "c", "d", "e", "a"]
+
+
+def test_no_demotion_when_off_or_nothing_served() -> None:
+    ids = ["a", "b", "c"]
+    assert demote(ids, {"a": 3}, places=0) == [0, 1, 2]
+    assert demote(ids, {}, places=1000) == [0, 1, 2]
+
+
+def test_cursor_key_is_made_once_and_shared(tmp_path: Path) -> None:
+    path = tmp_path / "cursor.key"
+    first = cursor_key(path)
+    assert len(first) == 32 and cursor_key(path) == first
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    # cursors signed by one process are good in another that reads the same key
+    token = CursorCodec(first).encode("u1", Cursor(SESSION, 1))
+    assert CursorCodec(cursor_key(path)).decode("u1", token) == Cursor(SESSION, 1)
+
+
+def test_an_unusable_cursor_key_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "cursor.key"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="cursor key"):
+        cursor_key(path)
