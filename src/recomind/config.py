@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recomind.domain.model import ActionWeights
@@ -17,6 +17,13 @@ class RefreshPolicy(StrEnum):
     TTL = "ttl"  # only when the cached list expires
     AFTER_N = "after_n"  # after N new actions of the viewer
     IMMEDIATE = "immediate"  # after every action
+
+
+class AsgiServer(StrEnum):
+    """The HTTP server `recomind serve` runs the API on (ADR 0004)."""
+
+    GRANIAN = "granian"
+    UVICORN = "uvicorn"
 
 
 class Settings(BaseSettings):
@@ -59,6 +66,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
+    server: AsgiServer = Field(AsgiServer.GRANIAN, description="granian or uvicorn (ADR 0004)")
+    workers: int = Field(
+        1, ge=1, le=64, description="API processes; above 1 needs RECOMIND_EMBEDDED_WORKER=false"
+    )
+    api_keys: SecretStr = Field(
+        SecretStr(""), description="Comma-separated API keys; empty: the API needs no key"
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -4,6 +4,10 @@ The API answers 202 only after `publish` returns, i.e. once the event is in the
 durable log; consumers apply it later, exactly once per event id. The store is
 consulted only to reject actions on videos the catalog does not have, through a
 cache of known video ids so the hot path rarely touches it.
+
+Concurrent requests share publishes (group commit): whatever arrives while one publish
+waits for durability (an fsync of the local log, Kafka's acks) goes out together in the
+next, so the cost of durability is paid per group rather than per action.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from recomind.domain.errors import UnknownVideo
+from recomind.domain.errors import BusUnavailable, UnknownVideo
 from recomind.domain.events import VIDEO_ACTIONS_TOPIC, VideoActionRecorded
 from recomind.domain.model import VideoAction
 from recomind.domain.ports import EventBus, Store
@@ -91,10 +96,95 @@ def to_action(
     )
 
 
+@dataclass
+class _Waiting:
+    messages: Sequence[tuple[str, bytes]]
+    done: Future[None] = field(default_factory=Future)
+
+
+class GroupPublisher:
+    """Publishes to one topic for many threads at once: each caller blocks until its own
+    messages are durable, and callers that arrive while publishes are running are published
+    together by the next free publisher thread (at most `max_messages` per publish).
+
+    A `BusUnavailable` that names the undelivered messages fails only the callers that had
+    one of them; any other error fails every caller of that publish.
+    """
+
+    def __init__(
+        self, bus: EventBus, topic: str, max_messages: int = 2000, in_flight: int = 4
+    ) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.max_messages = max_messages
+        self.in_flight = in_flight  # publishes at once: Kafka pipelines them
+        self._queue: list[_Waiting] = []
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+
+    def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        waiting = _Waiting(messages)
+        with self._cond:
+            if not self._threads:
+                for i in range(self.in_flight):
+                    thread = threading.Thread(
+                        target=self._run, name=f"publish-{self.topic}-{i}", daemon=True
+                    )
+                    thread.start()
+                    self._threads.append(thread)
+            self._queue.append(waiting)
+            self._cond.notify()
+        waiting.done.result()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                group: list[_Waiting] = []
+                size = 0
+                while self._queue and (
+                    not group or size + len(self._queue[0].messages) <= self.max_messages
+                ):
+                    size += len(self._queue[0].messages)
+                    group.append(self._queue.pop(0))
+            self._publish(group)
+
+    def _publish(self, group: list[_Waiting]) -> None:
+        messages = [m for w in group for m in w.messages]
+        try:
+            self.bus.publish(self.topic, messages)
+        except BusUnavailable as exc:
+            self._fail(group, exc)
+            return
+        except Exception as exc:  # every caller of this publish sees what went wrong
+            for w in group:
+                w.done.set_exception(exc)
+            return
+        for w in group:
+            w.done.set_result(None)
+
+    @staticmethod
+    def _fail(group: list[_Waiting], exc: BusUnavailable) -> None:
+        missing = None if exc.undelivered is None else set(exc.undelivered)
+        start = 0
+        for w in group:
+            end = start + len(w.messages)
+            mine = (
+                None if missing is None else [i - start for i in range(start, end) if i in missing]
+            )
+            if mine is None or mine:
+                w.done.set_exception(BusUnavailable(str(exc), mine))
+            else:
+                w.done.set_result(None)
+            start = end
+
+
 class ActionIngest:
     def __init__(self, bus: EventBus, known_videos: KnownVideos) -> None:
         self.bus = bus
         self.known_videos = known_videos
+        self.publisher = GroupPublisher(bus, VIDEO_ACTIONS_TOPIC)
         self.accepted = 0  # events published since start (for /metrics)
         self._count_lock = threading.Lock()
 
@@ -109,9 +199,7 @@ class ActionIngest:
         if missing:
             row = next(i for i, a in enumerate(actions) if a.video_id in missing)
             raise UnknownVideo(actions[row].video_id, row=row if len(actions) > 1 else None)
-        self.bus.publish(
-            VIDEO_ACTIONS_TOPIC, [(a.user_id, VideoActionRecorded(a).to_json()) for a in actions]
-        )
+        self.publisher.publish([(a.user_id, VideoActionRecorded(a).to_json()) for a in actions])
         with self._count_lock:
             self.accepted += len(actions)
         return [a.id for a in actions]
