@@ -151,3 +151,31 @@ def test_an_undelivered_message_fails_only_its_own_caller() -> None:
     failed = [r for r in results if r is not None]
     assert len(failed) == 1 and isinstance(failed[0], BusUnavailable)
     assert failed[0].undelivered == [1]
+
+
+def test_try_submit_needs_known_videos_and_counts_once_durable() -> None:
+    store = CatalogStore({"v1"})
+    service, bus = ingest(store)
+    assert service.try_submit([ActionRequest("u1", "v1", "like")]) is None  # not known yet
+    assert store.asked == 0 and bus.published == []
+    service.record([ActionRequest("u1", "v1", "like")])  # asks the store once
+    submitted = service.try_submit([ActionRequest("u2", "v1", "view")])
+    assert submitted is not None
+    ids, durable = submitted
+    assert durable.result(5) is None and len(ids) == 1
+    assert len(bus.published) == 2 and service.accepted == 2 and store.asked == 1
+    with pytest.raises(InvalidInput):
+        service.try_submit([ActionRequest("u2", "v1", "meh")])
+
+
+def test_a_withdrawn_submission_is_never_published() -> None:
+    bus = GatedBus()
+    publisher = GroupPublisher(bus, "t", in_flight=1)  # type: ignore[arg-type]
+    held = publisher.submit([("u0", b"0")])
+    assert bus.entered.wait(5)
+    withdrawn = publisher.submit([("u1", b"1")])
+    kept = publisher.submit([("u2", b"2")])
+    assert withdrawn.cancel()
+    bus.gate.set()
+    assert held.result(5) is None and kept.result(5) is None
+    assert bus.sizes == [1, 1]  # u1 left out of the second publish

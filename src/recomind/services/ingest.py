@@ -76,6 +76,11 @@ class KnownVideos:
             self._known.update(found)
         return unknown - found
 
+    def all_known(self, video_ids: set[str]) -> bool:
+        """True when every id is already known (no store read needed)."""
+        with self._lock:
+            return video_ids <= self._known
+
     def add(self, video_ids: Sequence[str]) -> None:
         with self._lock:
             self._known.update(video_ids)
@@ -123,6 +128,12 @@ class GroupPublisher:
         self._threads: list[threading.Thread] = []
 
     def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Block until the messages are durable (or raise why they are not)."""
+        self.submit(messages).result()
+
+    def submit(self, messages: Sequence[tuple[str, bytes]]) -> Future[None]:
+        """Queue the messages; the future resolves once they are durable. Cancelling it
+        before its publish starts withdraws them."""
         waiting = _Waiting(messages)
         with self._cond:
             if not self._threads:
@@ -134,7 +145,7 @@ class GroupPublisher:
                     self._threads.append(thread)
             self._queue.append(waiting)
             self._cond.notify()
-        waiting.done.result()
+        return waiting.done
 
     def _run(self) -> None:
         while True:
@@ -148,7 +159,10 @@ class GroupPublisher:
                 ):
                     size += len(self._queue[0].messages)
                     group.append(self._queue.pop(0))
-            self._publish(group)
+            # From here on a caller can no longer withdraw; withdrawn ones are left out.
+            group = [w for w in group if w.done.set_running_or_notify_cancel()]
+            if group:
+                self._publish(group)
 
     def _publish(self, group: list[_Waiting]) -> None:
         messages = [m for w in group for m in w.messages]
@@ -190,16 +204,43 @@ class ActionIngest:
 
     def record(self, requests: Sequence[ActionRequest]) -> list[str]:
         """Validate every action, then publish them all; any bad one rejects the whole batch."""
-        now = datetime.now(UTC)
-        actions = [
-            to_action(r, row=i if len(requests) > 1 else None, now=now)
-            for i, r in enumerate(requests)
-        ]
+        actions = self._validated(requests)
         missing = self.known_videos.missing({a.video_id for a in actions})
         if missing:
             row = next(i for i, a in enumerate(actions) if a.video_id in missing)
             raise UnknownVideo(actions[row].video_id, row=row if len(actions) > 1 else None)
-        self.publisher.publish([(a.user_id, VideoActionRecorded(a).to_json()) for a in actions])
-        with self._count_lock:
-            self.accepted += len(actions)
+        self.publisher.publish(self._messages(actions))
+        self._count(len(actions))
         return [a.id for a in actions]
+
+    def try_submit(
+        self, requests: Sequence[ActionRequest]
+    ) -> tuple[list[str], Future[None]] | None:
+        """`record` without blocking, for callers on an event loop: validates (raising as
+        `record` does) and queues the events; the future resolves once they are durable.
+        None when a video id has to be looked up in the store first: call `record` then,
+        where blocking is fine."""
+        actions = self._validated(requests)
+        if not self.known_videos.all_known({a.video_id for a in actions}):
+            return None
+        done = self.publisher.submit(self._messages(actions))
+        done.add_done_callback(
+            lambda f: None if f.cancelled() or f.exception() else self._count(len(actions))
+        )
+        return [a.id for a in actions], done
+
+    @staticmethod
+    def _validated(requests: Sequence[ActionRequest]) -> list[VideoAction]:
+        now = datetime.now(UTC)
+        return [
+            to_action(r, row=i if len(requests) > 1 else None, now=now)
+            for i, r in enumerate(requests)
+        ]
+
+    @staticmethod
+    def _messages(actions: list[VideoAction]) -> list[tuple[str, bytes]]:
+        return [(a.user_id, VideoActionRecorded(a).to_json()) for a in actions]
+
+    def _count(self, n: int) -> None:
+        with self._count_lock:
+            self.accepted += n

@@ -4,12 +4,15 @@
 (dependency solving, body parsing, response-model validation, two thread hops): the body is
 validated in one pass by `ActionIn`'s compiled pydantic validator, errors are raised as the
 same `RequestValidationError` FastAPI would raise (so the 422 problem+json is the same), and
-only the publish, which blocks until the event is durable, runs in a worker thread. The
-OpenAPI document still describes the body, the 202 and the 422 from `ActionIn`.
+the event is handed to the ingest's publisher, whose future the loop awaits: no worker
+thread is held while Kafka acknowledges or the local log fsyncs. Only an action on a video
+id not seen yet (the catalog must be asked) goes through a worker thread. The OpenAPI
+document still describes the body, the 202 and the 422 from `ActionIn`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import orjson
@@ -79,8 +82,12 @@ async def post_video_action(request: Request) -> Response:
     """Record one action. 202 means it is durably on the event log and will be applied once."""
     action = parse_action(await request.body(), request.headers.get("content-type"))
     ingest: ActionIngest = request.app.state.recomind.ingest
-    # Publishing waits for the event to be durable (Kafka acks, an fsync): not on the loop.
-    (event_id,) = await run_in_threadpool(ingest.record, [_request(action)])
+    submitted = ingest.try_submit([_request(action)])
+    if submitted is None:  # the catalog has to be asked about this video: a blocking read
+        (event_id,) = await run_in_threadpool(ingest.record, [_request(action)])
+    else:
+        (event_id,), durable = submitted
+        await asyncio.wrap_future(durable)
     return Response(
         orjson.dumps({"id": event_id, "status": "accepted"}),
         status_code=202,
