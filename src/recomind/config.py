@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
-    server: AsgiServer = Field(AsgiServer.GRANIAN, description="granian or uvicorn (ADR 0004)")
+    server: AsgiServer = Field(AsgiServer.UVICORN, description="uvicorn or granian (ADR 0004)")
     workers: int = Field(
         1, ge=1, le=64, description="API processes; above 1 needs RECOMIND_EMBEDDED_WORKER=false"
     )

@@ -139,7 +139,7 @@ def serve(
     host: Host = None,
     server: Annotated[
         AsgiServer | None,
-        typer.Option(help="ASGI server (default: RECOMIND_SERVER, granian)"),
+        typer.Option(help="ASGI server (default: RECOMIND_SERVER, uvicorn)"),
     ] = None,
     workers: Annotated[
         int | None,

@@ -1,4 +1,5 @@
-"""Run the API on an ASGI server: granian or uvicorn, and how many processes (ADR 0004).
+"""Run the API on an ASGI server: uvicorn (uvloop + httptools) or granian, and how many
+processes (ADR 0004). granian is optional: `pip install 'recomind[granian]'`.
 
 uvicorn with one process serves an app made here, in this process. granian, and uvicorn
 with several processes, start workers that each build their own app from the RECOMIND_*
@@ -108,8 +109,11 @@ def serve(
             log_config=None,
         )
         return
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
+    try:
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+    except ImportError:
+        raise ServeError("granian is not installed: pip install 'recomind[granian]'") from None
 
     Granian(
         FACTORY,
