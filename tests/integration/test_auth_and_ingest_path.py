@@ -109,3 +109,45 @@ def test_openapi_still_describes_the_single_action(keyed: Served) -> None:
     }
     assert {"202", "422", "401"} <= set(op["responses"])
     assert op["security"] == [{"bearer": []}, {"apiKey": []}]
+
+
+def test_the_fast_path_and_the_fastapi_route_answer_alike(keyed: Served) -> None:
+    """The same app without `ActionFastPath` routes through FastAPI: same statuses and
+    problems for bad input, and the fast path is what the served app used (metrics label)."""
+    import asyncio
+
+    from recomind.entrypoints.api.actions import ActionFastPath
+    from recomind.entrypoints.api.app import create_app
+
+    plain = create_app(keyed.recomind, run_workers=False)
+    plain.user_middleware = [m for m in plain.user_middleware if m.cls is not ActionFastPath]
+    bodies: list[object] = [
+        {"user_id": "alike", "video_id": "v2", "action_type": "view"},
+        {"user_id": "bad id", "video_id": "v1", "action_type": "like"},
+        {"user_id": "ok", "video_id": "no-such-video", "action_type": "like"},
+        {"user_id": "ok", "video_id": "v1", "action_type": "like", "surprise": 1},
+        {"user_id": "ok", "video_id": "v1", "action_type": "like", "timestamp": "yesterday"},
+        [1, 2],
+    ]
+
+    async def via_plain() -> list[tuple[int, object]]:
+        transport = httpx.ASGITransport(app=plain)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return [
+                _comparable(await client.post("/video_action", json=b, headers=AUTH))
+                for b in bodies
+            ]
+
+    fast = [_comparable(keyed.http.post("/video_action", json=b, headers=AUTH)) for b in bodies]
+    assert fast == asyncio.run(via_plain())
+    assert fast[0][0] == 202 and all(status == 422 for status, _ in fast[1:])
+    metrics = keyed.http.get("/metrics", headers=AUTH).text
+    assert 'route="/video_action",status="202"' in metrics
+
+
+def _comparable(r: httpx.Response) -> tuple[int, object]:
+    body = r.json()
+    if r.status_code == 202:
+        body["id"] = str(uuid.UUID(body["id"]))  # a fresh id each time; its form must hold
+        body["id"] = "<uuid>"
+    return r.status_code, (r.headers["content-type"], body)

@@ -41,6 +41,7 @@ def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
     app.state.recomind = recomind
     app.state.checks = checks
     problems.install(app)
+    actions.install_fast_path(app)  # innermost: behind the keys and the observation
     auth.install(app, recomind.settings.api_keys.get_secret_value())  # inside ObserveRequests
     app.add_middleware(ObserveRequests, metrics=metrics.install(app, recomind, checks))
     for module in (actions, feeds, catalog, system):
