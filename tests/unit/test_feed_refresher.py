@@ -80,6 +80,15 @@ def test_started_refresher_coalesces_across_batches_and_puts_likes_first() -> No
         r.stop()
     # strong signals first (s1, then w2 whose skip promoted it), then views in arrival order
     assert feed.rebuilt == ["busy", "s1", "w2", "w1"]
+    # views-only viewers had what they watched hidden at once; likes and skips wait for the
+    # rebuild, which comes first
+    assert feed.dropped == [
+        ("busy", {"v0"}),
+        ("w1", {"v1"}),
+        ("w2", {"v1"}),
+        ("w1", {"v2"}),
+        ("s1", {"v4"}),  # a later view of a viewer already queued for their like
+    ]
     assert r.refreshed == 4 and r.pending == 0
 
 

@@ -10,8 +10,9 @@ holds. Once `start()`ed (the consumers run), rebuilds leave the consumer thread 
 refresher thread of their own, so the store consumer never waits on them, and they are
 coalesced across batches too: a viewer queued again before their rebuild ran is rebuilt
 once. When rebuilds cannot keep up (every viewer acting, each rebuild a model pass),
-viewers who liked or skipped something go first: those signals change a list the most,
-and the viewers who only watched still have the videos they watched dropped at once.
+viewers who liked or skipped something go first: those signals change a list the most.
+Viewers who only watched wait their turn, and the videos they watched are dropped from
+their cached list at once meanwhile.
 Before `start()` (imports, tests, `drain`) rebuilds happen in the caller's thread.
 """
 
@@ -75,6 +76,11 @@ class FeedRefresher:
             for user_id in strong + weak:
                 self._rebuild(user_id)
             return
+        for user_id in weak:  # they may wait behind others: hide what they watched meanwhile
+            try:
+                self.feed.drop_from_cached(user_id, {a.video_id for a in per_user[user_id]})
+            except Exception:
+                log.exception("could not drop acted-on videos for %s", user_id)
         with self._cond:
             for user_id in strong:
                 self._weak.pop(user_id, None)
