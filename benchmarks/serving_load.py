@@ -4,7 +4,9 @@ Needs PostgreSQL, Redis and Kafka and the load generators:
 
     benchmarks/setup_load_tools.sh                          # wrk (apt) and vegeta (Go proxy)
     scripts/services/start.sh postgres redis kafka && . "$RECOMIND_SERVICES_DIR/env.sh"
-    python benchmarks/serving_load.py [--server granian|uvicorn] [--workers 1]
+    python benchmarks/serving_load.py [--server uvicorn|granian] [--workers 1]
+
+(`--server granian` needs the extra: `pip install -e '.[granian]'`.)
 
 It seeds a catalog into a fresh PostgreSQL database, trains (which caches every viewer's list
 in Redis), then serves, on 127.0.0.1 and with the same ASGI server and worker count:
@@ -289,7 +291,7 @@ def open_loop(target: Target, base: str, rate: float, seconds: float, tmp: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--requests", type=int, default=200_000, help="closed loop: at most this many"
