@@ -160,13 +160,16 @@ def main() -> None:
     parser.add_argument("--background-viewers", type=int, default=300)
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before probing")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra RECOMIND_* setting"
+    )
     args = parser.parse_args()
     tool("vegeta")
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
     print("load before:", os.getloadavg())
     run = uuid.uuid4().hex[:8]
     tmp = Path(tempfile.mkdtemp(prefix="recomind-fresh-"))
-    env = stack_env(args.stack, tmp, run)
+    env = stack_env(args.stack, tmp, run) | dict(e.split("=", 1) for e in args.env)
     viewers, videos = seed(tmp / "home", env, args.background_viewers + args.probes)
     probes, busy = viewers[: args.probes], viewers[args.probes :]
     api = RecoMindProcess(tmp / "home", "serve", env=env)
