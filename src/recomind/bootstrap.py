@@ -67,6 +67,8 @@ class RecoMind:
     ) -> list[str]:
         """Start the consumer groups (all, or those named) and the retrain schedule."""
         started = [r for r in self.consumers if groups is None or r.name in groups]
+        if started:
+            self.refresher.start()  # feed rebuilds leave the consumer thread
         for runner in started:
             runner.start()
         if schedule_training:
@@ -75,12 +77,15 @@ class RecoMind:
 
     def drain(self) -> int:
         """Apply every pending event now in this thread; returns how many were read."""
-        return sum(runner.drain() for runner in self.consumers)
+        read = sum(runner.drain() for runner in self.consumers)
+        self.refresher.flush()
+        return read
 
     def close(self) -> None:
         self.scheduler.stop()
         for runner in self.consumers:
             runner.stop()
+        self.refresher.stop()
         for part in (self.ranker, self.bus, self.cache, self.store):
             try:
                 part.close()

@@ -31,6 +31,13 @@ class FeedCompute(StrEnum):
     FULL = "full"  # the hybrid over the whole catalogue, as the hourly precompute does
 
 
+class AsgiServer(StrEnum):
+    """The HTTP server `recomind serve` runs the API on (ADR 0004)."""
+
+    GRANIAN = "granian"
+    UVICORN = "uvicorn"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECOMIND_", extra="ignore")
 
@@ -173,6 +180,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
+    server: AsgiServer = Field(AsgiServer.UVICORN, description="uvicorn or granian (ADR 0004)")
+    workers: int = Field(
+        1, ge=1, le=64, description="API processes; above 1 needs RECOMIND_EMBEDDED_WORKER=false"
+    )
+    api_keys: SecretStr = Field(
+        SecretStr(""), description="Comma-separated API keys; empty: the API needs no key"
+    )
 
     @field_validator("ranker_url")
     @classmethod

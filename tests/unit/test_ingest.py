@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,9 +11,9 @@ from typing import Any
 import pytest
 
 from recomind.domain.clock import ManualClock
-from recomind.domain.errors import InvalidInput, UnknownVideo
+from recomind.domain.errors import BusUnavailable, InvalidInput, UnknownVideo
 from recomind.domain.events import VideoActionRecorded
-from recomind.services.ingest import ActionIngest, ActionRequest, KnownVideos
+from recomind.services.ingest import ActionIngest, ActionRequest, GroupPublisher, KnownVideos
 
 
 class RecordingBus:
@@ -83,3 +85,115 @@ def test_actions_without_a_timestamp_are_stamped_by_the_clock() -> None:
     )
     stamped = [VideoActionRecorded.from_json(value).action.timestamp for _, value in bus.published]
     assert stamped == [clock.now(), datetime(2026, 1, 5, 10, tzinfo=UTC)]
+
+
+class GatedBus:
+    """Holds each publish until released; records the size of every publish."""
+
+    def __init__(self, fail: BusUnavailable | None = None) -> None:
+        self.sizes: list[int] = []
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail = fail
+
+    def publish(self, topic: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        self.entered.set()
+        assert self.gate.wait(10)
+        self.sizes.append(len(messages))
+        if self.fail is not None and len(self.sizes) > 1:
+            raise self.fail
+
+
+def publish_in_threads(
+    publisher: GroupPublisher, batches: list[list[tuple[str, bytes]]]
+) -> list[BaseException | None]:
+    outcome: list[BaseException | None] = [None] * len(batches)
+
+    def one(i: int) -> None:
+        try:
+            publisher.publish(batches[i])
+        except BaseException as exc:
+            outcome[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return outcome
+
+
+def test_callers_waiting_on_a_publish_go_out_together() -> None:
+    bus = GatedBus()
+    publisher = GroupPublisher(bus, "t", in_flight=1)  # type: ignore[arg-type]
+    first = threading.Thread(target=publisher.publish, args=([("u0", b"0")],))
+    first.start()
+    assert bus.entered.wait(5)  # the first publish is held; the next five queue behind it
+    results: list[BaseException | None] = []
+    waiter = threading.Thread(
+        target=lambda: results.extend(
+            publish_in_threads(publisher, [[(f"u{i}", b"x")] * 2 for i in range(5)])
+        )
+    )
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while len(publisher._queue) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    bus.gate.set()
+    first.join(10)
+    waiter.join(10)
+    assert bus.sizes == [1, 10] and results == [None] * 5
+
+
+def test_an_undelivered_message_fails_only_its_own_caller() -> None:
+    bus = GatedBus(fail=BusUnavailable("broker away", undelivered=[3]))
+    publisher = GroupPublisher(bus, "t", in_flight=1)  # type: ignore[arg-type]
+    first = threading.Thread(target=publisher.publish, args=([("u0", b"0")],))
+    first.start()
+    assert bus.entered.wait(5)
+    results: list[BaseException | None] = []
+    waiter = threading.Thread(
+        target=lambda: results.extend(
+            publish_in_threads(publisher, [[("a", b"1"), ("a", b"2")], [("b", b"3"), ("b", b"4")]])
+        )
+    )
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while len(publisher._queue) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    bus.gate.set()
+    first.join(10)
+    waiter.join(10)
+    # the group was [a1, a2, b3, b4] in some order of arrival; position 3 is the second
+    # caller's second message, so exactly one caller fails, and with its own position 1
+    failed = [r for r in results if r is not None]
+    assert len(failed) == 1 and isinstance(failed[0], BusUnavailable)
+    assert failed[0].undelivered == [1]
+
+
+def test_try_submit_needs_known_videos_and_counts_once_durable() -> None:
+    store = CatalogStore({"v1"})
+    service, bus = ingest(store)
+    assert service.try_submit([ActionRequest("u1", "v1", "like")]) is None  # not known yet
+    assert store.asked == 0 and bus.published == []
+    service.record([ActionRequest("u1", "v1", "like")])  # asks the store once
+    submitted = service.try_submit([ActionRequest("u2", "v1", "view")])
+    assert submitted is not None
+    ids, durable = submitted
+    assert durable.result(5) is None and len(ids) == 1
+    assert len(bus.published) == 2 and service.accepted == 2 and store.asked == 1
+    with pytest.raises(InvalidInput):
+        service.try_submit([ActionRequest("u2", "v1", "meh")])
+
+
+def test_a_withdrawn_submission_is_never_published() -> None:
+    bus = GatedBus()
+    publisher = GroupPublisher(bus, "t", in_flight=1)  # type: ignore[arg-type]
+    held = publisher.submit([("u0", b"0")])
+    assert bus.entered.wait(5)
+    withdrawn = publisher.submit([("u1", b"1")])
+    kept = publisher.submit([("u2", b"2")])
+    assert withdrawn.cancel()
+    bus.gate.set()
+    assert held.result(5) is None and kept.result(5) is None
+    assert bus.sizes == [1, 1]  # u1 left out of the second publish

@@ -72,3 +72,18 @@ def test_configuring_again_replaces_the_handler(lines: io.StringIO) -> None:
     logging.getLogger("recomind.test").warning("once")
     assert lines.getvalue() == ""
     assert other.getvalue().rstrip().endswith("WARNING recomind.test [-] once")
+
+
+def test_json_timestamps_match_isoformat_across_seconds() -> None:
+    import random
+    from datetime import UTC, datetime
+
+    from recomind.entrypoints.logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    rng = random.Random(4)
+    base = 1_790_000_000.0
+    stamps = [base + rng.random() * 5 for _ in range(500)] + [base, base + 0.9999, base + 1]
+    for created in sorted(stamps) + stamps:  # in order, and jumping back and forth
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert formatter._timestamp(created) == expected

@@ -19,7 +19,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from recomind.bootstrap import RecoMind, bootstrap
-from recomind.config import Settings
+from recomind.config import AsgiServer, Settings
 from recomind.domain.errors import RecoMindError
 from recomind.domain.validation import validate_id
 from recomind.entrypoints.logs import configure_logging
@@ -76,21 +76,28 @@ def _progress(description: str) -> Iterator[Callable[[str], None]]:
         yield lambda msg: progress.update(task, description=f"{description}: {msg}")
 
 
-def _serve(recomind: RecoMind, host: str, port: int, workers: bool) -> None:
-    import uvicorn
+def _serve(
+    recomind: RecoMind,
+    host: str,
+    port: int,
+    workers: bool,
+    server: AsgiServer | None = None,
+    processes: int | None = None,
+) -> None:
+    from recomind.entrypoints.api.server import ServeError, serve
 
-    from recomind.entrypoints.api.app import create_app
-
-    configure_logging(recomind.settings.log_level, json=True)
-    api = create_app(recomind, run_workers=workers)
-    uvicorn.run(
-        api,
-        host=host,
-        port=port,
-        log_level=recomind.settings.log_level,
-        access_log=False,
-        log_config=None,  # uvicorn's own loggers write our JSON lines (with request ids) too
-    )
+    try:
+        serve(
+            recomind,
+            host,
+            port,
+            run_consumers=workers,
+            server=server or recomind.settings.server,
+            workers=processes or recomind.settings.workers,
+        )
+    except ServeError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -132,7 +139,23 @@ def demo(
 
 
 @app.command()
-def serve(port: Port = None, host: Host = None) -> None:
+def serve(
+    port: Port = None,
+    host: Host = None,
+    server: Annotated[
+        AsgiServer | None,
+        typer.Option(help="ASGI server (default: RECOMIND_SERVER, uvicorn)"),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="API processes (default: RECOMIND_WORKERS, 1); above 1 needs "
+            "RECOMIND_EMBEDDED_WORKER=false",
+        ),
+    ] = None,
+) -> None:
     """Serve the API (and, with RECOMIND_EMBEDDED_WORKER=true, the consumers too)."""
     settings = _settings()
     recomind = bootstrap(settings)
@@ -141,6 +164,8 @@ def serve(port: Port = None, host: Host = None) -> None:
         host or settings.host,
         port if port is not None else settings.port,
         workers=settings.embedded_worker,
+        server=server,
+        processes=workers,
     )
 
 

@@ -1,23 +1,38 @@
 """The refresh policy: when a viewer's cached list is rebuilt after they act.
 
 `ttl` waits for the cached list to expire; `after_n` rebuilds after every N new
-actions of the viewer (default 3); `immediate` rebuilds after each action. Under
-every policy a list that is not rebuilt loses the videos the viewer just acted on,
-and an expired list is rebuilt by the next read (the table's list, else computed).
+actions of the viewer (default 3); `immediate` rebuilds after each action. A viewer
+who is not due yet still never sees a video they just acted on: it is dropped from
+their cached list at once. An expired list is rebuilt by the next read (the table's list,
+else computed).
+
+Rebuilds are coalesced per viewer: one rebuild however many of their actions a batch
+holds. Once `start()`ed (the consumers run), rebuilds leave the consumer thread for a
+refresher thread of their own, so the store consumer never waits on them, and they are
+coalesced across batches too: a viewer queued again before their rebuild ran is rebuilt
+once. When rebuilds cannot keep up (every viewer acting, each rebuild a model pass),
+viewers who liked or skipped something go first: those signals change a list the most.
+Viewers who only watched wait their turn, and the videos they watched are dropped from
+their cached list at once meanwhile.
+Before `start()` (imports, tests, `drain`) rebuilds happen in the caller's thread.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import threading
+import time
+from collections import defaultdict
 
 from recomind.config import RefreshPolicy
 from recomind.domain import cache_keys
-from recomind.domain.model import VideoAction
+from recomind.domain.model import ActionType, VideoAction
 from recomind.domain.ports import Cache
 from recomind.services.feed import FeedService
 
 log = logging.getLogger(__name__)
+
+STRONG_SIGNALS = frozenset({ActionType.LIKE, ActionType.SKIP})
 
 
 class FeedRefresher:
@@ -39,20 +54,51 @@ class FeedRefresher:
         self.after_n = after_n
         self.ttl = ttl
         self.refreshed = 0
+        self.failed = 0
+        # Queued viewers, oldest first (dicts as ordered sets); strong signals go first.
+        self._strong: dict[str, None] = {}
+        self._weak: dict[str, None] = {}
+        self._running = 0  # rebuilds in progress
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # -- the consumer's after-commit hook --------------------------------------------------
 
     def on_new_actions(self, new: list[VideoAction]) -> None:
-        per_user = Counter(a.user_id for a in new)
-        for user_id, count in per_user.items():
+        per_user: dict[str, list[VideoAction]] = defaultdict(list)
+        for a in new:
+            per_user[a.user_id].append(a)
+        strong: list[str] = []
+        weak: list[str] = []
+        for user_id, actions in per_user.items():
             try:
-                if self._due(user_id, count):
-                    self.feed.refresh_user_feed(user_id)
-                    self.refreshed += 1
+                if self._due(user_id, len(actions)):
+                    if any(a.action_type in STRONG_SIGNALS for a in actions):
+                        strong.append(user_id)
+                    else:
+                        weak.append(user_id)
                 else:  # not rebuilt yet, but never show a video the viewer just acted on
-                    self.feed.drop_from_cached(
-                        user_id, {a.video_id for a in new if a.user_id == user_id}
-                    )
+                    self.feed.drop_from_cached(user_id, {a.video_id for a in actions})
             except Exception:  # the stored list stays; the TTL will catch up
-                log.exception("could not refresh the feed of %s", user_id)
+                log.exception("could not apply the refresh policy for %s", user_id)
+        if self._thread is None:
+            for user_id in strong + weak:
+                self._rebuild(user_id)
+            return
+        for user_id in weak:  # they may wait behind others: hide what they watched meanwhile
+            try:
+                self.feed.drop_from_cached(user_id, {a.video_id for a in per_user[user_id]})
+            except Exception:
+                log.exception("could not drop acted-on videos for %s", user_id)
+        with self._cond:
+            for user_id in strong:
+                self._weak.pop(user_id, None)
+                self._strong[user_id] = None
+            for user_id in weak:
+                if user_id not in self._strong:
+                    self._weak.setdefault(user_id, None)  # a queued viewer keeps their place
+            self._cond.notify_all()
 
     def _due(self, user_id: str, count: int) -> bool:
         if self.policy is RefreshPolicy.IMMEDIATE:
@@ -63,3 +109,67 @@ class FeedRefresher:
         # Due when this batch carries the count past a multiple of N: one atomic INCRBY, no
         # reset that could lose an action counted by another worker in between.
         return total // self.after_n > (total - count) // self.after_n
+
+    def _rebuild(self, user_id: str) -> None:
+        try:
+            self.feed.refresh_user_feed(user_id)
+            self.refreshed += 1
+        except Exception:  # the stored list stays; the TTL will catch up
+            self.failed += 1
+            log.exception("could not refresh the feed of %s", user_id)
+
+    # -- the refresher thread ------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Viewers queued or being rebuilt."""
+        with self._cond:
+            return len(self._strong) + len(self._weak) + self._running
+
+    def start(self) -> None:
+        """Rebuild in a thread of our own from now on."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="feed-refresher", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._strong or self._weak or self._stopping):
+                    self._cond.wait()
+                queue = self._strong or self._weak
+                if not queue:  # stopping, and nothing left
+                    return
+                user_id = next(iter(queue))
+                del queue[user_id]
+                self._running += 1
+            try:
+                self._rebuild(user_id)
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until every queued rebuild has run; False if that took longer than `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._strong or self._weak or self._running:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Run what is queued, then end the thread; later rebuilds happen in the caller."""
+        with self._cond:
+            thread, self._stopping = self._thread, True
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout)
+        with self._cond:
+            self._thread = None

@@ -4,6 +4,10 @@ The API answers 202 only after `publish` returns, i.e. once the event is in the
 durable log; consumers apply it later, exactly once per event id. The store is
 consulted only to reject actions on videos the catalog does not have, through a
 cache of known video ids so the hot path rarely touches it.
+
+Concurrent requests share publishes (group commit): whatever arrives while one publish
+waits for durability (an fsync of the local log, Kafka's acks) goes out together in the
+next, so the cost of durability is paid per group rather than per action.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from recomind.domain.clock import Clock, SystemClock
-from recomind.domain.errors import UnknownVideo
+from recomind.domain.errors import BusUnavailable, UnknownVideo
 from recomind.domain.events import VIDEO_ACTIONS_TOPIC, VideoActionRecorded
 from recomind.domain.model import VideoAction
 from recomind.domain.ports import EventBus, Store
@@ -72,6 +77,11 @@ class KnownVideos:
             self._known.update(found)
         return unknown - found
 
+    def all_known(self, video_ids: set[str]) -> bool:
+        """True when every id is already known (no store read needed)."""
+        with self._lock:
+            return video_ids <= self._known
+
     def add(self, video_ids: Sequence[str]) -> None:
         with self._lock:
             self._known.update(video_ids)
@@ -92,6 +102,99 @@ def to_action(
     )
 
 
+@dataclass
+class _Waiting:
+    messages: Sequence[tuple[str, bytes]]
+    done: Future[None] = field(default_factory=Future)
+
+
+class GroupPublisher:
+    """Publishes to one topic for many threads at once: each caller blocks until its own
+    messages are durable, and callers that arrive while publishes are running are published
+    together by the next free publisher thread (at most `max_messages` per publish).
+
+    A `BusUnavailable` that names the undelivered messages fails only the callers that had
+    one of them; any other error fails every caller of that publish.
+    """
+
+    def __init__(
+        self, bus: EventBus, topic: str, max_messages: int = 2000, in_flight: int = 4
+    ) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.max_messages = max_messages
+        self.in_flight = in_flight  # publishes at once: Kafka pipelines them
+        self._queue: list[_Waiting] = []
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+
+    def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Block until the messages are durable (or raise why they are not)."""
+        self.submit(messages).result()
+
+    def submit(self, messages: Sequence[tuple[str, bytes]]) -> Future[None]:
+        """Queue the messages; the future resolves once they are durable. Cancelling it
+        before its publish starts withdraws them."""
+        waiting = _Waiting(messages)
+        with self._cond:
+            if not self._threads:
+                for i in range(self.in_flight):
+                    thread = threading.Thread(
+                        target=self._run, name=f"publish-{self.topic}-{i}", daemon=True
+                    )
+                    thread.start()
+                    self._threads.append(thread)
+            self._queue.append(waiting)
+            self._cond.notify()
+        return waiting.done
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                group: list[_Waiting] = []
+                size = 0
+                while self._queue and (
+                    not group or size + len(self._queue[0].messages) <= self.max_messages
+                ):
+                    size += len(self._queue[0].messages)
+                    group.append(self._queue.pop(0))
+            # From here on a caller can no longer withdraw; withdrawn ones are left out.
+            group = [w for w in group if w.done.set_running_or_notify_cancel()]
+            if group:
+                self._publish(group)
+
+    def _publish(self, group: list[_Waiting]) -> None:
+        messages = [m for w in group for m in w.messages]
+        try:
+            self.bus.publish(self.topic, messages)
+        except BusUnavailable as exc:
+            self._fail(group, exc)
+            return
+        except Exception as exc:  # every caller of this publish sees what went wrong
+            for w in group:
+                w.done.set_exception(exc)
+            return
+        for w in group:
+            w.done.set_result(None)
+
+    @staticmethod
+    def _fail(group: list[_Waiting], exc: BusUnavailable) -> None:
+        missing = None if exc.undelivered is None else set(exc.undelivered)
+        start = 0
+        for w in group:
+            end = start + len(w.messages)
+            mine = (
+                None if missing is None else [i - start for i in range(start, end) if i in missing]
+            )
+            if mine is None or mine:
+                w.done.set_exception(BusUnavailable(str(exc), mine))
+            else:
+                w.done.set_result(None)
+            start = end
+
+
 class ActionIngest:
     def __init__(
         self, bus: EventBus, known_videos: KnownVideos, clock: Clock | None = None
@@ -99,23 +202,48 @@ class ActionIngest:
         self.bus = bus
         self.known_videos = known_videos
         self.clock = clock or SystemClock()  # stamps actions sent without a timestamp
+        self.publisher = GroupPublisher(bus, VIDEO_ACTIONS_TOPIC)
         self.accepted = 0  # events published since start (for /metrics)
         self._count_lock = threading.Lock()
 
     def record(self, requests: Sequence[ActionRequest]) -> list[str]:
         """Validate every action, then publish them all; any bad one rejects the whole batch."""
-        now = self.clock.now()
-        actions = [
-            to_action(r, row=i if len(requests) > 1 else None, now=now)
-            for i, r in enumerate(requests)
-        ]
+        actions = self._validated(requests)
         missing = self.known_videos.missing({a.video_id for a in actions})
         if missing:
             row = next(i for i, a in enumerate(actions) if a.video_id in missing)
             raise UnknownVideo(actions[row].video_id, row=row if len(actions) > 1 else None)
-        self.bus.publish(
-            VIDEO_ACTIONS_TOPIC, [(a.user_id, VideoActionRecorded(a).to_json()) for a in actions]
-        )
-        with self._count_lock:
-            self.accepted += len(actions)
+        self.publisher.publish(self._messages(actions))
+        self._count(len(actions))
         return [a.id for a in actions]
+
+    def try_submit(
+        self, requests: Sequence[ActionRequest]
+    ) -> tuple[list[str], Future[None]] | None:
+        """`record` without blocking, for callers on an event loop: validates (raising as
+        `record` does) and queues the events; the future resolves once they are durable.
+        None when a video id has to be looked up in the store first: call `record` then,
+        where blocking is fine."""
+        actions = self._validated(requests)
+        if not self.known_videos.all_known({a.video_id for a in actions}):
+            return None
+        done = self.publisher.submit(self._messages(actions))
+        done.add_done_callback(
+            lambda f: None if f.cancelled() or f.exception() else self._count(len(actions))
+        )
+        return [a.id for a in actions], done
+
+    def _validated(self, requests: Sequence[ActionRequest]) -> list[VideoAction]:
+        now = self.clock.now()
+        return [
+            to_action(r, row=i if len(requests) > 1 else None, now=now)
+            for i, r in enumerate(requests)
+        ]
+
+    @staticmethod
+    def _messages(actions: list[VideoAction]) -> list[tuple[str, bytes]]:
+        return [(a.user_id, VideoActionRecorded(a).to_json()) for a in actions]
+
+    def _count(self, n: int) -> None:
+        with self._count_lock:
+            self.accepted += n

@@ -1,29 +1,155 @@
-"""POST /video_action and /video_actions: record what viewers did (202 once durable)."""
+"""POST /video_action and /video_actions: record what viewers did (202 once durable).
+
+`POST /video_action` is the hottest write path, so it skips FastAPI's per-request machinery
+(routing through every route, dependency solving, body parsing, response-model validation,
+thread hops): `ActionFastPath`, a pure ASGI layer inside the auth and observation
+middleware, answers it before FastAPI's router runs. The body is validated in one pass by
+`ActionIn`'s compiled pydantic validator; errors become the same `RequestValidationError`
+FastAPI would raise and go through the app's own exception handlers, so every 4xx is the
+same problem+json. The event is handed to the ingest's publisher, whose future the loop
+awaits: no worker thread is held while Kafka acknowledges or the local log fsyncs. Only an
+action on a video id not seen yet (the catalog must be asked) runs in a worker thread.
+
+The FastAPI route below stays: it is what the OpenAPI document describes (the body, the
+202 and the 422 from `ActionIn`), and it serves the request when the fast path is not
+installed.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+import orjson
+from fastapi import APIRouter, Body, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recomind.domain.errors import InvalidInput
 from recomind.entrypoints.api.deps import App
-from recomind.entrypoints.api.schemas import ActionAccepted, ActionIn, ActionsAccepted
-from recomind.services.ingest import ActionRequest
+from recomind.entrypoints.api.problems import MEDIA_TYPE
+from recomind.entrypoints.api.schemas import ActionAccepted, ActionIn, ActionsAccepted, Problem
+from recomind.services.ingest import ActionIngest, ActionRequest
 
 router = APIRouter(tags=["actions"])
 MAX_BATCH = 1000
+PATH = "/video_action"
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ActionIn"}}},
+    }
+}
+_PROBLEM_DOC: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": Problem,
+        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "description": "Bad input (nothing is recorded)",
+    }
+}
 
 
 def _request(a: ActionIn) -> ActionRequest:
     return ActionRequest(a.user_id, a.video_id, a.action_type, a.timestamp, a.watch_ms, a.id)
 
 
-@router.post("/video_action", status_code=202, response_model=ActionAccepted)
-def post_video_action(action: ActionIn, app: App) -> ActionAccepted:
+def _json_body(content_type: str | None) -> bool:
+    if content_type is None:
+        return True  # FastAPI reads a body without a content type as JSON too
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def parse_action(body: bytes, content_type: str | None) -> ActionIn:
+    """The body as an `ActionIn`, or the `RequestValidationError` FastAPI would raise."""
+    if not _json_body(content_type):
+        raise RequestValidationError(
+            [{"type": "content_type", "loc": ("body",), "msg": "expected application/json"}]
+        )
+    try:
+        return ActionIn.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+async def _accept(request: Request) -> bytes:
+    """Validate and record one action; the 202 body, or an exception for the handlers."""
+    action = parse_action(await request.body(), request.headers.get("content-type"))
+    ingest: ActionIngest = request.app.state.recomind.ingest
+    submitted = ingest.try_submit([_request(action)])
+    if submitted is None:  # the catalog has to be asked about this video: a blocking read
+        (event_id,) = await run_in_threadpool(ingest.record, [_request(action)])
+    else:
+        (event_id,), durable = submitted
+        await asyncio.wrap_future(durable)
+    return orjson.dumps({"id": event_id, "status": "accepted"})
+
+
+_ACCEPTED_HEADERS = [(b"content-type", b"application/json")]
+
+
+class ActionFastPath:
+    """Answers `POST /video_action` without FastAPI's router (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+        self.route: BaseRoute | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH):
+            await self.app(scope, receive, send)
+            return
+        if self.route is None:  # this module's own route object (no prefix on this router)
+            self.route = next(r for r in router.routes if getattr(r, "path", None) == PATH)
+        scope["route"] = self.route  # the metrics' route label, as if FastAPI had routed it
+        scope["app"] = self.api
+        request = Request(scope, receive)
+        try:
+            body = await _accept(request)
+        except Exception as exc:
+            handler = next(
+                (
+                    self.api.exception_handlers[k]
+                    for k in type(exc).__mro__
+                    if k in self.api.exception_handlers
+                ),
+                None,
+            )
+            if handler is None:
+                raise  # a 500, as from any route
+            response = handler(request, exc)
+            if not isinstance(response, Response):
+                response = await response
+            await response(scope, receive, send)
+            return
+        headers = [*_ACCEPTED_HEADERS, (b"content-length", str(len(body)).encode())]
+        start: Message = {"type": "http.response.start", "status": 202, "headers": headers}
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+
+def install_fast_path(app: FastAPI) -> None:
+    app.add_middleware(ActionFastPath, api=app)
+
+
+@router.post(
+    PATH,
+    status_code=202,
+    response_model=ActionAccepted,
+    responses=_PROBLEM_DOC,
+    openapi_extra=_BODY_DOC,
+)
+async def post_video_action(request: Request) -> Response:
     """Record one action. 202 means it is durably on the event log and will be applied once."""
-    (event_id,) = app.ingest.record([_request(action)])
-    return ActionAccepted(id=event_id)
+    return Response(await _accept(request), status_code=202, media_type="application/json")
 
 
 @router.post("/video_actions", status_code=202, response_model=ActionsAccepted)

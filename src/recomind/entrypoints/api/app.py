@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from recomind import __version__
 from recomind.bootstrap import RecoMind
-from recomind.entrypoints.api import actions, catalog, feeds, metrics, problems, system
+from recomind.entrypoints.api import actions, auth, catalog, feeds, metrics, problems, system
 from recomind.entrypoints.api.checks import DependencyChecks
 from recomind.entrypoints.api.observe import ObserveRequests
 
@@ -41,6 +41,8 @@ def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
     app.state.recomind = recomind
     app.state.checks = checks
     problems.install(app)
+    actions.install_fast_path(app)  # innermost: behind the keys and the observation
+    auth.install(app, recomind.settings.api_keys.get_secret_value())  # inside ObserveRequests
     app.add_middleware(ObserveRequests, metrics=metrics.install(app, recomind, checks))
     for module in (actions, feeds, catalog, system):
         app.include_router(module.router)

@@ -10,7 +10,7 @@ from recomind.bootstrap import RecoMind
 from recomind.domain.validation import validate_id
 
 
-def get_recomind(request: Request) -> RecoMind:
+async def get_recomind(request: Request) -> RecoMind:
     recomind: RecoMind = request.app.state.recomind
     return recomind
 
@@ -18,11 +18,11 @@ def get_recomind(request: Request) -> RecoMind:
 App = Annotated[RecoMind, Depends(get_recomind)]
 
 
-def _user_id(user_id: Annotated[str, Path()]) -> str:
+async def _user_id(user_id: Annotated[str, Path()]) -> str:
     return validate_id(user_id, "user_id")
 
 
-def _video_id(video_id: Annotated[str, Path()]) -> str:
+async def _video_id(video_id: Annotated[str, Path()]) -> str:
     return validate_id(video_id, "video_id")
 
 

@@ -2,7 +2,8 @@
 
 Pure ASGI rather than `BaseHTTPMiddleware`, which costs a task and a stream per request.
 The request id comes from `X-Request-Id` when the client sends a sane one (so a trace can
-start at a load balancer), otherwise it is a new uuid4 hex. It is returned in the response
+start at a load balancer), otherwise it is 128 random bits in hex (a uuid4's worth, made
+without building a UUID). It is returned in the response
 header and set in `recomind.entrypoints.logs.request_id`, so every log line written while
 the request runs carries it. Metrics and the access line are recorded just before the last
 body chunk goes out: a client that has read the response will find it counted.
@@ -11,9 +12,9 @@ body chunk goes out: a client that has read the response will find it counted.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,7 +39,7 @@ class ObserveRequests:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        rid = _incoming_id(scope) or uuid.uuid4().hex.encode()
+        rid = _incoming_id(scope) or os.urandom(16).hex().encode()
         token = request_id.set(rid.decode())
         status = 500
         finished = False
@@ -78,12 +79,16 @@ class ObserveRequests:
             level = logging.INFO
         if access_log.isEnabledFor(level):
             path: str = scope["path"]
-            access_log.log(
+            # makeRecord + handle: what Logger.log does, less the search for the caller's
+            # source line, which an access line does not print (a tenth of its cost).
+            record = access_log.makeRecord(
+                access_log.name,
                 level,
+                __file__,
+                0,
                 "%s %s %d",
-                method,
-                path,
-                status,
+                (method, path, status),
+                None,
                 extra={
                     "method": method,
                     "path": path,
@@ -92,6 +97,7 @@ class ObserveRequests:
                     "duration_ms": round(seconds * 1000, 3),
                 },
             )
+            access_log.handle(record)
 
 
 def _incoming_id(scope: Scope) -> bytes | None:
