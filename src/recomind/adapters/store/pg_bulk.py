@@ -3,8 +3,8 @@
 `INSERT … SELECT * FROM unnest($1::text[], $2::float8[], …)` carries one array per column, and
 `WHERE key = ANY($1::text[])` one array of ids, so a statement's text is the same whatever the
 batch size (no IN list to compile, no statement per row). The arrays go through psycopg's
-binary dumpers on the DBAPI connection under the SQLAlchemy one, in the same transaction:
-binary arrays cost about a third less than the text form on the client.
+binary dumpers on the DBAPI connection under the SQLAlchemy one, in the same transaction (in a
+micro-benchmark of 1,000-row inserts, binary arrays took about a third less time than text ones).
 """
 
 from __future__ import annotations
