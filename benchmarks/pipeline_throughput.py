@@ -11,12 +11,18 @@ Then:              python benchmarks/pipeline_throughput.py [--events 10000]
 3. Kafka -> MariaDB: the same; baseline: a bare LOAD DATA LOCAL INFILE of the same rows.
 4. Kafka -> lake (S3): rows/s of the `recomind-lake` group; baseline: the same rows written as
    one Parquet object with pyarrow.
+
+Beside rows/s, the sinks and their baselines print rows per CPU-second: this process's CPU time
+plus the database server's (read from /proc, by the pid files that scripts/services writes under
+RECOMIND_SERVICES_DIR). On a shared machine wall-clock rates fall with the load of others; CPU
+cost does much less, so the CPU ratio is the steadier comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import io
 import os
 import sys
@@ -24,6 +30,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -50,6 +57,59 @@ NEEDED = (
     "RECOMIND_TEST_KAFKA_URL",
     "RECOMIND_TEST_S3_URL",
 )
+
+
+SERVICES_DIR = Path(os.environ.get("RECOMIND_SERVICES_DIR", REPO / ".services"))
+
+
+def server_cpu(name: str | None) -> float:
+    """CPU seconds used so far by a server of scripts/services and its children (PostgreSQL runs
+    a process per connection); 0 when it is not one of ours."""
+    pid_file = SERVICES_DIR / f"{name}/{name}.pid"
+    if name is None or not pid_file.exists():
+        return 0.0
+    root = pid_file.read_text().split()[0]
+    pids = [root]
+    children = Path(f"/proc/{root}/task/{root}/children")
+    if children.exists():
+        pids += children.read_text().split()
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class CpuClock:
+    """CPU seconds of this process (every thread) plus one server's, between start and stop."""
+
+    def __init__(self, server: str | None) -> None:
+        self.server = server
+        self.seconds = 0.0
+
+    def __enter__(self) -> CpuClock:
+        self._start = time.process_time() + server_cpu(self.server)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = time.process_time() + server_cpu(self.server) - self._start
+
+
+@dataclass
+class Figure:
+    path: str
+    rate: float
+    base_name: str
+    base_rate: float
+    rows: int = 0
+    cpu: float = 0.0  # CPU seconds of the path (client + server), when measured
+    base_cpu: float = 0.0
+
+    def per_cpu(self, cpu: float) -> str:
+        return f"{self.rows / cpu:>10,.0f}" if cpu > 0 else f"{'-':>10}"
 
 
 def settings(home: Path, store_url: str, namespace: str, lake_prefix: str) -> Settings:
@@ -87,25 +147,30 @@ def raw_produce(messages: list[tuple[str, bytes]], topic: str) -> float:
     return len(messages) / (time.perf_counter() - start)
 
 
-def timed_drain(recomind: RecoMind, group: str, expected: int) -> float:
-    """rows/s of one consumer group over `expected` events (the group join is not timed)."""
+def timed_drain(recomind: RecoMind, group: str, expected: int, clock: CpuClock) -> float:
+    """rows/s of one consumer group over `expected` events (the group join is not timed);
+    `clock` takes the CPU time of the timed part."""
     runner = next(r for r in recomind.consumers if r.name == group)
     consumer = recomind.bus.subscribe(group, VIDEO_ACTIONS_TOPIC)
     records = []
     while not records:
         records = consumer.poll(runner.batch_size, 1.0)
-    start, done = time.perf_counter(), 0
-    while True:
-        # a buffered group (the lake's) gathers up to flush_rows before it writes, as it runs
-        while len(records) < runner.flush_rows and done + len(records) < expected:
-            records += consumer.poll(runner.batch_size, 1.0)
-        runner.handle(records)
-        consumer.commit(records)
-        done += len(records)
-        if done >= expected:
-            break
-        records = consumer.poll(runner.batch_size, 1.0)
-    seconds = time.perf_counter() - start
+    # A full collection now, so the timed part does not pay for the garbage of the set-up (the
+    # simulated world, the API run), which a worker process does not hold.
+    gc.collect()
+    with clock:
+        start, done = time.perf_counter(), 0
+        while True:
+            # a buffered group (the lake's) gathers up to flush_rows before it writes, as it runs
+            while len(records) < runner.flush_rows and done + len(records) < expected:
+                records += consumer.poll(runner.batch_size, 1.0)
+            runner.handle(records)
+            consumer.commit(records)
+            done += len(records)
+            if done >= expected:
+                break
+            records = consumer.poll(runner.batch_size, 1.0)
+        seconds = time.perf_counter() - start
     consumer.close()
     return done / seconds
 
@@ -117,7 +182,7 @@ def rows_of(world_actions: list) -> list[tuple]:  # type: ignore[type-arg]
     ]
 
 
-def copy_postgres(url: str, rows: list[tuple]) -> float:  # type: ignore[type-arg]
+def copy_postgres(url: str, rows: list[tuple], clock: CpuClock) -> float:  # type: ignore[type-arg]
     import psycopg
 
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
@@ -126,15 +191,17 @@ def copy_postgres(url: str, rows: list[tuple]) -> float:  # type: ignore[type-ar
             "CREATE TABLE copy_baseline (id text primary key, user_id text, video_id text,"
             " action_type text, ts timestamptz, watch_ms int)"
         )
-        start = time.perf_counter()
-        with conn.cursor().copy("COPY copy_baseline FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        return len(rows) / (time.perf_counter() - start)
+        with clock:
+            start = time.perf_counter()
+            with conn.cursor().copy("COPY copy_baseline FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            conn.commit()
+            seconds = time.perf_counter() - start
+        return len(rows) / seconds
 
 
-def load_data_mariadb(url: str, rows: list[tuple], folder: Path) -> float:  # type: ignore[type-arg]
+def load_data_mariadb(url: str, rows: list[tuple], folder: Path, clock: CpuClock) -> float:  # type: ignore[type-arg]
     path = folder / "rows.csv"
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -148,15 +215,16 @@ def load_data_mariadb(url: str, rows: list[tuple], folder: Path) -> float:  # ty
                 " video_id varchar(64), action_type varchar(8), ts datetime(6), watch_ms int)"
             )
         )
-    start = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE load_baseline"
-                " FIELDS TERMINATED BY ',' LINES TERMINATED BY '\\r\\n'"
+    with clock:
+        start = time.perf_counter()
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE load_baseline"
+                    " FIELDS TERMINATED BY ',' LINES TERMINATED BY '\\r\\n'"
+                )
             )
-        )
-    rate = len(rows) / (time.perf_counter() - start)
+        rate = len(rows) / (time.perf_counter() - start)
     engine.dispose()
     return rate
 
@@ -207,6 +275,7 @@ def main() -> None:
     if missing:
         sys.exit(f"set {', '.join(missing)}: scripts/services/start.sh && . .services/env.sh")
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
+    load_before = os.getloadavg()
     n = args.events
     world = simulate(n_videos=2_000, n_users=max(50, n // 40), actions_per_user=40, seed=9)
     actions = world.actions[:n]
@@ -226,7 +295,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="recomind-bench-"))
     pg_url = fresh_database(os.environ["RECOMIND_TEST_POSTGRES_URL"])
     my_url = fresh_database(os.environ["RECOMIND_TEST_MYSQL_URL"])
-    figures: list[tuple[str, float, str, float]] = []
+    figures: list[Figure] = []
 
     # 1. API -> Kafka, beside the producer alone
     raw = raw_produce(messages, f"raw{run}.video_actions_stream")
@@ -248,27 +317,28 @@ def main() -> None:
         singles = post_singles(api.url, bodies[: min(n, 3000)])
     finally:
         api.stop()
-    figures.append(("API -> Kafka (batches of 100)", batched, "producer alone", raw))
-    figures.append(("API -> Kafka (one action per request)", singles, "producer alone", raw))
+    figures.append(Figure("API -> Kafka (batches of 100)", batched, "producer alone", raw))
+    figures.append(Figure("API -> Kafka (one action per request)", singles, "producer alone", raw))
 
     # 2. Kafka -> PostgreSQL, beside COPY (the API's events: n batched + the singles)
     pg = bootstrap(api_settings)
     total = n + min(n, 3000)
-    figures.append(
-        (
-            "Kafka -> PostgreSQL",
-            timed_drain(pg, "recomind-store", total),
-            "bare COPY",
-            copy_postgres(pg_url, rows_of(actions)),
-        )
-    )
+    sink, base = CpuClock("postgres"), CpuClock("postgres")
+    rate = timed_drain(pg, "recomind-store", total, sink)
+    base_rate = copy_postgres(pg_url, rows_of(actions), base)
+    figures.append(Figure("Kafka -> PostgreSQL", rate, "bare COPY", base_rate, total, sink.seconds))
+    figures[-1].base_cpu = base.seconds * total / n  # the same number of rows as the sink
     # 4. Kafka -> lake, beside one Parquet object
+    sink = CpuClock(None)  # the S3 server's CPU is not counted
+    rate = timed_drain(pg, "recomind-lake", total, sink)
     figures.append(
-        (
+        Figure(
             "Kafka -> lake (S3)",
-            timed_drain(pg, "recomind-lake", total),
+            rate,
             "one Parquet PUT",
             parquet_to_s3(rows_of(actions), f"a{run}"),
+            total,
+            sink.seconds,
         )
     )
     pg.close()
@@ -278,20 +348,31 @@ def main() -> None:
     my = bootstrap(my_settings)
     my.catalog.add_videos(world.videos)
     my.bus.publish(VIDEO_ACTIONS_TOPIC, messages)
-    figures.append(
-        (
-            "Kafka -> MariaDB",
-            timed_drain(my, "recomind-store", n),
-            "bare LOAD DATA",
-            load_data_mariadb(my_url, rows_of(actions), tmp),
-        )
-    )
+    sink, base = CpuClock("mariadb"), CpuClock("mariadb")
+    rate = timed_drain(my, "recomind-store", n, sink)
+    base_rate = load_data_mariadb(my_url, rows_of(actions), tmp, base)
+    figures.append(Figure("Kafka -> MariaDB", rate, "bare LOAD DATA", base_rate, n, sink.seconds))
+    figures[-1].base_cpu = base.seconds
     my.close()
 
-    print(f"\n{n:,} events; 2 cores; {time.strftime('%Y-%m-%d')}")
-    print(f"{'path':40} {'rows/s':>10}   {'baseline':18} {'rows/s':>10}  ratio")
-    for name, rate, base_name, base in figures:
-        print(f"{name:40} {rate:>10,.0f}   {base_name:18} {base:>10,.0f}  {rate / base:.2f}")
+    print(
+        f"\n{n:,} events; {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}; consumer"
+        f" batch {my_settings.consumer_batch:,}; load average (1/5/15 min) at start"
+        f" {'/'.join(f'{x:.1f}' for x in load_before)}, at end"
+        f" {'/'.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    print("rows/CPU-s: rows per CPU-second of this process plus the database server's")
+    print(
+        f"{'path':38} {'rows/s':>9} {'rows/CPU-s':>10}   {'baseline':16} {'rows/s':>9}"
+        f" {'rows/CPU-s':>10}  ratio  CPU ratio"
+    )
+    for f in figures:
+        cpu_ratio = f"{f.base_cpu / f.cpu:.2f}" if f.cpu > 0 and f.base_cpu > 0 else "-"
+        print(
+            f"{f.path:38} {f.rate:>9,.0f} {f.per_cpu(f.cpu)}   {f.base_name:16}"
+            f" {f.base_rate:>9,.0f} {f.per_cpu(f.base_cpu)}  {f.rate / f.base_rate:5.2f}"
+            f"  {cpu_ratio:>9}"
+        )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,13 @@ class Settings(BaseSettings):
         None, description="Local spool for events while Kafka is unreachable (HOME/spool.db)"
     )
     embedded_worker: bool = Field(True, description="Run the consumers inside `serve`")
-    consumer_batch: int = Field(1000, ge=1, le=100_000, description="Records per poll")
+    consumer_batch: int = Field(
+        5000,
+        ge=1,
+        le=100_000,
+        description="Most records per poll; a poll takes what is fetched, so a backlog drains in"
+        " larger batches (fewer rows per event to upsert, fewer round trips)",
+    )
     lake_flush_rows: int = Field(5000, ge=1, description="Lake sinks write after this many")
     lake_flush_seconds: float = Field(5.0, ge=0, description="…or once the oldest is this old")
 

@@ -384,3 +384,49 @@ def test_counts_reports_every_table(store: Store) -> None:
 
 def test_ping(store: Store) -> None:
     store.ping()
+
+
+# -- bulk writes: awkward text, and batches larger than one statement -------------------
+
+AWKWARD = "it's a \"quote\", a back\\slash \\' \\\\, a\nnew line, \x1a, 100% _like_ and é🎬"
+AWKWARD_TAG = "it's \"q\" \\ \\' \n\x1a 100% é🎬"  # tags are at most 64 characters
+
+
+def test_awkward_text_round_trips_through_every_bulk_write(store: Store) -> None:
+    """Quotes, backslashes, control characters and non-ASCII survive the literal and array
+    encodings the server stores use for batches."""
+    store.add_users([User("u1", AWKWARD, T0)])
+    store.add_videos([video("v1", tags=(AWKWARD_TAG, "cats"), title=AWKWARD, url=AWKWARD)])
+    weight = TagWeight("u1", AWKWARD_TAG, 1.5, T0)
+    with store.transaction() as tx:
+        tx.upsert_tag_weights([weight])
+        tx.upsert_profiles([UserProfile("u1", (AWKWARD_TAG, "cats"), T0)])
+        assert tx.video_tags(["v1"]) == {"v1": (AWKWARD_TAG, "cats")}
+        assert tx.tag_weights_of(["u1"]) == {("u1", AWKWARD_TAG): weight}
+
+    user = store.get_user("u1")
+    assert user is not None and user.name == AWKWARD
+    stored = store.get_video("v1")
+    assert stored is not None and (stored.title, stored.url) == (AWKWARD, AWKWARD)
+    assert store.get_profile("u1") == UserProfile("u1", (AWKWARD_TAG, "cats"), T0)
+
+
+def test_large_batches_write_and_read_every_row(store: Store) -> None:
+    """More rows than one IN list or one multi-row statement holds: nothing is lost or doubled,
+    and a replay of the same batch inserts nothing."""
+    n = 12_000
+    at = T0.astimezone(PLUS_TWO)
+    actions = [
+        action(i, user=f"u{i % 700}", video=f"v{i % 3000}", at=at + timedelta(microseconds=i))
+        for i in range(n)
+    ]
+    with store.transaction() as tx:
+        assert len(tx.insert_new_actions(actions)) == n
+        tx.upsert_popularity(PopularityScore(f"v{i}", i / 7, at) for i in range(n))
+    with store.transaction() as tx:
+        assert tx.insert_new_actions(actions) == []
+        scores = tx.popularity_of(f"v{i}" for i in range(0, n, 2))
+    assert len(scores) == n // 2
+    assert scores["v14"] == PopularityScore("v14", 2.0, T0)
+    assert store.count_actions() == n
+    assert store.user_actions("u5")[0] == actions[5]

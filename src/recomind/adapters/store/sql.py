@@ -12,13 +12,15 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
+from recomind.adapters.store import mysql_bulk, pg_bulk
 from recomind.adapters.store import schema as t
-from recomind.adapters.store.upsert import insert_rows, unnest_insert, upsert
+from recomind.adapters.store.upsert import MYSQL, insert_rows, upsert
 from recomind.domain.model import (
     ActionType,
     PopularityScore,
@@ -108,28 +110,45 @@ class SqlTransaction:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.dialect = conn.dialect.name
+
+    def _rows_in(
+        self, table: sa.Table, columns: Sequence[str], key: str, ids: Iterable[str]
+    ) -> list[Any]:
+        """The `columns` of the rows whose `key` is one of `ids`: one array parameter on
+        PostgreSQL, literal IN lists on MariaDB/MySQL, bound IN lists elsewhere."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        if self.dialect == "postgresql":
+            return pg_bulk.select_any(self.conn, table, columns, key, wanted)
+        if self.dialect in MYSQL:
+            return mysql_bulk.select_in(self.conn, table, columns, key, wanted)
+        out: list[Any] = []
+        selected = [table.c[c] for c in columns]
+        for chunk in _chunks(wanted):
+            out += self.conn.execute(sa.select(*selected).where(table.c[key].in_(chunk))).all()
+        return out
 
     def insert_new_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
         unique = list({a.id: a for a in actions}.values())
-        if self.conn.dialect.name == "postgresql" and unique:
+        if not unique:
+            return []
+        rows = [_action_row(a) for a in unique]
+        if self.dialect == "postgresql":
             # One statement: insert what is new, and learn which ids those were.
-            rows = [_action_row(a) for a in unique]
             inserted = set(
-                unnest_insert(
+                pg_bulk.unnest_insert(
                     self.conn, t.video_actions, rows, "ON CONFLICT (id) DO NOTHING RETURNING id"
                 )
             )
             return [a for a in unique if a.id in inserted]
-        existing: set[str] = set()
-        for chunk in _chunks([a.id for a in unique]):
-            existing.update(
-                self.conn.scalars(
-                    sa.select(t.video_actions.c.id).where(t.video_actions.c.id.in_(chunk))
-                )
-            )
+        existing = {
+            r[0] for r in self._rows_in(t.video_actions, ["id"], "id", (a.id for a in unique))
+        }
         new = [a for a in unique if a.id not in existing]
         if new:
-            insert_rows(self.conn, t.video_actions, [_action_row(a) for a in new])
+            insert_rows(self.conn, t.video_actions, [r for r in rows if r["id"] not in existing])
         return new
 
     def ensure_users(self, user_ids: Iterable[str], at: datetime) -> None:
@@ -138,14 +157,11 @@ class SqlTransaction:
             insert_rows(self.conn, t.users, rows, ignore=True)
 
     def popularity_of(self, video_ids: Iterable[str]) -> dict[str, PopularityScore]:
-        out: dict[str, PopularityScore] = {}
-        c = t.video_popularity.c
-        for chunk in _chunks(sorted(set(video_ids))):
-            for row in self.conn.execute(
-                sa.select(t.video_popularity).where(c.video_id.in_(chunk))
-            ):
-                out[row.video_id] = PopularityScore(row.video_id, row.score, utc(row.last_updated))
-        return out
+        columns = ["video_id", "score", "last_updated"]
+        return {
+            v: PopularityScore(v, score, utc(at))
+            for v, score, at in self._rows_in(t.video_popularity, columns, "video_id", video_ids)
+        }
 
     def upsert_popularity(self, rows: Iterable[PopularityScore]) -> None:
         values = [
@@ -155,14 +171,13 @@ class SqlTransaction:
         upsert(self.conn, t.video_popularity, values, ["video_id"])
 
     def tag_weights_of(self, user_ids: Iterable[str]) -> dict[tuple[str, str], TagWeight]:
-        out: dict[tuple[str, str], TagWeight] = {}
-        c = t.user_tag_weights.c
-        for chunk in _chunks(sorted(set(user_ids))):
-            for row in self.conn.execute(sa.select(t.user_tag_weights).where(c.user_id.in_(chunk))):
-                out[(row.user_id, row.tag)] = TagWeight(
-                    row.user_id, row.tag, row.weight, utc(row.updated_at)
-                )
-        return out
+        columns = ["user_id", "tag", "weight", "updated_at"]
+        return {
+            (u, tag): TagWeight(u, tag, weight, utc(at))
+            for u, tag, weight, at in self._rows_in(
+                t.user_tag_weights, columns, "user_id", user_ids
+            )
+        }
 
     def upsert_tag_weights(self, rows: Iterable[TagWeight]) -> None:
         values = [
@@ -184,14 +199,12 @@ class SqlTransaction:
         upsert(self.conn, t.user_profiles, values, ["user_id"])
 
     def video_tags(self, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        out: dict[str, tuple[str, ...]] = {}
-        c = t.videos.c
-        for chunk in _chunks(sorted(set(video_ids))):
-            for row in self.conn.execute(
-                sa.select(c.video_id, c.tags).where(c.video_id.in_(chunk))
-            ):
-                out[row.video_id] = tuple(row.tags or ())
-        return out
+        rows = self._rows_in(t.videos, ["video_id", "tags"], "video_id", video_ids)
+        # Raw MariaDB/MySQL rows carry the JSON column as its text.
+        return {
+            v: tuple(orjson.loads(tags) if isinstance(tags, str | bytes) else tags or ())
+            for v, tags in rows
+        }
 
 
 class SqlStore:

@@ -1,0 +1,151 @@
+"""MariaDB / MySQL: many rows per statement, rendered as SQL literals once per row.
+
+PyMySQL has no server-side prepared statements: it formats every parameter into the statement
+text on the client anyway, through a generic escaper that looks up each value's type. Here the
+renderer of each column is chosen once from the table's column types, the rows are joined into
+multi-row `INSERT … VALUES (…), (…)` statements of up to about a megabyte, and id lists become
+literal `IN (…)` lists. That keeps one statement per table and batch, as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC
+from typing import Any
+
+import sqlalchemy as sa
+from pymysql.constants import SERVER_STATUS  # type: ignore[import-untyped]
+from pymysql.converters import escape_string  # type: ignore[import-untyped]
+from sqlalchemy.engine import Connection
+
+# Bytes of row text per statement: well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on
+# MySQL 8 by default), and large enough that a batch of thousands of rows is a few statements.
+MAX_STATEMENT = 1 << 20
+# Ids per literal IN (…) list.
+IN_CHUNK = 5000
+
+Render = Callable[[Any], str]
+
+
+def dbapi(conn: Connection) -> Any:
+    """The PyMySQL connection under a SQLAlchemy connection (same transaction)."""
+    return conn.connection.dbapi_connection
+
+
+def escaper(conn: Connection) -> Callable[[str], str]:
+    """How this session escapes text inside single quotes (NO_BACKSLASH_ESCAPES or not)."""
+    if dbapi(conn).server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+        return lambda s: s.replace("'", "''")
+    return escape_string
+
+
+def quote(name: str) -> str:
+    return f"`{name}`"
+
+
+def _renderer(column_type: sa.types.TypeEngine[Any], escape: Callable[[str], str]) -> Render:
+    def text(v: Any) -> str:
+        return "NULL" if v is None else f"'{escape(v)}'"
+
+    def integer(v: Any) -> str:
+        return "NULL" if v is None else str(int(v))
+
+    def real(v: Any) -> str:
+        if v is None:
+            return "NULL"
+        f = float(v)
+        if not math.isfinite(f):
+            raise ValueError(f"cannot store {f} in a MariaDB/MySQL column")
+        return repr(f)
+
+    def timestamp(v: Any) -> str:
+        if v is None:
+            return "NULL"
+        if v.tzinfo is not None:  # stored as UTC wall-clock time, read back as UTC
+            v = v.astimezone(UTC).replace(tzinfo=None)
+        return f"'{v.isoformat(' ', 'microseconds')}'"
+
+    def document(v: Any) -> str:
+        return "NULL" if v is None else f"'{escape(json.dumps(v))}'"
+
+    # JSON first: its with_variant wrapper is not a String.
+    if isinstance(column_type, sa.JSON):
+        return document
+    if isinstance(column_type, sa.DateTime):
+        return timestamp
+    if isinstance(column_type, sa.Float):
+        return real
+    if isinstance(column_type, sa.Integer):
+        return integer
+    if isinstance(column_type, sa.String):
+        return text
+    raise NotImplementedError(f"no MariaDB/MySQL literal for {column_type!r}")
+
+
+def renderers(conn: Connection, table: sa.Table, columns: Sequence[str]) -> list[Render]:
+    escape = escaper(conn)
+    return [_renderer(table.c[c].type, escape) for c in columns]
+
+
+def _statements(head: str, rows: Iterable[str], tail: str) -> Iterator[str]:
+    parts: list[str] = []
+    size = 0
+    for row in rows:
+        if parts and size + len(row) > MAX_STATEMENT:
+            yield head + ",".join(parts) + tail
+            parts, size = [], 0
+        parts.append(row)
+        size += len(row) + 1
+    if parts:
+        yield head + ",".join(parts) + tail
+
+
+def insert_values(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    verb: str = "INSERT",
+    tail: str = "",
+) -> list[tuple[Any, ...]]:
+    """`verb INTO table (…) VALUES (…), (…) tail` in as few statements as fit; returns the rows
+    of a RETURNING tail, if any."""
+    if not rows:
+        return []
+    cols = list(rows[0])
+    render = list(zip(cols, renderers(conn, table, cols), strict=True))
+    head = f"{verb} INTO {table.name} ({', '.join(quote(c) for c in cols)}) VALUES "
+    values = ("(" + ",".join([f(r[c]) for c, f in render]) + ")" for r in rows)
+    out: list[tuple[Any, ...]] = []
+    with dbapi(conn).cursor() as cur:
+        for statement in _statements(head, values, tail):
+            cur.execute(statement)
+            if cur.description:
+                out += cur.fetchall()
+    return out
+
+
+def upsert_tail(columns: Sequence[str], keys: Sequence[str]) -> str:
+    """ON DUPLICATE KEY UPDATE of `columns` (a no-op update of the first key when none)."""
+    sets = [f"{quote(c)} = VALUES({quote(c)})" for c in columns] or [
+        f"{quote(keys[0])} = {quote(keys[0])}"
+    ]
+    return " ON DUPLICATE KEY UPDATE " + ", ".join(sets)
+
+
+def select_in(
+    conn: Connection, table: sa.Table, columns: Sequence[str], key: str, ids: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """`SELECT columns FROM table WHERE key IN (ids…)`, with the ids as literals."""
+    escape = escaper(conn)
+    head = (
+        f"SELECT {', '.join(quote(c) for c in columns)} FROM {table.name} WHERE {quote(key)} IN ("
+    )
+    out: list[tuple[Any, ...]] = []
+    with dbapi(conn).cursor() as cur:
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
+            cur.execute(head + ",".join(f"'{escape(i)}'" for i in chunk) + ")")
+            out += cur.fetchall()
+    return out
