@@ -1,5 +1,10 @@
 """Training: fit the hybrid on the store's history, version it, precompute everyone's lists.
 
+The hybrid is the learned one (`recommenders.hybrid`): its sources are fitted on an earlier
+window of each viewer's history, its LambdaRank ranker on the next window, and everything
+is refitted on all the history before it is saved as a new version and used to precompute
+every active viewer's Top-N, in batches (one ranker call per batch of viewers).
+
 Runs on demand (`recomind train`, `POST /admin/retrain`) and on a schedule (hourly
 by default) from `RetrainScheduler`, which the consumers can also nudge when many
 new events have arrived.
@@ -37,6 +42,7 @@ class TrainSettings:
     top_n: int
     recommendations_ttl: float
     active_days: float = 30.0
+    precompute_batch: int = 512
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class Trainer:
             "users": data.n_users,
             "videos": data.n_items,
             "fit_seconds": round(fit_seconds, 3),
+            "ranker": model.training_,
         }
         version = self.registry.save(model, info)
         self.registry.activate(version)
@@ -124,21 +131,24 @@ class Trainer:
         active = np.unique(data.users[data.timestamps >= recent])
         now = datetime.now(UTC)
         rows = []
-        for u in active:
-            picks = model.explain(histories[u], self.settings.top_n)
-            items = tuple(
-                ScoredVideo(str(model.item_ids[p.item]), p.score, p.reason) for p in picks
-            )
-            user_id = str(data.user_ids[u])
-            rows.append(StoredRecommendations(user_id, items, version, now))
-            hydrated = [
-                feed_item(videos[i.video_id], i.reason) for i in items if i.video_id in videos
-            ]
-            self.cache.set(
-                cache_keys.recommendations(user_id),
-                orjson.dumps(hydrated),
-                self.settings.recommendations_ttl,
-            )
+        step = max(1, self.settings.precompute_batch)
+        for start in range(0, len(active), step):
+            batch = active[start : start + step]
+            lists = model.explain_many([histories[u] for u in batch], self.settings.top_n)
+            for u, picks in zip(batch, lists, strict=True):
+                items = tuple(
+                    ScoredVideo(str(model.item_ids[p.item]), p.score, p.reason) for p in picks
+                )
+                user_id = str(data.user_ids[u])
+                rows.append(StoredRecommendations(user_id, items, version, now))
+                hydrated = [
+                    feed_item(videos[i.video_id], i.reason) for i in items if i.video_id in videos
+                ]
+                self.cache.set(
+                    cache_keys.recommendations(user_id),
+                    orjson.dumps(hydrated),
+                    self.settings.recommendations_ttl,
+                )
         self.store.save_recommendations(rows)
         return len(rows)
 
