@@ -83,9 +83,10 @@ def test_tuning_never_looks_at_the_test_split(world: SimulatedWorld) -> None:
 
 
 def test_tune_picks_the_best_validation_score(world: SimulatedWorld) -> None:
-    split = temporal_split(world.actions, 0.2)
+    durations = {v.video_id: v.duration_ms for v in world.videos}
+    split = temporal_split(world.actions, 0.2, durations)
     (best,) = tune(world.videos, split.train, WEIGHTS, models=("user_knn",))
-    validation = temporal_split(split.train, 0.2)
+    validation = temporal_split(split.train, 0.2, durations)
     scores = [
         score_models(
             world.videos,

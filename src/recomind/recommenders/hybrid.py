@@ -16,7 +16,9 @@ Training never lets the ranker see what it is scored on. `fit(data)`:
    dropped), so the ranker sees cold viewers even on data that has none;
 2. fits every source on the earlier window only, builds candidate rows for each viewer from
    their earlier history, labels a row 1 when the viewer engaged with that video (liked it,
-   or watched at least half of it) in their next window, and trains the ranker on those groups;
+   or watched at least half of it) in their next window, and trains the ranker on those groups
+   (a group of a viewer with at most 3 earlier actions weighs `cold_weight` times as much,
+   because there are few of them);
 3. refits every source, and the video statistics, on all of `data` for serving.
 
 Scores outside the candidate pool sit below every candidate. A hand-set blend of the
@@ -129,7 +131,7 @@ class HybridRecommender(Recommender):
         candidates_per_source: int = 100,
         label_share: float = 0.2,
         cold_share: float = 0.2,
-        cold_weight: float = 1.0,
+        cold_weight: float = 3.0,
         max_ranker_viewers: int = 5_000,
         seed: int = 0,
         ranker: RankerSettings | None = None,
@@ -496,7 +498,7 @@ class HybridRecommender(Recommender):
             candidates_per_source=params.get("candidates_per_source", 100),
             label_share=params.get("label_share", 0.2),
             cold_share=params.get("cold_share", 0.2),
-            cold_weight=params.get("cold_weight", 1.0),
+            cold_weight=params.get("cold_weight", 3.0),
             max_ranker_viewers=params.get("max_ranker_viewers", 5_000),
             seed=params.get("seed", 0),
             blend=BlendWeights(**params["blend"]),
