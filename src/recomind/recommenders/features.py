@@ -99,8 +99,9 @@ class ItemStats:
         items = items.astype(np.int64)
         base = items * self.span
         top = self.span - 2
-        hi = base + int(np.clip(at - self.t0, -1, top))
-        lo = base + int(np.clip(at - window_days * DAY - self.t0, -1, top))
+        # whole seconds since t0, floored (a time just before t0 is -1: before every action)
+        hi = base + int(np.clip(np.floor(at - self.t0), -1, top))
+        lo = base + int(np.clip(np.floor(at - window_days * DAY - self.t0), -1, top))
         return (
             np.searchsorted(self.keys, hi, side="right")
             - np.searchsorted(self.keys, lo, side="right")
