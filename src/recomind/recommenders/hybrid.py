@@ -428,7 +428,10 @@ class HybridRecommender(Recommender):
             if exclude is not None and len(exclude):
                 scores[exclude] = -np.inf
             picks = top_k(scores, k)
-            results.append([Recommendation(i, s, self._reason(pool, i, history)) for i, s in picks])
+            reasons = self._reasons(pool, [i for i, _ in picks], history)
+            results.append(
+                [Recommendation(i, s, r) for (i, s), r in zip(picks, reasons, strict=True)]
+            )
         return results
 
     def rank_candidates(
@@ -440,24 +443,34 @@ class HybridRecommender(Recommender):
         order = np.lexsort((pool.items, -final))
         if k is not None:
             order = order[:k]
+        items = [int(item) for item in pool.items[order]]
+        reasons = self._reasons(pool, items, history)
         return [
-            Recommendation(int(item), float(final[i]), self._reason(pool, int(item), history))
-            for i, item in zip(order, pool.items[order], strict=True)
+            Recommendation(item, float(final[i]), reason)
+            for i, item, reason in zip(order, items, reasons, strict=True)
         ]
 
-    def _reason(self, pool: _Pool, item: int, history: History) -> str:
-        pos = int(np.searchsorted(pool.items, item))
-        if pos >= len(pool.items) or pool.items[pos] != item:
-            return "trending now"
-        source = SOURCES[int(np.argmin(pool.ranks[pos]))]
-        if source == "content":
-            tag = self.content.top_tag(item, self.content.affinity(history))
-            return f"because you liked #{tag}" if tag else "matches your interests"
-        if source in ("item_knn", "ease", "als"):
-            return "viewers who watched what you watched also watched this"
-        if source == "user_knn":
-            return "viewers like you liked it"
-        return "trending now"
+    def _reasons(self, pool: _Pool, items: list[int], history: History) -> list[str]:
+        """Why each item: the source that ranked it highest."""
+        affinity: np.ndarray | None = None
+        reasons = []
+        for item in items:
+            pos = int(np.searchsorted(pool.items, item))
+            source = "popularity"
+            if pos < len(pool.items) and pool.items[pos] == item:
+                source = SOURCES[int(np.argmin(pool.ranks[pos]))]
+            if source == "content":
+                if affinity is None:  # once per viewer: it is a sparse product
+                    affinity = self.content.affinity(history)
+                tag = self.content.top_tag(item, affinity)
+                reasons.append(f"because you liked #{tag}" if tag else "matches your interests")
+            elif source in ("item_knn", "ease", "als"):
+                reasons.append("viewers who watched what you watched also watched this")
+            elif source == "user_knn":
+                reasons.append("viewers like you liked it")
+            else:
+                reasons.append("trending now")
+        return reasons
 
     def similar_items(self, item: int, k: int) -> list[tuple[int, float]]:
         return self.item_knn.similar_items(item, k) or self.content.similar_items(item, k)
