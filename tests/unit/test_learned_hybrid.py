@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recomind.domain.model import ActionType, ActionWeights, VideoAction
-from recomind.recommenders.data import TrainingData, history_from_actions, training_data
+from recomind.recommenders.data import History, TrainingData, history_from_actions, training_data
 from recomind.recommenders.features import DAY, ItemStats
 from recomind.recommenders.hybrid import SOURCES, HybridRecommender, rank
 from recomind.recommenders.popularity import Popularity
@@ -143,10 +143,30 @@ def test_saved_artifact_is_lightgbm_text_and_loads_back(
     model.save(tmp_path / "m")
     text = (tmp_path / "m" / "ranker.txt").read_text()
     assert text.startswith("tree")
+    assert (tmp_path / "m" / "ranker_cold.txt").read_text().startswith("tree")
     loaded = HybridRecommender.load(tmp_path / "m")
-    assert loaded.ranker.trained
-    for history in data.user_histories()[:20]:
+    assert loaded.ranker.trained and loaded.cold_ranker.trained
+    warm = data.user_histories()[:20]
+    cold = [History(h.items[:2], h.weights[:2], h.timestamps[:2]) for h in warm]
+    for history in warm + cold:
         np.testing.assert_array_equal(loaded.score(history), model.score(history))
+
+
+def test_cold_viewers_are_ranked_by_the_cold_ranker(
+    model: HybridRecommender, data: TrainingData
+) -> None:
+    assert model.training_["cold_ranker_groups"] > 10
+    h = data.user_histories()[0]
+    cold = History(h.items[:2], h.weights[:2], h.timestamps[:2])
+    pool = model._pool(model.sources, model.stats, cold, model.now_, None)
+    assert pool.cold
+    (predicted,) = model._predict([pool])
+    expected = model.cold_ranker.predict(pool.features.astype(np.float32))
+    np.testing.assert_array_equal(predicted, expected)
+    warm = model._pool(model.sources, model.stats, h, model.now_, None)
+    assert not warm.cold
+    (predicted,) = model._predict([warm])
+    np.testing.assert_array_equal(predicted, model.ranker.predict(warm.features.astype(np.float32)))
 
 
 def test_an_artifact_from_before_the_ranker_still_loads_and_serves(

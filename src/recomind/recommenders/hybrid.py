@@ -18,7 +18,8 @@ Training never lets the ranker see what it is scored on. `fit(data)`:
    their earlier history, labels a row 1 when the viewer engaged with that video (liked it,
    or watched at least half of it) in their next window, and trains the ranker on those groups
    (a group of a viewer with at most 3 earlier actions weighs `cold_weight` times as much,
-   because there are few of them);
+   because there are few of them), and a second ranker on the cold groups alone, which
+   orders the candidates of viewers with at most 3 actions;
 3. refits every source, and the video statistics, on all of `data` for serving.
 
 Scores outside the candidate pool sit below every candidate. A hand-set blend of the
@@ -120,6 +121,7 @@ class _Pool:
     features: np.ndarray
     ranks: np.ndarray  # candidates x sources
     blend: np.ndarray  # the fallback blend over the whole catalog
+    cold: bool  # the viewer has at most COLD_MAX_ACTIONS actions
 
 
 class HybridRecommender(Recommender):
@@ -154,6 +156,7 @@ class HybridRecommender(Recommender):
         self.seed = seed
         self.blend = blend or BlendWeights()
         self.ranker = LambdaRanker(ranker)
+        self.cold_ranker = LambdaRanker(ranker)
         self.sources: dict[str, Recommender] = self._new_sources()
         self.stats = ItemStats.fit(_empty_data())
         self.item_ids = np.zeros(0, dtype=str)
@@ -203,17 +206,23 @@ class HybridRecommender(Recommender):
                 [np.isin(pools[i].items, labels[users[i]]).astype(np.float32) for i in keep]
             )
             groups = np.array([len(pools[i].items) for i in keep], dtype=np.int64)
-            short = np.array([len(histories[users[i]]) <= COLD_MAX_ACTIONS for i in keep])
+            short = np.array([pools[i].cold for i in keep])
             row_weights = np.repeat(np.where(short, self.cold_weight, 1.0), groups)
         else:
             features = np.zeros((0, len(names)), np.float32)
             target = np.zeros(0, np.float32)
             groups = np.zeros(0, np.int64)
             row_weights = np.zeros(0)
+            short = np.zeros(0, dtype=bool)
         self.ranker.fit(features, target, groups, names, row_weights)
+        # viewers with at most 3 actions also get a ranker of their own, trained on the cold
+        # groups alone, so the warm majority does not decide how a cold start is ranked
+        cold_rows = np.repeat(short, groups)
+        self.cold_ranker.fit(features[cold_rows], target[cold_rows], groups[short], names)
         self.training_ = {
             "ranker_viewers": len(labels),
             "ranker_groups": len(groups),
+            "cold_ranker_groups": int(short.sum()),
             "ranker_rows": len(target),
             "ranker_positives": int(target.sum()),
             "candidate_recall": _recall(pools, [labels[u] for u in users]),
@@ -351,7 +360,7 @@ class HybridRecommender(Recommender):
                 creator_share(stats, history, items),
             ]
         )
-        return _Pool(items, features, ranks, blend)
+        return _Pool(items, features, ranks, blend, len(history) <= COLD_MAX_ACTIONS)
 
     def _blend(self, scores: dict[str, np.ndarray], history: History) -> np.ndarray:
         weights = self.blend.at(history.positive_count)
@@ -384,10 +393,12 @@ class HybridRecommender(Recommender):
                 batch.append(pool)
                 rows += len(pool.items)
             if batch and (pool is None or rows >= _PREDICT_ROWS):
-                predicted = self.ranker.predict(
-                    np.vstack([p.features for p in batch]).astype(np.float32)
-                )
+                features = np.vstack([p.features for p in batch]).astype(np.float32)
+                predicted = self.ranker.predict(features)
                 bounds = np.cumsum([0, *(len(p.items) for p in batch)])
+                if self.cold_ranker.trained and any(p.cold for p in batch):
+                    cold = np.repeat([p.cold for p in batch], np.diff(bounds))
+                    predicted[cold] = self.cold_ranker.predict(features[cold])
                 out += [predicted[a:b] for a, b in pairwise(bounds)]
                 batch, rows = [], 0
         return out
@@ -503,6 +514,7 @@ class HybridRecommender(Recommender):
         for name, model in self.sources.items():
             model.save(path / name)
         (path / "ranker.txt").write_text(self.ranker.to_text())
+        (path / "ranker_cold.txt").write_text(self.cold_ranker.to_text())
 
     @classmethod
     def from_saved(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> HybridRecommender:
@@ -536,6 +548,8 @@ class HybridRecommender(Recommender):
         }
         ranker = path / "ranker.txt"
         model.ranker = LambdaRanker.from_text(ranker.read_text() if ranker.exists() else "")
+        cold = path / "ranker_cold.txt"
+        model.cold_ranker = LambdaRanker.from_text(cold.read_text() if cold.exists() else "")
         return model
 
 
