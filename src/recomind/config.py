@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     weight_like: float = 3.0
     weight_skip: float = -1.0
     weight_watch_fraction: float = Field(
-        0.5,
+        0.0,
         ge=0,
         le=1,
         description="Share of a view's weight set by the fraction of the video watched "

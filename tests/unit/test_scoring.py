@@ -109,7 +109,7 @@ def test_how_much_watch_time_counts_is_a_setting() -> None:
     blended = ActionWeights(view=2.0, watch_fraction=0.5)  # half for starting, half by share
     assert action_weight(tenth, blended, 10_000) == pytest.approx(2.0 * (0.5 + 0.5 * 0.1))
     assert action_weight(act(2, watch_ms=10_000), blended, 10_000) == pytest.approx(2.0)
-    assert ActionWeights().watch_fraction == 0.5
+    assert ActionWeights().watch_fraction == 0.0  # every view counts in full unless set
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="watch_fraction"):
             ActionWeights(watch_fraction=bad)

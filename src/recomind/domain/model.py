@@ -97,7 +97,7 @@ class ActionWeights:
     view: float = 1.0
     like: float = 3.0
     skip: float = -1.0
-    watch_fraction: float = 0.5
+    watch_fraction: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -346,12 +346,39 @@ def evaluate(
         float,
         typer.Option(min=0.05, max=0.5, help="Share of each viewer's latest actions held out"),
     ] = 0.2,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            help="Tune every baseline (same budget each) on a validation split of the training data"
+        ),
+    ] = True,
+    cold_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Share of test viewers cut to their first 1-3 training actions (0: no protocol)",
+        ),
+    ] = 0.1,
+    models: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated models (default: the hybrid and every baseline)"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the cold-start viewers' choice")] = 0,
     output: Annotated[Path | None, typer.Option(help="Write the results as JSON here")] = None,
 ) -> None:
-    """Offline quality on a temporal per-viewer hold-out: Recall, NDCG, HitRate, coverage."""
-    from recomind.services.evaluation import as_dicts
+    """Offline quality on a temporal per-viewer hold-out: the hybrid beside tuned baselines."""
+    from recomind.services.evaluation import MODELS
     from recomind.services.evaluation import evaluate as run
 
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else MODELS
+    unknown = [m for m in chosen if m not in MODELS]
+    if unknown or not chosen:
+        err.print(
+            f"[red]error:[/red] unknown model(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(MODELS)}"
+        )
+        raise typer.Exit(2)
     with _recomind() as recomind, _progress("evaluating") as step:
         videos = recomind.store.all_videos()
         step("loading actions")
@@ -359,7 +386,26 @@ def evaluate(
         if not actions:
             raise RecoMindError("no actions stored: import or record some first")
         step(f"{len(actions):,} actions")
-        scores = run(videos, actions, recomind.settings.action_weights, k=k, holdout=holdout)
+        result = run(
+            videos,
+            actions,
+            recomind.settings.action_weights,
+            k=k,
+            holdout=holdout,
+            models=chosen,
+            tune_baselines=tune,
+            cold_share=cold_share,
+            seed=seed,
+            progress=step,
+        )
+    if result.tuned:
+        tuned = Table(title="baselines tuned on a validation split of the training data")
+        for col in ("model", "configurations tried", f"validation NDCG@{k}", "chosen"):
+            tuned.add_column(col)
+        for t in result.tuned:
+            label = ", ".join(f"{key}={value}" for key, value in t.params.items())
+            tuned.add_row(t.model, str(t.tried), f"{t.validation_ndcg:.4f}", label)
+        console.print(tuned)
     table = Table(title=f"temporal hold-out ({holdout:.0%} latest per viewer), K={k}")
     for col in (
         "model",
@@ -369,9 +415,10 @@ def evaluate(
         f"NDCG@{k}",
         f"HitRate@{k}",
         "coverage",
+        "novelty",
     ):
         table.add_column(col)
-    for s in scores:
+    for s in result.scores:
         table.add_row(
             s.model,
             s.segment,
@@ -380,11 +427,13 @@ def evaluate(
             f"{s.ndcg:.4f}",
             f"{s.hit_rate:.4f}",
             f"{s.coverage:.3f}",
+            f"{s.novelty:.2f}",
         )
     console.print(table)
+    for name, ratio in result.ratios().items():
+        console.print(f"NDCG@{k} {name}: {ratio:.3f}x")
     if output is not None:
-        result: dict[str, Any] = {"k": k, "holdout": holdout, "results": as_dicts(scores)}
-        output.write_text(json.dumps(result, indent=2))
+        output.write_text(json.dumps(result.as_dict(), indent=2))
         console.print(f"wrote {output}")
 
 

@@ -54,6 +54,9 @@ class TrainingData:
     weights: np.ndarray  # float32 signed weight per action
     timestamps: np.ndarray  # float64 epoch seconds per action
     now: float  # the instant the data describes (epoch seconds)
+    # per action: did the viewer engage (a like, or a view watched at least half through when
+    # watch time and duration are known)? None means "every positive action engaged".
+    engaged: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -62,6 +65,10 @@ class TrainingData:
     @property
     def n_items(self) -> int:
         return len(self.catalog)
+
+    def engagement(self) -> np.ndarray:
+        """Per action: engaged (see `engaged`), as booleans."""
+        return self.engaged if self.engaged is not None else self.weights > 0
 
     def positive_matrix(self) -> sp.csr_matrix:
         """Users x items, summing the positive weights (views and likes) of each pair."""
@@ -138,6 +145,8 @@ def training_data(
     codes: list[int] = []
     w: list[float] = []
     ts: list[float] = []
+    engaged: list[bool] = []
+    durations = {v.video_id: v.duration_ms for v in videos}
     latest = 0.0
     durations = {v.video_id: v.duration_ms for v in videos}
     for a in actions:
@@ -150,6 +159,7 @@ def training_data(
         w.append(action_weight(a, weights, durations.get(a.video_id)))
         t = a.timestamp.timestamp()
         ts.append(t)
+        engaged.append(is_engaged(a, durations.get(a.video_id)))
         latest = max(latest, t)
     when = now.astimezone(UTC).timestamp() if now else max(latest, datetime.now(UTC).timestamp())
     return TrainingData(
@@ -161,4 +171,19 @@ def training_data(
         weights=np.array(w, np.float32),
         timestamps=np.array(ts, np.float64),
         now=when,
+        engaged=np.array(engaged, dtype=bool),
     )
+
+
+ENGAGED_SHARE = 0.5
+
+
+def is_engaged(action: VideoAction, duration_ms: int | None) -> bool:
+    """A like, or a view watched at least half through (a view of unknown length counts)."""
+    if action.action_type is ActionType.LIKE:
+        return True
+    if action.action_type is ActionType.SKIP:
+        return False
+    if action.watch_ms is None or not duration_ms:
+        return True
+    return action.watch_ms >= ENGAGED_SHARE * duration_ms

@@ -97,8 +97,10 @@ class QuickRecommender:
             if source == "content":
                 tag = int(top_tags[n])
                 reason = content_reason(str(model.content.tags_[tag]) if tag >= 0 else None)
+            elif source == "item_knn":
+                reason = "viewers who watched what you watched also watched this"
             else:
-                reason = model._reason(source, item, affinity)
+                reason = "trending now"
             picks.append(Recommendation(item, value, reason))
         return picks
 

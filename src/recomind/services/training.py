@@ -1,5 +1,10 @@
 """Training: fit the hybrid on the store's history, version it, precompute everyone's lists.
 
+The hybrid is the learned one (`recommenders.hybrid`): its sources are fitted on an earlier
+window of each viewer's history, its LambdaRank ranker on the next window, and everything
+is refitted on all the history before it is saved as a new version and used to precompute
+every active viewer's Top-N, in batches (one ranker call per batch of viewers).
+
 Runs on demand (`recomind train`, `POST /admin/retrain`) and on a schedule (hourly
 by default) from `RetrainScheduler`, which the consumers can also nudge when many
 new events have arrived.
@@ -38,6 +43,7 @@ class TrainSettings:
     recommendations_ttl: float
     active_days: float = 30.0
     rerank: RerankSettings = field(default_factory=RerankSettings)
+    precompute_batch: int = 512
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class Trainer:
             "users": data.n_users,
             "videos": data.n_items,
             "fit_seconds": round(fit_seconds, 3),
+            "ranker": model.training_,
         }
         version = self.registry.save(model, info)
         self.registry.activate(version)
@@ -129,14 +136,16 @@ class Trainer:
         active = np.unique(data.users[data.timestamps >= recent])
         now = self.clock.now()
         rows = []
-        for u in active:
-            user_id = str(data.user_ids[u])
-            picks = model.explain(histories[u], candidate_count(self.settings.top_n, 0))
-            seen, k = model.item_ids[histories[u].items], self.settings.top_n
-            items = tuple(
-                rerank_picks(model, picks, seen, user_id, self.settings.rerank, k, data.now)
-            )
-            rows.append(StoredRecommendations(user_id, items, version, now))
+        step = max(1, self.settings.precompute_batch)
+        k, rules = self.settings.top_n, self.settings.rerank
+        for start in range(0, len(active), step):
+            batch = active[start : start + step]
+            lists = model.explain_many([histories[u] for u in batch], candidate_count(k, 0))
+            for u, picks in zip(batch, lists, strict=True):
+                user_id = str(data.user_ids[u])
+                seen = model.item_ids[histories[u].items]
+                items = tuple(rerank_picks(model, picks, seen, user_id, rules, k, data.now))
+                rows.append(StoredRecommendations(user_id, items, version, now))
         self.feed.publish(rows, videos)
         return len(rows)
 

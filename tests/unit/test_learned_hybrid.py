@@ -1,0 +1,237 @@
+"""The learned hybrid: leakage-free ranker windows, the LambdaRank model, `rank`, artifacts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recomind.domain.model import ActionType, ActionWeights, VideoAction
+from recomind.recommenders.base import top_k
+from recomind.recommenders.data import History, TrainingData, history_from_actions, training_data
+from recomind.recommenders.features import DAY, ItemStats
+from recomind.recommenders.hybrid import SOURCES, HybridRecommender, rank
+from recomind.recommenders.popularity import Popularity
+from recomind.services.simulator import SimulatedWorld, simulate
+
+NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
+WEIGHTS = ActionWeights()
+
+
+@pytest.fixture(scope="module")
+def world() -> SimulatedWorld:
+    return simulate(n_videos=300, n_users=250, actions_per_user=30, days=6.0, seed=5, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def data(world: SimulatedWorld) -> TrainingData:
+    return training_data(world.videos, world.actions, WEIGHTS, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def model(data: TrainingData) -> HybridRecommender:
+    # a small world: the ranker's mechanics are tested with the data-size gate off
+    return HybridRecommender(candidates_per_source=60, min_ranker_groups=0, min_cold_groups=0).fit(
+        data
+    )
+
+
+def test_too_few_viewers_to_learn_from_leave_the_ranking_to_the_blend(data: TrainingData) -> None:
+    gated = HybridRecommender(candidates_per_source=60).fit(data)  # default: 300 groups at least
+    assert 0 < gated.training_["ranker_groups"] < 300
+    assert not gated.ranker.trained and not gated.cold_ranker.trained
+    assert gated.training_["ranker_trained"] is False
+    for history in data.user_histories()[:20]:
+        blend = gated._blend({s: m.score(history) for s, m in gated.sources.items()}, history)
+        blend[history.items] = -np.inf
+        expected = [i for i, _ in top_k(blend, 10)]
+        assert [r.item for r in gated.explain(history, 10)] == expected
+
+
+def test_the_ranker_never_fits_on_the_window_it_is_labelled_from(data: TrainingData) -> None:
+    hybrid = HybridRecommender(cold_share=0.3, seed=2)
+    early, histories, labels = hybrid._ranker_windows(data)
+    assert labels, "a simulated platform has viewers to learn from"
+    early_pairs = set(zip(early.users.tolist(), early.timestamps.tolist(), strict=True))
+    engaged = data.engagement()
+    cut_short = 0
+    for u, liked in labels.items():
+        mine = np.flatnonzero(data.users == u)
+        mine = mine[np.lexsort((data.timestamps[mine],))]
+        n = len(mine)
+        cut = n - max(1, round(n * hybrid.label_share))
+        later = mine[cut:]
+        # nothing of the next window is in the data the sources are fitted on
+        assert not {(u, t) for t in data.timestamps[later].tolist()} & early_pairs
+        # labels are exactly the videos engaged with in the next window and unseen before
+        expected = set(data.items[later][engaged[later]].tolist()) - set(
+            data.items[mine[:cut]].tolist()
+        )
+        assert set(liked.tolist()) == expected
+        # the history the ranker rows are built from is the earlier window, or its first
+        # 1-3 actions for a viewer cut to a cold start (whose other actions are dropped)
+        history = histories[u]
+        np.testing.assert_array_equal(history.items, data.items[mine[: len(history)]])
+        if len(history) < cut:
+            cut_short += 1
+            assert 1 <= len(history) <= 3
+            assert np.count_nonzero(early.users == u) == len(history)
+        else:
+            assert len(history) == cut
+    assert cut_short, "some viewers are cut to a cold start"
+
+
+def test_the_ranker_is_trained_and_uses_collaborative_and_cold_signals(
+    model: HybridRecommender,
+) -> None:
+    assert model.ranker.trained
+    assert model.training_["ranker_groups"] > 50
+    assert 0 < model.training_["candidate_recall"] <= 1
+    importance = model.ranker.importance()
+    assert set(importance) >= {f"{s}_z" for s in SOURCES} | {"log_history"}
+    assert sum(importance.values()) > 0
+
+
+def test_after_one_like_the_list_fits_hidden_tastes_better_than_trending(
+    world: SimulatedWorld, data: TrainingData, model: HybridRecommender
+) -> None:
+    """Use case 1: a viewer who liked one video gets a list closer to their hidden tastes."""
+    popularity = Popularity().fit(data)
+    index = data.catalog.index()
+    ours, trending = [], []
+    for u, user in enumerate(world.users[:80]):
+        likes = [
+            a
+            for a in world.actions
+            if a.user_id == user.user_id and a.action_type is ActionType.LIKE
+        ]
+        if not likes:
+            continue
+        first = min(likes, key=lambda a: a.timestamp)
+        history = history_from_actions([first], index, WEIGHTS)
+        taste = world.affinity(u)
+        ours.append(taste[[i for i, _ in model.recommend(history, 10)]].mean())
+        trending.append(taste[[i for i, _ in popularity.recommend(history, 10)]].mean())
+    assert len(ours) > 40
+    assert np.mean(ours) > np.mean(trending) + 0.05
+
+
+def test_rank_orders_given_candidates_and_never_returns_the_history(
+    model: HybridRecommender, world: SimulatedWorld
+) -> None:
+    history = [a for a in world.actions if a.user_id == world.users[3].user_id]
+    seen = {a.video_id for a in history}
+    candidates = [v.video_id for v in world.videos[:40]] + ["no-such-video"]
+    ranked = rank(model, history, candidates, k=15)
+    ids = [r.video_id for r in ranked]
+    assert len(ids) == len(set(ids)) == min(15, len(set(candidates[:40]) - seen))
+    assert set(ids) <= set(candidates) - seen - {"no-such-video"}
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+    assert all(r.reason for r in ranked)
+    # without candidates it is the model's own list, the same as explain
+    everything = rank(model, history, None, k=10)
+    index = {str(v): i for i, v in enumerate(model.item_ids)}
+    assert not seen & {r.video_id for r in everything}
+    viewer = history_from_actions(sorted(history, key=lambda a: a.timestamp), index, WEIGHTS)
+    assert [r.video_id for r in everything] == [
+        str(model.item_ids[i]) for i, _ in model.recommend(viewer, 10)
+    ]
+    # candidates in the model's own pool are ordered as the model's own list orders them
+    pool = model._pool(model.sources, model.stats, viewer, model.now_, None).items
+    own = [str(model.item_ids[i]) for i, _ in model.recommend(viewer, model.n_items)]
+    in_pool = {str(model.item_ids[i]) for i in pool}
+    full = [r.video_id for r in rank(model, history, candidates, k=len(candidates))]
+    assert [v for v in full if v in in_pool] == [v for v in own if v in in_pool and v in full]
+
+
+def test_rank_for_a_viewer_with_no_history_is_not_empty(model: HybridRecommender) -> None:
+    ranked = rank(model, [], None, k=5)
+    assert len(ranked) == 5
+
+
+def test_saved_artifact_is_lightgbm_text_and_loads_back(
+    model: HybridRecommender, data: TrainingData, tmp_path: Path
+) -> None:
+    model.save(tmp_path / "m")
+    text = (tmp_path / "m" / "ranker.txt").read_text()
+    assert text.startswith("tree")
+    assert (tmp_path / "m" / "ranker_cold.txt").read_text().startswith("tree")
+    loaded = HybridRecommender.load(tmp_path / "m")
+    assert loaded.ranker.trained and loaded.cold_ranker.trained
+    warm = data.user_histories()[:20]
+    cold = [History(h.items[:2], h.weights[:2], h.timestamps[:2]) for h in warm]
+    for history in warm + cold:
+        np.testing.assert_array_equal(loaded.score(history), model.score(history))
+
+
+def test_cold_viewers_are_ranked_by_the_cold_ranker(
+    model: HybridRecommender, data: TrainingData
+) -> None:
+    assert model.training_["cold_ranker_groups"] > 10
+    h = data.user_histories()[0]
+    cold = History(h.items[:2], h.weights[:2], h.timestamps[:2])
+    pool = model._pool(model.sources, model.stats, cold, model.now_, None)
+    assert pool.cold
+    (predicted,) = model._predict([pool])
+    expected = model.cold_ranker.predict(pool.features.astype(np.float32))
+    np.testing.assert_array_equal(predicted, expected)
+    warm = model._pool(model.sources, model.stats, h, model.now_, None)
+    assert not warm.cold
+    (predicted,) = model._predict([warm])
+    np.testing.assert_array_equal(predicted, model.ranker.predict(warm.features.astype(np.float32)))
+
+
+def test_an_artifact_from_before_the_ranker_still_loads_and_serves(
+    model: HybridRecommender, data: TrainingData, tmp_path: Path
+) -> None:
+    model.save(tmp_path / "m")
+    (tmp_path / "m" / "ranker.txt").unlink()
+    for name in ("ease", "als"):
+        for f in (tmp_path / "m" / name).iterdir():
+            f.unlink()
+        (tmp_path / "m" / name).rmdir()
+    old = HybridRecommender.load(tmp_path / "m")
+    assert not old.ranker.trained
+    history = data.user_histories()[0]
+    got = old.recommend(history, 10)
+    assert len(got) == 10 and not {i for i, _ in got} & set(history.items.tolist())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 4), st.floats(0, 20), st.sampled_from(list(ActionType))),
+        min_size=1,
+        max_size=40,
+    ),
+    st.floats(-2, 25),
+    st.sampled_from([0.5, 1.0, 7.0]),
+)
+def test_recent_counts_match_a_plain_count(
+    events: list[tuple[int, float, ActionType]], at_days: float, window: float
+) -> None:
+    from tests.unit.test_recommender_behaviour import videos
+
+    catalog = videos()[:5]
+    t0 = NOW - timedelta(days=30)
+    actions = [
+        VideoAction(f"e{n}", "u", catalog[item].video_id, kind, t0 + timedelta(days=day))
+        for n, (item, day, kind) in enumerate(events)
+    ]
+    data = training_data(catalog, actions, WEIGHTS, now=NOW)
+    stats = ItemStats.fit(data)
+    at = t0.timestamp() + at_days * DAY
+    got = stats.recent(np.arange(5), at, window)
+    first = data.timestamps.min()
+    for item in range(5):
+        mask = (data.items == item) & (data.weights > 0)
+        # the timeline keeps whole seconds since the first action
+        offsets = np.floor(data.timestamps[mask] - first)
+        lo = np.floor(at - window * DAY - first)
+        hi = np.floor(at - first)
+        expected = np.count_nonzero((offsets > lo) & (offsets <= hi))
+        assert got[item] == expected
