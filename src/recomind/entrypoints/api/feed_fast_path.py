@@ -11,7 +11,12 @@ path it does not recognise (`/recommendations/a/b`, `HEAD`) goes on to FastAPI.
 
 The page is built in a worker thread, as FastAPI runs a sync route: the cache is Redis in
 production, and a blocking call on the event loop would stall every request for the cache
-client's timeouts (1 s to connect, 2 s a command) while Redis is unreachable.
+client's timeouts (1 s to connect, 2 s a command) while Redis is unreachable, and a list
+missing from the cache is read from the store or computed. The threads are the fast path's
+own pool (`THREADS`), handed work by `loop.run_in_executor`: a third of the cost of
+Starlette's `run_in_threadpool` (anyio's thread hop) in a micro-benchmark on this project's
+machine (13-19 us against 43-58 us a call, 32 concurrent callers). The request's context
+(its request id for the log lines) goes with the call.
 
 The FastAPI routes stay: they are what the OpenAPI document describes, and they serve the
 requests when the fast path is not installed.
@@ -19,12 +24,15 @@ requests when the fast path is not installed.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL, QueryParams
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -39,6 +47,7 @@ FEED_ROUTE = "/recommendations/{user_id}"
 TRENDING = "/trending"
 
 DEFAULT_LIMIT = 10
+THREADS = 32  # pages being built at once; anyio's default pool for sync routes has 40
 
 
 class _Query(BaseModel):
@@ -95,6 +104,7 @@ class FeedFastPath:
         self.app = app
         self.api = api
         self.routes: dict[str, BaseRoute] = {}
+        self._threads: ThreadPoolExecutor | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -114,11 +124,16 @@ class FeedFastPath:
         scope["route"] = self._route(route)  # the metrics' route label, as if routed
         scope["app"] = self.api
         recomind: RecoMind = self.api.state.recomind
+        if self._threads is None:  # made on the first request, never at import or start-up
+            self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="feed")
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
         try:
             if route == FEED_ROUTE:
-                body, headers = await run_in_threadpool(_feed_page, recomind, scope, user_id)
+                call = partial(context.run, _feed_page, recomind, scope, user_id)
             else:
-                body, headers = await run_in_threadpool(_trending_page, recomind, scope)
+                call = partial(context.run, _trending_page, recomind, scope)
+            body, headers = await loop.run_in_executor(self._threads, call)
         except Exception as exc:
             await send_handled(self.api, Request(scope, receive), exc, send)
             return
