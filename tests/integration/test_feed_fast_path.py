@@ -5,6 +5,7 @@ and a cached feed page costs one cache read and one write, on memory and on Redi
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -18,12 +19,13 @@ from recomind.domain import cache_keys
 from recomind.domain.ports import Cache
 from recomind.entrypoints.api.app import create_app
 from recomind.entrypoints.api.feed_fast_path import FeedFastPath
+from recomind.entrypoints.logs import RequestIdFilter
 from tests.integration.conftest import Served, seeded
 from tests.support.servers import serve_in_thread
 
 KEY = "key-" + uuid.uuid4().hex
 AUTH = {"X-API-Key": KEY}
-VIEWERS = ["u20", "u21", "u22", "u23", "nobody-yet"]
+VIEWERS = ["u20", "u21", "u22", "u23", "u24", "nobody-yet"]
 
 
 @pytest.fixture(
@@ -206,3 +208,23 @@ def test_a_cached_page_is_one_read_and_one_write(served: Served) -> None:
     assert r.status_code == 200 and r.headers["x-feed-session"] == "continued"
     assert counting.calls == ["get_many", "set"]
     assert not {i["video_id"] for i in r.json()} & {i["video_id"] for i in first.json()}
+
+
+def test_log_lines_written_while_the_page_is_built_carry_the_request_id(served: Served) -> None:
+    """The page is built in a worker thread; the request's context goes with it."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.addFilter(RequestIdFilter())  # reads the request id in the thread that logs
+    handler.emit = records.append  # type: ignore[method-assign]
+    sessions_log = logging.getLogger("recomind.services.feed_sessions")
+    sessions_log.addHandler(handler)
+    served.recomind.cache.set(cache_keys.impressions("u24"), b"not a feed state", 60)
+    try:
+        r = served.http.get(
+            "/recommendations/u24", headers={**AUTH, "X-Request-Id": "trace-feed-24"}
+        )
+    finally:
+        sessions_log.removeHandler(handler)
+    assert r.status_code == 200 and r.headers["x-request-id"] == "trace-feed-24"
+    unreadable = [rec for rec in records if "unreadable feed state" in rec.getMessage()]
+    assert [getattr(rec, "request_id", None) for rec in unreadable] == ["trace-feed-24"]
