@@ -150,5 +150,22 @@ def test_deleted_counter_starts_again(cache: Cache, key: Keys) -> None:
     assert cache.incr(k, LONG) == 1
 
 
+def test_get_many_answers_in_key_order_with_none_for_misses(cache: Cache, key: Keys) -> None:
+    cache.set(key("a"), b"first", LONG)
+    cache.set(key("c"), b"", LONG)
+    cache.set(key("gone"), b"soon", SHORT)
+    time.sleep(SHORT + 0.1)
+    got = cache.get_many([key("c"), key("missing"), key("a"), key("gone"), key("a")])
+    assert got == [b"", None, b"first", None, b"first"]
+    assert cache.get_many([]) == []
+
+
+def test_get_many_sees_what_get_sees(cache: Cache, key: Keys) -> None:
+    keys = [key(f"k{n}") for n in range(5)]
+    for n, k in enumerate(keys[:3]):
+        cache.set(k, bytes([n]) * 100, LONG)
+    assert cache.get_many(keys) == [cache.get(k) for k in keys]
+
+
 def test_ping(cache: Cache) -> None:
     cache.ping()

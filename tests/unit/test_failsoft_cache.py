@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from recomind.adapters.cache.failsoft import FailSoftCache
@@ -12,6 +14,9 @@ class DownCache(MemoryCache):
     """A cache whose server is unreachable."""
 
     def get(self, key: str) -> bytes | None:
+        raise ConnectionError("connection refused")
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         raise ConnectionError("connection refused")
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
@@ -30,10 +35,11 @@ class DownCache(MemoryCache):
 def test_a_down_cache_reads_as_misses_and_counts_failures() -> None:
     cache = FailSoftCache(DownCache())
     assert cache.get("k") is None
+    assert cache.get_many(["k", "j"]) == [None, None]
     cache.set("k", b"v", 10)
     cache.delete("k")
     assert cache.incr("c", 10) == 0
-    assert cache.failures == 4
+    assert cache.failures == 5
     with pytest.raises(ConnectionError):  # readiness must see the truth
         cache.ping()
 
@@ -42,5 +48,6 @@ def test_a_working_cache_is_passed_through() -> None:
     cache = FailSoftCache(MemoryCache())
     cache.set("k", b"v", 10)
     assert cache.get("k") == b"v"
+    assert cache.get_many(["k", "missing"]) == [b"v", None]
     assert cache.incr("c", 10, 2) == 2
     assert cache.failures == 0

@@ -107,8 +107,12 @@ class FeedService:
         The viewer's current list minus what the session already served; a bad cursor
         raises `InvalidInput` before anything is read or written.
         """
-        position = self.sessions.open(user_id, cursor)
-        feed = self._read(user_id, partial(self.sessions.impressions, position))
+        wanted = self.sessions.check(user_id, cursor)
+        # The viewer's list and feed state in one round trip (one MGET on Redis).
+        keys = [cache_keys.recommendations(user_id), cache_keys.impressions(user_id)]
+        cached, state = self.cache.get_many(keys)
+        position = self.sessions.resume(user_id, wanted, state)
+        feed = self._read(user_id, cached, partial(self.sessions.impressions, position))
         self.sources[feed.source] += 1
         ids, served = feed.items.ids, position.served
         fresh = [n for n, v in enumerate(ids) if v not in served] if served else range(len(ids))
@@ -118,10 +122,12 @@ class FeedService:
         body = feed.items.page(chosen, explain)
         return FeedPage(body, video_ids, feed.source, position.event, next_cursor)
 
-    def _read(self, user_id: str, times_served: TimesServed | None = None) -> Feed:
-        """The viewer's whole list and where it came from; `times_served` tells how often
-        the viewer was served which videos, to demote them when the list has to be built."""
-        cached = self.cache.get(cache_keys.recommendations(user_id))
+    def _read(
+        self, user_id: str, cached: bytes | None, times_served: TimesServed | None = None
+    ) -> Feed:
+        """The viewer's whole list and where it came from, given `recommendations:{user_id}`
+        as read from the cache; `times_served` tells how often the viewer was served which
+        videos, to demote them when the list has to be built."""
         packed = PackedList.from_bytes(cached) if cached is not None else None
         if packed is not None:
             return Feed(packed, "cache")

@@ -15,7 +15,9 @@ Cursors are signed (keyed BLAKE2b over the viewer id and the session), so a curs
 is garbled, forged or taken from another viewer is refused with `InvalidInput`. A
 genuine cursor whose session expired, or was lost with the cache, opens a new session.
 
-One cache read and one write per page. Two pages of one viewer saved at the same instant
+One cache read and one write per page (`FeedService.page` reads the state together with
+the viewer's list: one round trip). The write is done before the page is answered, so the
+next page's request always finds it. Two pages of one viewer saved at the same instant
 race; the later write wins and the other page's impressions are lost: at worst a repeat.
 """
 
@@ -221,13 +223,22 @@ class FeedSessions:
 
     def open(self, user_id: str, cursor: str | None) -> Position:
         """Where this page starts; a bad cursor raises `InvalidInput` before any I/O."""
+        wanted = self.check(user_id, cursor)
+        return self.resume(user_id, wanted, self.cache.get(cache_keys.impressions(user_id)))
+
+    def check(self, user_id: str, cursor: str | None) -> Cursor | None:
+        """The cursor decoded (None without one); a bad one raises `InvalidInput` (no I/O)."""
         try:
-            wanted = self.codec.decode(user_id, cursor) if cursor else None
+            return self.codec.decode(user_id, cursor) if cursor else None
         except InvalidInput:
             self.bad_cursors += 1
             raise
+
+    def resume(self, user_id: str, wanted: Cursor | None, raw_state: bytes | None) -> Position:
+        """Where this page starts, from the viewer's feed state as read from the cache
+        (`impressions:{user_id}`): a caller may read it in one round trip with its list."""
         now = self.clock()
-        state = self.load(user_id, now)
+        state = self._state(raw_state, now)
         if wanted is not None and wanted.session in state.sessions:
             served = state.served(wanted.session, wanted.page)
             return Position(
@@ -258,7 +269,9 @@ class FeedSessions:
         return impressions.times_served(video_ids, now, self.settings.impressions_seconds)
 
     def load(self, user_id: str, now: float) -> FeedState:
-        raw = self.cache.get(cache_keys.impressions(user_id))
+        return self._state(self.cache.get(cache_keys.impressions(user_id)), now)
+
+    def _state(self, raw: bytes | None, now: float) -> FeedState:
         self.state_reads["miss" if raw is None else "hit"] += 1
         state = FeedState.from_bytes(raw)
         state.prune(now, self.settings.session_seconds, self.settings.impressions_seconds)

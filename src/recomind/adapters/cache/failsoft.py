@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from recomind.domain.ports import Cache
 
@@ -35,6 +36,13 @@ class FailSoftCache:
         except Exception as exc:
             self._failed("get", exc)
             return None
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        try:
+            return self.inner.get_many(keys)
+        except Exception as exc:
+            self._failed("get_many", exc)
+            return [None] * len(keys)
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         try:

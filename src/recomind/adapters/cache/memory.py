@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from recomind.domain.clock import Clock, SystemClock
@@ -28,15 +29,23 @@ class MemoryCache:
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            value, expires = item
-            if expires <= self.clock.monotonic():
-                del self._items[key]
-                return None
-            self._items.move_to_end(key)
-            return value
+            return self._get(key, self.clock.monotonic())
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        with self._lock:
+            now = self.clock.monotonic()
+            return [self._get(key, now) for key in keys]
+
+    def _get(self, key: str, now: float) -> bytes | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        value, expires = item
+        if expires <= now:
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return value
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         with self._lock:

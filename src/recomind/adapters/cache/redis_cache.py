@@ -9,6 +9,7 @@ over these defaults.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import cast
 
 import redis
@@ -43,6 +44,11 @@ class RedisCache:
     def get(self, key: str) -> bytes | None:
         # redis-py types replies as "maybe awaitable"; the sync client returns bytes or None.
         return cast("bytes | None", self._client.get(key))
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:  # MGET with no key is an error in Redis
+            return []
+        return cast("list[bytes | None]", self._client.mget(keys))
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         self._client.set(key, value, px=_milliseconds(ttl_seconds))

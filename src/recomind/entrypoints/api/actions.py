@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recomind.domain.errors import InvalidInput
 from recomind.entrypoints.api.deps import App
-from recomind.entrypoints.api.problems import MEDIA_TYPE
+from recomind.entrypoints.api.problems import MEDIA_TYPE, send_handled
 from recomind.entrypoints.api.schemas import ActionAccepted, ActionIn, ActionsAccepted, Problem
 from recomind.services.ingest import ActionIngest, ActionRequest
 
@@ -115,20 +115,7 @@ class ActionFastPath:
         try:
             body = await _accept(request)
         except Exception as exc:
-            handler = next(
-                (
-                    self.api.exception_handlers[k]
-                    for k in type(exc).__mro__
-                    if k in self.api.exception_handlers
-                ),
-                None,
-            )
-            if handler is None:
-                raise  # a 500, as from any route
-            response = handler(request, exc)
-            if not isinstance(response, Response):
-                response = await response
-            await response(scope, receive, send)
+            await send_handled(self.api, request, exc, send)
             return
         headers = [*_ACCEPTED_HEADERS, (b"content-length", str(len(body)).encode())]
         start: Message = {"type": "http.response.start", "status": 202, "headers": headers}

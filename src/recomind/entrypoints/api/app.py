@@ -13,7 +13,16 @@ from fastapi.staticfiles import StaticFiles
 
 from recomind import __version__
 from recomind.bootstrap import RecoMind
-from recomind.entrypoints.api import actions, auth, catalog, feeds, metrics, problems, system
+from recomind.entrypoints.api import (
+    actions,
+    auth,
+    catalog,
+    feed_fast_path,
+    feeds,
+    metrics,
+    problems,
+    system,
+)
 from recomind.entrypoints.api.checks import DependencyChecks
 from recomind.entrypoints.api.observe import ObserveRequests
 
@@ -42,6 +51,7 @@ def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
     app.state.checks = checks
     problems.install(app)
     actions.install_fast_path(app)  # innermost: behind the keys and the observation
+    feed_fast_path.install_fast_path(app)  # GET feed and trending pages, likewise
     auth.install(app, recomind.settings.api_keys.get_secret_value())  # inside ObserveRequests
     app.add_middleware(ObserveRequests, metrics=metrics.install(app, recomind, checks))
     for module in (actions, feeds, catalog, system):

@@ -5,7 +5,9 @@ feed pages through a feed session (`services/feed_sessions.py`); trending pages 
 offset. Every answer is bytes in a plain `Response`: `response_model` documents the
 shape in OpenAPI, but FastAPI does not validate a returned `Response`. Feed and trending
 pages are cut out of the cached lists' bytes (`services/packed_list.py`), with no
-pydantic pass and no item serialised again.
+pydantic pass and no item serialised again. `feed_fast_path.FeedFastPath` answers the
+feed and trending pages of the served app without these routes' per-request machinery;
+the routes stay for OpenAPI and as the fallback.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 
+from recomind.bootstrap import RecoMind
 from recomind.domain.errors import InvalidInput, NotFound
 from recomind.entrypoints.api.deps import App, UserId, VideoId
 from recomind.entrypoints.api.schemas import FeedItemOut, Problem
@@ -112,15 +115,23 @@ def get_trending(
     cursor: Cursor = None,
 ) -> Response:
     """What is engaging everyone lately (time-decayed; likes count more than views)."""
+    body, next_cursor = trending_page(app, limit, cursor, explain)
+    headers = _next_page_headers(request, next_cursor) if next_cursor is not None else {}
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def trending_page(
+    app: RecoMind, limit: int, cursor: str | None, explain: bool
+) -> tuple[bytes, str | None]:
+    """A page of trending as JSON bytes and the next page's cursor (None at the end)."""
     offset = _offset(cursor)
     items = app.feed.trending_list()
     end = min(offset + limit, len(items), app.settings.top_n)
-    headers = {}
+    next_cursor = None
     if end < min(len(items), app.settings.top_n):
-        cursor = base64.urlsafe_b64encode(str(end).encode()).decode().rstrip("=")
-        headers = _next_page_headers(request, cursor)
+        next_cursor = base64.urlsafe_b64encode(str(end).encode()).decode().rstrip("=")
     body = items.page(range(offset, end), explain) if offset < end else b"[]"
-    return Response(body, media_type="application/json", headers=headers)
+    return body, next_cursor
 
 
 @router.get(

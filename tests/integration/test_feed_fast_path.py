@@ -1,0 +1,230 @@
+"""Over real HTTP, with API keys on: `FeedFastPath` answers `GET /recommendations/{user_id}`
+and `GET /trending` as the FastAPI routes do (statuses, headers, bodies, problem+json),
+and a cached feed page costs one cache read and one write, on memory and on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+
+from recomind.adapters.cache import open_cache
+from recomind.domain import cache_keys
+from recomind.domain.ports import Cache
+from recomind.entrypoints.api.app import create_app
+from recomind.entrypoints.api.feed_fast_path import FeedFastPath
+from recomind.entrypoints.logs import RequestIdFilter
+from tests.integration.conftest import Served, seeded
+from tests.support.servers import serve_in_thread
+
+KEY = "key-" + uuid.uuid4().hex
+AUTH = {"X-API-Key": KEY}
+VIEWERS = ["u20", "u21", "u22", "u23", "u24", "nobody-yet"]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "memory://",
+        pytest.param(
+            "RECOMIND_TEST_REDIS_URL",
+            marks=pytest.mark.skipif(
+                not os.environ.get("RECOMIND_TEST_REDIS_URL"),
+                reason="RECOMIND_TEST_REDIS_URL is not set",
+            ),
+        ),
+    ],
+    ids=["memory", "redis"],
+)
+def served(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Served]:
+    cache_url = os.environ.get(request.param, request.param)
+    cache = open_cache(cache_url)  # a shared Redis may hold this suite's keys from a past run
+    for viewer in VIEWERS:
+        cache.delete(cache_keys.impressions(viewer), cache_keys.recommendations(viewer))
+    cache.close()
+    recomind = seeded(tmp_path_factory.mktemp("fast"), api_keys=KEY, cache_url=cache_url)
+    with serve_in_thread(recomind) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield Served(url, recomind, http)
+
+
+REQUESTS = [
+    "/recommendations/u20",
+    "/recommendations/u21?limit=3",
+    "/recommendations/u22?limit=3&explain=true",
+    "/recommendations/u23?limit=100&explain=0",
+    "/recommendations/nobody-yet?limit=4",  # trending for a viewer not known yet
+    "/recommendations/u20?limit=500&limit=5",  # the last of repeated parameters wins
+    "/recommendations/u20?limit=5&limit=500",
+    "/recommendations/u20?limit=0",
+    "/recommendations/u20?limit=101",
+    "/recommendations/u20?limit=ten",
+    "/recommendations/u20?limit=",
+    "/recommendations/u20?explain=maybe",
+    "/recommendations/u20?limit=0&explain=maybe",  # both errors at once
+    "/recommendations/u20?cursor=garbage",
+    "/recommendations/u20?cursor=",  # an empty cursor is no cursor
+    "/recommendations/bad%20id",
+    "/recommendations/bad%20id?limit=0",  # the id is checked first
+    "/recommendations/" + "x" * 65,
+    "/recommendations/",
+    "/recommendations/u20/more",
+    "/trending",
+    "/trending?limit=7&explain=yes",
+    "/trending?limit=0",
+    "/trending?cursor=%21%21",
+    "/trending?cursor=LTE",  # base64 of -1
+    "/trending?cursor=MTAwMDA",  # past the end: an empty page
+]
+
+
+def comparable(r: httpx.Response) -> tuple[Any, ...]:
+    """Status, content type, body and the feed headers; the cursor of a new session is
+    random, so it is checked for its form and left out, and the Link for its path."""
+    headers = {k: r.headers.get(k) for k in ("x-feed-source", "x-feed-session")}
+    cursor = r.headers.get("x-next-cursor")
+    link = r.headers.get("link")
+    if cursor is not None:
+        assert link is not None and link.startswith("<") and link.endswith('>; rel="next"')
+        url = httpx.URL(link[1:-13])
+        assert url.params["cursor"] == cursor
+        link = str(url.copy_remove_param("cursor").raw_path)
+    else:
+        assert link is None
+    body = r.json() if r.headers.get("content-type", "").endswith("json") else r.text
+    return r.status_code, r.headers.get("content-type"), body, headers, cursor is not None, link
+
+
+def test_the_fast_path_and_the_fastapi_routes_answer_alike(served: Served) -> None:
+    plain = create_app(served.recomind, run_workers=False)
+    plain.user_middleware = [m for m in plain.user_middleware if m.cls is not FeedFastPath]
+
+    async def via_plain() -> list[tuple[Any, ...]]:
+        transport = httpx.ASGITransport(app=plain)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return [comparable(await client.get(p, headers=AUTH)) for p in REQUESTS]
+
+    fast = [comparable(served.http.get(p, headers=AUTH)) for p in REQUESTS]
+    expected = asyncio.run(via_plain())
+    for path, got, want in zip(REQUESTS, fast, expected, strict=True):
+        assert got == want, path
+    statuses = {p: f[0] for p, f in zip(REQUESTS, fast, strict=True)}
+    assert statuses["/recommendations/u20"] == statuses["/trending"] == 200
+    assert statuses["/recommendations/u20?limit=0"] == 422
+    assert statuses["/recommendations/u20/more"] == 404
+    assert fast[0][3] == {"x-feed-source": "cache", "x-feed-session": "started"}
+    problem = fast[REQUESTS.index("/recommendations/bad%20id?limit=0")][2]
+    assert problem["errors"][0]["field"] == "user_id"
+    both = fast[REQUESTS.index("/recommendations/u20?limit=0&explain=maybe")][2]
+    assert [e["field"] for e in both["errors"]] == ["query.limit", "query.explain"]
+
+
+def test_the_served_app_uses_the_fast_path_and_counts_it_under_the_route(
+    served: Served,
+) -> None:
+    assert served.http.get("/recommendations/u21").status_code == 401  # keys still apply
+    assert served.http.get("/trending").status_code == 401
+    assert served.http.get("/recommendations/u21", headers=AUTH).status_code == 200
+    assert served.http.get("/trending", headers=AUTH).status_code == 200
+    metrics = served.http.get("/metrics", headers=AUTH).text
+    assert 'route="/recommendations/{user_id}",status="200"' in metrics
+    assert 'route="/trending",status="200"' in metrics
+    assert 'route="/recommendations/{user_id}",status="401"' not in metrics  # refused first
+
+
+def test_a_session_continues_through_the_fast_path_without_repeats(served: Served) -> None:
+    r = served.http.get("/recommendations/u22", params={"limit": 7}, headers=AUTH)
+    seen = [i["video_id"] for i in r.json()]
+    cursor = r.headers.get("x-next-cursor")
+    while cursor is not None:
+        r = served.http.get(
+            "/recommendations/u22", params={"limit": 7, "cursor": cursor}, headers=AUTH
+        )
+        assert r.status_code == 200 and r.headers["x-feed-session"] == "continued"
+        seen += [i["video_id"] for i in r.json()]
+        cursor = r.headers.get("x-next-cursor")
+    assert len(seen) == len(set(seen)) > 7
+    other = served.http.get("/recommendations/u23", headers=AUTH).headers["x-next-cursor"]
+    r = served.http.get("/recommendations/u22", params={"cursor": other}, headers=AUTH)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+
+
+class CountingCache:
+    """Passes every call to the real adapter and counts them: each is one round trip on
+    Redis."""
+
+    def __init__(self, inner: Cache) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def get(self, key: str) -> bytes | None:
+        self.calls.append("get")
+        return self.inner.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        self.calls.append("get_many")
+        return self.inner.get_many(keys)
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        self.calls.append("set")
+        self.inner.set(key, value, ttl_seconds)
+
+    def delete(self, *keys: str) -> None:
+        self.calls.append("delete")
+        self.inner.delete(*keys)
+
+    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
+        self.calls.append("incr")
+        return self.inner.incr(key, ttl_seconds, amount)
+
+    def ping(self) -> None:
+        self.inner.ping()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_cached_page_is_one_read_and_one_write(served: Served) -> None:
+    fail_soft = served.recomind.cache
+    first = served.http.get("/recommendations/u23", params={"limit": 3}, headers=AUTH)
+    assert first.headers["x-feed-source"] == "cache"
+    counting = CountingCache(fail_soft.inner)
+    fail_soft.inner = counting
+    try:
+        r = served.http.get(
+            "/recommendations/u23",
+            params={"limit": 3, "cursor": first.headers["x-next-cursor"]},
+            headers=AUTH,
+        )
+    finally:
+        fail_soft.inner = counting.inner
+    assert r.status_code == 200 and r.headers["x-feed-session"] == "continued"
+    assert counting.calls == ["get_many", "set"]
+    assert not {i["video_id"] for i in r.json()} & {i["video_id"] for i in first.json()}
+
+
+def test_log_lines_written_while_the_page_is_built_carry_the_request_id(served: Served) -> None:
+    """The page is built in a worker thread; the request's context goes with it."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.addFilter(RequestIdFilter())  # reads the request id in the thread that logs
+    handler.emit = records.append  # type: ignore[method-assign]
+    sessions_log = logging.getLogger("recomind.services.feed_sessions")
+    sessions_log.addHandler(handler)
+    served.recomind.cache.set(cache_keys.impressions("u24"), b"not a feed state", 60)
+    try:
+        r = served.http.get(
+            "/recommendations/u24", headers={**AUTH, "X-Request-Id": "trace-feed-24"}
+        )
+    finally:
+        sessions_log.removeHandler(handler)
+    assert r.status_code == 200 and r.headers["x-request-id"] == "trace-feed-24"
+    unreadable = [rec for rec in records if "unreadable feed state" in rec.getMessage()]
+    assert [getattr(rec, "request_id", None) for rec in unreadable] == ["trace-feed-24"]
