@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from recomind.adapters.cache import open_cache
 from recomind.bootstrap import RecoMind, bootstrap
 from recomind.config import Settings
+from recomind.domain import cache_keys
 from recomind.services.seed import seed_demo
 from tests.support.servers import serve_in_thread
 
@@ -47,3 +50,28 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     recomind = seeded(tmp_path_factory.mktemp("recomind"))
     with serve_in_thread(recomind) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield Served(url, recomind, http)
+
+
+# The in-process cache, and Redis when the suite has one: params of a cache-parametrised fixture.
+CACHE_URLS = [
+    "memory://",
+    pytest.param(
+        "RECOMIND_TEST_REDIS_URL",
+        marks=pytest.mark.skipif(
+            not os.environ.get("RECOMIND_TEST_REDIS_URL"),
+            reason="RECOMIND_TEST_REDIS_URL is not set",
+        ),
+    ),
+]
+CACHE_IDS = ["memory", "redis"]
+
+
+def clean_cache_url(param: str, viewers: Iterable[str]) -> str:
+    """The cache URL a CACHE_URLS param names, with these viewers' feed keys gone (a shared
+    Redis may hold them from a past run)."""
+    cache_url = os.environ.get(param, param)
+    cache = open_cache(cache_url)
+    for viewer in viewers:
+        cache.delete(cache_keys.impressions(viewer), cache_keys.recommendations(viewer))
+    cache.close()
+    return cache_url

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,13 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from recomind.adapters.cache import open_cache
 from recomind.domain import cache_keys
 from recomind.domain.ports import Cache
 from recomind.entrypoints.api.app import create_app
 from recomind.entrypoints.api.feed_fast_path import FeedFastPath
 from recomind.entrypoints.logs import RequestIdFilter
-from tests.integration.conftest import Served, seeded
+from tests.integration.conftest import CACHE_IDS, CACHE_URLS, Served, clean_cache_url, seeded
 from tests.support.servers import serve_in_thread
 
 KEY = "key-" + uuid.uuid4().hex
@@ -28,28 +26,11 @@ AUTH = {"X-API-Key": KEY}
 VIEWERS = ["u20", "u21", "u22", "u23", "u24", "nobody-yet"]
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "memory://",
-        pytest.param(
-            "RECOMIND_TEST_REDIS_URL",
-            marks=pytest.mark.skipif(
-                not os.environ.get("RECOMIND_TEST_REDIS_URL"),
-                reason="RECOMIND_TEST_REDIS_URL is not set",
-            ),
-        ),
-    ],
-    ids=["memory", "redis"],
-)
+@pytest.fixture(scope="module", params=CACHE_URLS, ids=CACHE_IDS)
 def served(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Served]:
-    cache_url = os.environ.get(request.param, request.param)
-    cache = open_cache(cache_url)  # a shared Redis may hold this suite's keys from a past run
-    for viewer in VIEWERS:
-        cache.delete(cache_keys.impressions(viewer), cache_keys.recommendations(viewer))
-    cache.close()
+    cache_url = clean_cache_url(request.param, VIEWERS)
     recomind = seeded(tmp_path_factory.mktemp("fast"), api_keys=KEY, cache_url=cache_url)
     with serve_in_thread(recomind) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield Served(url, recomind, http)

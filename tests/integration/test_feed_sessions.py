@@ -6,7 +6,6 @@ refresh can be made to happen between two pages of one session.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from recomind.adapters.cache import open_cache
 from recomind.domain import cache_keys
 from recomind.services.packed_list import PackedList
-from tests.integration.conftest import Served, seeded
+from tests.integration.conftest import CACHE_IDS, CACHE_URLS, Served, clean_cache_url, seeded
 from tests.support.servers import serve_in_thread
 
 FEED_KEYS = {"video_id", "title", "url", "tags"}
@@ -26,28 +24,11 @@ FEED_KEYS = {"video_id", "title", "url", "tags"}
 VIEWERS = [f"u{n}" for n in range(10, 19)] + ["nobody-yet"]
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "memory://",
-        pytest.param(
-            "RECOMIND_TEST_REDIS_URL",
-            marks=pytest.mark.skipif(
-                not os.environ.get("RECOMIND_TEST_REDIS_URL"),
-                reason="RECOMIND_TEST_REDIS_URL is not set",
-            ),
-        ),
-    ],
-    ids=["memory", "redis"],
-)
+@pytest.fixture(scope="module", params=CACHE_URLS, ids=CACHE_IDS)
 def served(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Served]:
-    cache_url = os.environ.get(request.param, request.param)
-    cache = open_cache(cache_url)  # a shared Redis may hold this suite's keys from a past run
-    for viewer in VIEWERS:
-        cache.delete(cache_keys.impressions(viewer), cache_keys.recommendations(viewer))
-    cache.close()
+    cache_url = clean_cache_url(request.param, VIEWERS)
     recomind = seeded(
         tmp_path_factory.mktemp("recomind"), refresh_policy="immediate", cache_url=cache_url
     )
