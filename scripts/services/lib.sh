@@ -9,13 +9,15 @@ SERVICES_TIMEOUT="${RECOMIND_SERVICES_TIMEOUT:-90}"                  # seconds t
 
 ALL_SERVICES=(postgres mariadb redis kafka s3)
 
-# Ports: all non-default, all bound to 127.0.0.1 only.
-PG_PORT="${RECOMIND_PG_PORT:-55432}"
-MYSQL_PORT="${RECOMIND_MYSQL_PORT:-53306}"
-REDIS_PORT="${RECOMIND_REDIS_PORT:-56379}"
-KAFKA_PORT="${RECOMIND_KAFKA_PORT:-59092}"
-KAFKA_CONTROLLER_PORT="${RECOMIND_KAFKA_CONTROLLER_PORT:-59093}"
-S3_PORT="${RECOMIND_S3_PORT:-58080}"
+# Ports: all non-default, all bound to 127.0.0.1 only, and all below Linux's ephemeral range
+# (32768-60999): a port in that range can be taken by any outgoing connection (seen: a test run's
+# client held 55432 just as PostgreSQL tried to bind it).
+PG_PORT="${RECOMIND_PG_PORT:-25432}"
+MYSQL_PORT="${RECOMIND_MYSQL_PORT:-23306}"
+REDIS_PORT="${RECOMIND_REDIS_PORT:-26379}"
+KAFKA_PORT="${RECOMIND_KAFKA_PORT:-27092}"
+KAFKA_CONTROLLER_PORT="${RECOMIND_KAFKA_CONTROLLER_PORT:-27093}"
+S3_PORT="${RECOMIND_S3_PORT:-28080}"
 
 # Credentials (throwaway test servers).
 DB_NAME=recomind

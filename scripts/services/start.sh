@@ -2,11 +2,11 @@
 # Start throwaway servers for RecoMind's integration tests, on 127.0.0.1 only, each with its own
 # data folder ${RECOMIND_SERVICES_DIR:-<repo>/.services}/<name>/ (wiped at every start) and its own
 # non-default port:
-#   postgres  PostgreSQL      55432  (RECOMIND_PG_PORT)     db/user/password recomind
-#   mariadb   MariaDB         53306  (RECOMIND_MYSQL_PORT)  db/user/password recomind
-#   redis     Redis           56379  (RECOMIND_REDIS_PORT)  no persistence
-#   kafka     Kafka 4 KRaft   59092  (RECOMIND_KAFKA_PORT), controller 59093 (RECOMIND_KAFKA_CONTROLLER_PORT)
-#   s3        S3Proxy         58080  (RECOMIND_S3_PORT)     keys recomind / recomind-secret, bucket recomind-lake
+#   postgres  PostgreSQL      25432  (RECOMIND_PG_PORT)     db/user/password recomind
+#   mariadb   MariaDB         23306  (RECOMIND_MYSQL_PORT)  db/user/password recomind
+#   redis     Redis           26379  (RECOMIND_REDIS_PORT)  no persistence
+#   kafka     Kafka 4 KRaft   27092  (RECOMIND_KAFKA_PORT), controller 27093 (RECOMIND_KAFKA_CONTROLLER_PORT)
+#   s3        S3Proxy         28080  (RECOMIND_S3_PORT)     keys recomind / recomind-secret, bucket recomind-lake
 # Waits until each one is ready (RECOMIND_SERVICES_TIMEOUT seconds, default 90; on failure prints the
 # server's log tail), stops our own earlier instance of it first, writes its pid to <name>/<name>.pid
 # and writes ${RECOMIND_SERVICES_DIR}/env.sh with the RECOMIND_TEST_*_URL variables for the tests.
