@@ -51,7 +51,8 @@ ACTIONS_SCHEMA = pa.schema(
 _LAKE_FILE = re.compile(r"^dt=[^/]+/hour=[^/]+/(?P<name>[^._/][^/]*\.parquet)$")
 _OFFSET_FILE = re.compile(r"^p(\d+)-(\d+)-(\d+)\.parquet$")
 # How many event ids the sink remembers before it forgets the least recently used folders
-# (about 100 MB); a forgotten folder is read again from its files when an event needs it.
+# (about 120 MB of UUID ids, ADR 0003); a forgotten folder is read again from its files when
+# an event needs it.
 DEFAULT_MAX_REMEMBERED_IDS = 1_000_000
 COUNTED_DIR = "features/_counted"
 
