@@ -214,3 +214,52 @@ def test_feature_batches_are_written_once_per_offset_range(
     assert again.write_features("video_daily", 0, 13, 14, rows) is True
     assert sorted(r["events"] for r in again.read_features("video_daily")) == [2, 2, 2]
     assert again.read_features("viewer_daily") == []
+
+
+# -- one event twice on the topic (a producer or spool resend, ADR 0003) ---------------------
+
+
+def test_a_second_copy_of_an_event_in_one_batch_is_archived_once(lake: Lake) -> None:
+    first = records(3, range(25, 30))
+    resent = [LakeRecord(3, r.offset + 5, r.action) for r in first]  # offsets 30..34
+    assert lake.write_actions(first + resent) == 5
+    assert lake.count_actions() == 5
+    assert sorted(a.id for a in lake.read_actions()) == sorted(r.action.id for r in first)
+
+
+def test_a_resend_in_a_later_batch_is_archived_once_even_after_a_restart(
+    lake: Lake, open_again: OpenLake
+) -> None:
+    first = records(3, range(25, 47))
+    assert lake.write_actions(first) == 22
+    resent = [LakeRecord(3, r.offset + 22, r.action) for r in first]  # offsets 47..68
+    new = records(3, range(69, 72))
+    again = open_again()  # a restarted sink knows the ids only from the objects
+    assert again.write_actions(resent[:10]) == 0
+    assert again.write_actions(resent[10:] + new) == 3
+    assert again.write_actions(resent) == 0  # and a replay of them changes nothing
+    assert again.count_actions() == 25
+    assert again.last_offsets() == {3: 71}
+
+
+def test_the_same_id_in_another_partition_or_hour_is_a_different_record(lake: Lake) -> None:
+    """The window is one partition's dt/hour folder: a resend of the same message always falls
+    there (same key, same timestamp), so nothing wider is searched."""
+    one = action(7)
+    later = action(7, T0 + timedelta(hours=1))
+    assert lake.write_actions([LakeRecord(0, 1, one), LakeRecord(1, 1, one)]) == 2
+    assert lake.write_actions([LakeRecord(0, 2, later)]) == 1
+
+
+def test_counted_feature_ids_are_remembered_across_a_restart(
+    lake: Lake, open_again: OpenLake
+) -> None:
+    first = records(2, range(0, 4))
+    resent = [LakeRecord(2, r.offset + 4, r.action) for r in first]
+    assert lake.uncounted(first + resent) == first  # the first copies, in offset order
+    lake.mark_counted(first)
+    again = open_again()
+    assert again.uncounted(resent) == []
+    other = records(2, range(8, 10))
+    assert again.uncounted(resent + other) == other
+    assert again.read_features("video_daily") == []  # the ledger is not a feature table

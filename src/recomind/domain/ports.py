@@ -172,7 +172,8 @@ class Lake(Protocol):
     """The full history as Parquet, partitioned by dt/hour, objects named by offset range."""
 
     def write_actions(self, records: Sequence[LakeRecord]) -> int:
-        """Write records not yet in the lake (by partition and offset); return how many."""
+        """Write records not yet in the lake (by partition and offset), leaving out a second
+        copy of an event id in the same partition and dt/hour; return how many were written."""
         ...
 
     def archive_actions(self, actions: Sequence[VideoAction]) -> int:
@@ -194,6 +195,15 @@ class Lake(Protocol):
     ) -> bool:
         """Write the feature rows of offsets first..last of one partition; False (and nothing
         written) when `last` is not past what the table already holds."""
+        ...
+
+    def uncounted(self, records: Sequence[LakeRecord]) -> list[LakeRecord]:
+        """The records whose event ids the feature tables have not counted yet (first copies
+        only), judged per partition and dt/hour by the ledger `mark_counted` writes."""
+        ...
+
+    def mark_counted(self, records: Sequence[LakeRecord]) -> None:
+        """Record these event ids as counted, once their feature rows are written."""
         ...
 
     def read_features(self, table: str) -> list[dict[str, object]]: ...

@@ -1,7 +1,9 @@
 """Streaming features for training: the `recomind-analytics` consumer and their readers.
 
 Each batch of events becomes delta rows for three feature tables, one lake file per
-bus partition named by its offset range (so a replayed batch writes nothing):
+bus partition named by its offset range (so a replayed batch writes nothing). An event
+the topic holds twice (a producer or spool resend, ADR 0003) is counted once: the lake
+keeps a ledger of the event ids counted, per partition and dt/hour.
 
 - `video_daily`: per video and day: events, views, likes, skips, watch time, completions;
 - `viewer_daily`: per viewer and day: events, likes, skips, watch time;
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from recomind.domain.model import ActionType, Video, VideoAction
-from recomind.domain.ports import BusRecord, Lake
+from recomind.domain.ports import BusRecord, Lake, LakeRecord
 
 COMPLETED_SHARE = 0.9  # a view that covers 90% of the video counts as completed
 TABLES = ("video_daily", "viewer_daily", "viewer_tag_weekly")
@@ -80,11 +82,15 @@ def write_batch_features(
 ) -> int:
     """Write each partition's events not yet counted in each table; returns files written.
 
-    A replayed batch may overlap what was written before its crash only in part, so each table
-    counts exactly the offsets past its last written one."""
-    per_partition: dict[int, list[tuple[BusRecord, VideoAction]]] = defaultdict(list)
-    for record, action in batch:
-        per_partition[record.partition].append((record, action))
+    Second copies of an event id are left out first (the ledger of counted ids). A replayed
+    batch may overlap what was written before its crash only in part, so each table counts
+    exactly the offsets past its last written one. The ledger is written last: a crash before
+    it leaves the same ids uncounted, and the tables' offsets keep them from being counted
+    twice on the replay."""
+    fresh_records = lake.uncounted([LakeRecord(r.partition, r.offset, a) for r, a in batch])
+    per_partition: dict[int, list[tuple[LakeRecord, VideoAction]]] = defaultdict(list)
+    for record in fresh_records:
+        per_partition[record.partition].append((record, record.action))
     written = 0
     for table in TABLES:
         done = lake.feature_offsets(table)
@@ -95,6 +101,7 @@ def write_batch_features(
             rows = feature_rows((a for _, a in fresh), videos)[table]
             first, last = min(r.offset for r, _ in fresh), max(r.offset for r, _ in fresh)
             written += lake.write_features(table, partition, first, last, rows)
+    lake.mark_counted(fresh_records)
     return written
 
 

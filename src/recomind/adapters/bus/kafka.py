@@ -8,8 +8,10 @@ would use the broker's default partition count). The producer is idempotent with
 places keys with murmur2, the Java client's partitioner, so every client puts one viewer on the
 same partition. `publish` returns only once the broker acknowledged every message and raises
 `BusUnavailable`, naming the messages that were not acknowledged, otherwise: the API's 202 and
-the spool rely on that. A consumer never commits on its own; `commit` stores offset + 1 per
-partition synchronously.
+the spool rely on that. Not acknowledged is not "not written": a message that timed out while
+its request was in flight (the broker stopping, a stalled machine) may be on the topic, and
+the spool then sends it again, so consumers count event ids once (ADR 0003). A consumer never
+commits on its own; `commit` stores offset + 1 per partition synchronously.
 """
 
 from __future__ import annotations
@@ -275,6 +277,13 @@ class KafkaBus:
         undelivered = sorted({*deliveries.pending, *deliveries.failed})
         first = errors[0].str() if errors else "no acknowledgement in time"
         message = f"{len(undelivered)} of {count} message(s) to {topic!r} not acknowledged: {first}"
+        # A message without a report, or timed out after it was sent, may still have been
+        # written: sent again from the spool it is on the topic twice (ADR 0003).
+        maybe = len(deliveries.pending) + sum(
+            e.code() == KafkaError._MSG_TIMED_OUT for e in deliveries.failed.values()
+        )
+        if maybe:
+            message += f" ({maybe} may have been written all the same)"
         if errors and all(e.code() in _PERMANENT for e in errors) and not deliveries.pending:
             raise KafkaRejected(message)
         raise BusUnavailable(message, undelivered)

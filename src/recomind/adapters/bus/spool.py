@@ -6,10 +6,13 @@ a `LocalLog` in one SQLite file that is fsynced before `publish` returns, so a 2
 "durably recorded". While the spool holds anything, new publishes go to the spool too, so one
 viewer's events keep their order. A background thread forwards the spool to the primary, in
 order, once the primary acknowledges again. It marks spool records done only after that
-acknowledgement, so a crash in between forwards a batch twice at most, and consumers, which are
-idempotent on event ids, absorb that. One process at a time drains a spool file (a lock file
-beside it). `subscribe` and `lag` are the primary's; `ping` is the spool's, because ingest
-works as long as the spool does (a node is ready to accept events while Kafka is away).
+acknowledgement. A batch the primary acknowledges in part (Kafka acknowledges per partition)
+is retried with only the records it did not acknowledge; the batch is marked done once all are.
+A crash in between (or a record the primary wrote without acknowledging it, ADR 0003) forwards
+a record twice at most, and every consumer counts an event id once. One process at a time
+drains a spool file (a lock file beside it). `subscribe` and `lag` are the primary's; `ping` is
+the spool's, because ingest works as long as the spool does (a node is ready to accept events
+while Kafka is away).
 """
 
 from __future__ import annotations
@@ -27,6 +30,16 @@ from recomind.domain.ports import BusConsumer, BusRecord, EventBus
 log = logging.getLogger(__name__)
 
 DRAIN_GROUP = "recomind-spool"
+
+
+def _acknowledged_prefix(records: Sequence[BusRecord], acked: set[int]) -> list[BusRecord]:
+    """The leading records whose offsets are all acknowledged (what may be marked done)."""
+    done = []
+    for r in records:
+        if r.offset not in acked:
+            break
+        done.append(r)
+    return done
 
 
 class _DrainLock:
@@ -64,6 +77,9 @@ class SpoolingBus:
         self.retry_seconds = retry_seconds
         self.max_retry_seconds = max_retry_seconds
         self.forwarded = 0
+        # Per topic: spool offsets of the head batch that the primary acknowledged while an
+        # earlier record of the batch was not (kept out of the retry; lost on a restart).
+        self._acked: dict[str, set[int]] = {}
         self._drain_lock = _DrainLock(spool.path.with_name(spool.path.name + ".lock"))
         self._lock = threading.Lock()  # orders spool appends with the end of spooling
         self._stop = threading.Event()
@@ -171,13 +187,19 @@ class SpoolingBus:
                 records = consumer.poll(self.batch_size, 0.0)
                 if not records:
                     continue
+                acked = self._acked.setdefault(topic, set())
+                todo = [r for r in records if r.offset not in acked]
                 try:
-                    self.primary.publish(topic, [(r.key, r.value) for r in records])
+                    self.primary.publish(topic, [(r.key, r.value) for r in todo])
                 except BusUnavailable as exc:
-                    done = records[: exc.undelivered[0]] if exc.undelivered else []
+                    failed = set(range(len(todo)) if exc.undelivered is None else exc.undelivered)
+                    acked.update(r.offset for i, r in enumerate(todo) if i not in failed)
+                    done = _acknowledged_prefix(records, acked)
                     self._mark_done(consumer, topic, done)
+                    acked.difference_update(r.offset for r in done)
                     raise
                 self._mark_done(consumer, topic, records)
+                acked.difference_update(r.offset for r in records)
                 moved += len(records)
             return moved
 

@@ -4,7 +4,12 @@ Actions land under `video_actions/dt=YYYY-MM-DD/hour=HH/`; feature tables (the
 analytics consumer's per-batch deltas) under `features/<table>/`. A file written from
 the bus is named by the bus partition and offset range it holds
 (`p003-000000000120-000000000245.parquet`), so a restarted sink finds the last
-offset already written by listing, and never writes an event twice. A reader
+offset already written by listing, and never writes an offset twice. The topic itself
+may hold one event twice (a producer or the spool resent it, ADR 0003): both copies
+carry the same event id and timestamp and have the same key, so they fall in the same
+partition and dt/hour folder, and the sink leaves out an id that the partition's files
+in that folder already hold. The feature tables keep the same memory in a ledger of
+counted ids under `features/_counted/`. A reader
 never sees half a file: a local file is written to a hidden temporary name and
 renamed, and an S3 object appears whole when its PUT completes. The S3 opener
 is in `s3.py`; this module is the one implementation for both.
@@ -16,7 +21,7 @@ import os
 import re
 import threading
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
@@ -45,6 +50,11 @@ ACTIONS_SCHEMA = pa.schema(
 # A lake file, relative to `video_actions/`; names starting with "." or "_" are hidden.
 _LAKE_FILE = re.compile(r"^dt=[^/]+/hour=[^/]+/(?P<name>[^._/][^/]*\.parquet)$")
 _OFFSET_FILE = re.compile(r"^p(\d+)-(\d+)-(\d+)\.parquet$")
+# How many event ids the sink remembers before it forgets the least recently used folders
+# (about 120 MB of UUID ids, ADR 0003); a forgotten folder is read again from its files when
+# an event needs it.
+DEFAULT_MAX_REMEMBERED_IDS = 1_000_000
+COUNTED_DIR = "features/_counted"
 
 
 def actions_table(
@@ -65,13 +75,74 @@ def actions_table(
     )
 
 
+class _KnownIds:
+    """The event ids held by one partition's files in one folder, per (folder, partition).
+
+    Each file's `id` column is read once, the first time its folder is asked about after it
+    appears in a listing, so ids written by another worker or before a restart are known too.
+    Bounded: past `max_ids` ids, the least recently used folders are forgotten (and read again
+    if they are needed again).
+    """
+
+    def __init__(self, filesystem: pafs.FileSystem, max_ids: int) -> None:
+        self.filesystem = filesystem
+        self.max_ids = max_ids
+        self._entries: OrderedDict[tuple[str, int], tuple[set[str], set[str]]] = OrderedDict()
+        self._size = 0
+
+    def of(self, folder: str, partition: int, paths: Iterable[str]) -> set[str]:
+        """The ids in these files (the partition's files in the folder, as listed now)."""
+        key = (folder, partition)
+        files, ids = self._entries.pop(key, (set(), set()))
+        self._entries[key] = (files, ids)
+        before = len(ids)
+        for path in paths:
+            if path not in files:
+                table = pq.read_table(path, columns=["id"], filesystem=self.filesystem)
+                ids.update(table.column("id").to_pylist())
+                files.add(path)
+        self._size += len(ids) - before
+        self._forget_old(keep=key)
+        return ids
+
+    def add(self, folder: str, partition: int, path: str, new: Iterable[str]) -> None:
+        """Remember a file this process wrote (read lazily only when not remembered)."""
+        key = (folder, partition)
+        entry = self._entries.get(key)
+        if entry is None:
+            return  # its folder was forgotten: a later `of` reads the file
+        files, ids = entry
+        before = len(ids)
+        ids.update(new)
+        files.add(path)
+        self._size += len(ids) - before
+        self._forget_old(keep=key)
+
+    def _forget_old(self, keep: tuple[str, int]) -> None:
+        while self._size > self.max_ids and len(self._entries) > 1:
+            key = next(iter(self._entries))
+            if key == keep:
+                self._entries.move_to_end(key)
+                continue
+            _, ids = self._entries.pop(key)
+            self._size -= len(ids)
+
+
 class ParquetLake:
     """The Lake port on a folder of a pyarrow filesystem (local, or a bucket prefix on S3)."""
 
-    def __init__(self, filesystem: pafs.FileSystem, root: str) -> None:
+    def __init__(
+        self,
+        filesystem: pafs.FileSystem,
+        root: str,
+        max_remembered_ids: int = DEFAULT_MAX_REMEMBERED_IDS,
+    ) -> None:
         self.filesystem = filesystem
         self.root = root.rstrip("/")
         self.actions_dir = f"{self.root}/video_actions"
+        self.counted_dir = f"{self.root}/{COUNTED_DIR}"
+        self._archived = _KnownIds(filesystem, max_remembered_ids)
+        self._counted = _KnownIds(filesystem, max_remembered_ids)
         # A local file needs a folder and a rename to appear whole; S3 has neither folders nor
         # renames, and an object appears whole when its PUT completes.
         self._local = isinstance(filesystem, pafs.LocalFileSystem)
@@ -99,21 +170,22 @@ class ParquetLake:
                 found.append((info.path, m.group("name")))
         return sorted(found)
 
-    def _covered(self, folder: str, partition: int) -> list[tuple[int, int]]:
-        """Offset ranges of the partition's files in one dt/hour folder (listed, never cached,
-        so a partition that moved between workers is judged by what is really there)."""
-        selector = pafs.FileSelector(f"{self.actions_dir}/{folder}", allow_not_found=True)
-        ranges = []
+    def _listed(self, folder: str, partition: int) -> list[tuple[str, int, int]]:
+        """(path, first, last offset) of the partition's files in one folder (listed, never
+        cached, so a partition that moved between workers is judged by what is really there)."""
+        selector = pafs.FileSelector(folder, allow_not_found=True)
+        found = []
         for info in self.filesystem.get_file_info(selector):
             m = _OFFSET_FILE.match(info.path.rsplit("/", 1)[1])
-            if m and int(m.group(1)) == partition:
-                ranges.append((int(m.group(2)), int(m.group(3))))
-        return ranges
+            if m and int(m.group(1)) == partition and info.type == pafs.FileType.File:
+                found.append((info.path, int(m.group(2)), int(m.group(3))))
+        return found
 
     def write_actions(self, records: Sequence[LakeRecord]) -> int:
-        """An event is in the lake iff a file of its partition in its own dt/hour folder covers
-        its offset: a batch is a contiguous run of offsets, so that file holds every event of
-        the run that belongs to the folder. Events already covered are left out."""
+        """An offset is in the lake iff a file of its partition in its own dt/hour folder covers
+        it: a batch is a contiguous run of offsets, so that file holds every event of the run
+        that belongs to the folder. Offsets already covered are left out, and so is a second
+        copy of an event id (in the batch, or in the partition's files of that folder)."""
         with self._lock:
             groups: dict[tuple[str, int], list[LakeRecord]] = defaultdict(list)
             for r in records:
@@ -121,10 +193,10 @@ class ParquetLake:
             written = 0
             # Lowest offsets first, so a crash part-way leaves no gap below a written file.
             for (folder, partition), group in sorted(groups.items(), key=lambda g: g[1][0].offset):
-                covered = self._covered(folder, partition)
-                fresh = sorted(
-                    (r for r in group if not any(a <= r.offset <= b for a, b in covered)),
-                    key=lambda r: r.offset,
+                files = self._listed(f"{self.actions_dir}/{folder}", partition)
+                known = self._archived.of(folder, partition, (path for path, _, _ in files))
+                fresh = _first_copies(
+                    (r for r in group if not any(a <= r.offset <= b for _, a, b in files)), known
                 )
                 if not fresh:
                     continue
@@ -132,7 +204,9 @@ class ParquetLake:
                 table = actions_table(
                     [r.action for r in fresh], [(r.partition, r.offset) for r in fresh]
                 )
-                self._write(f"{self.actions_dir}/{folder}/{name}", table)
+                path = f"{self.actions_dir}/{folder}/{name}"
+                self._write(path, table)
+                self._archived.add(folder, partition, path, (r.action.id for r in fresh))
                 written += len(fresh)
             return written
 
@@ -220,6 +294,35 @@ class ParquetLake:
                 )
             return True
 
+    def uncounted(self, records: Sequence[LakeRecord]) -> list[LakeRecord]:
+        """The records whose event ids the feature tables have not counted, first copies only
+        (in offset order); judged by the ledger of the id's partition and dt/hour folder."""
+        with self._lock:
+            groups: dict[tuple[str, int], list[LakeRecord]] = defaultdict(list)
+            for r in records:
+                groups[(self._folder(r.action), r.partition)].append(r)
+            fresh: list[LakeRecord] = []
+            for (folder, partition), group in groups.items():
+                files = self._listed(f"{self.counted_dir}/{folder}", partition)
+                known = self._counted.of(folder, partition, (path for path, _, _ in files))
+                fresh += _first_copies(group, known)
+            return sorted(fresh, key=lambda r: (r.partition, r.offset))
+
+    def mark_counted(self, records: Sequence[LakeRecord]) -> None:
+        """Add these records' event ids to the ledger (after their features are written)."""
+        with self._lock:
+            groups: dict[tuple[str, int], list[LakeRecord]] = defaultdict(list)
+            for r in records:
+                groups[(self._folder(r.action), r.partition)].append(r)
+            for (folder, partition), group in sorted(groups.items()):
+                first = min(r.offset for r in group)
+                last = max(r.offset for r in group)
+                name = f"p{partition:03d}-{first:012d}-{last:012d}.parquet"
+                path = f"{self.counted_dir}/{folder}/{name}"
+                ids = [r.action.id for r in group]
+                self._write(path, pa.table({"id": ids, "bus_offset": [r.offset for r in group]}))
+                self._counted.add(folder, partition, path, ids)
+
     def read_features(self, table: str) -> list[dict[str, object]]:
         paths = self._feature_files(table)
         if not paths:
@@ -228,6 +331,17 @@ class ParquetLake:
             ds.dataset(paths, filesystem=self.filesystem, format="parquet").to_table().to_pylist()
         )
         return rows
+
+
+def _first_copies(records: Iterable[LakeRecord], known: set[str]) -> list[LakeRecord]:
+    """In offset order, the records whose event id is neither known nor seen earlier."""
+    fresh: list[LakeRecord] = []
+    seen: set[str] = set()
+    for r in sorted(records, key=lambda r: r.offset):
+        if r.action.id not in known and r.action.id not in seen:
+            seen.add(r.action.id)
+            fresh.append(r)
+    return fresh
 
 
 def _last_offsets(names: Iterable[str]) -> dict[int, int]:
