@@ -27,13 +27,18 @@ class Served:
 
     def wait_applied(self, timeout: float = 10.0) -> None:
         """Until every consumer group has caught up with the event log."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lags = self.http.get("/admin/stats").json()["consumers"]
-            if all(c["lag"] == 0 for c in lags.values()):
-                return
-            time.sleep(0.05)
-        raise TimeoutError("consumers did not catch up")
+        wait_applied(self.http, timeout)
+
+
+def wait_applied(http: httpx.Client, timeout: float = 10.0) -> None:
+    """Until every consumer group of the served RecoMind has caught up with the event log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lags = http.get("/admin/stats").json()["consumers"]
+        if all(c["lag"] == 0 for c in lags.values()):
+            return
+        time.sleep(0.05)
+    raise TimeoutError("consumers did not catch up")
 
 
 def seeded(home: Path, **overrides: object) -> RecoMind:

@@ -12,7 +12,6 @@ over HTTP on embedded defaults. Each list is scored by its closeness to that vie
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ import pytest
 from recomind.bootstrap import RecoMind, bootstrap
 from recomind.config import Settings
 from recomind.services.simulator import SimulatedWorld, draw_taste, simulate
+from tests.integration.conftest import wait_applied
 from tests.support.servers import serve_in_thread
 
 K = 10
@@ -39,14 +39,8 @@ class Platform:
     http: httpx.Client
     row: dict[str, int]  # video id -> row in the world's arrays
 
-    def wait_applied(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lags = self.http.get("/admin/stats").json()["consumers"]
-            if all(c["lag"] == 0 for c in lags.values()):
-                return
-            time.sleep(0.05)
-        raise TimeoutError("consumers did not catch up")
+    def wait_applied(self) -> None:
+        wait_applied(self.http)
 
     def closeness(self, taste: np.ndarray, items: list[dict[str, object]], seen: set[str]) -> float:
         """Where the list's mean hidden affinity sits between random (0) and the oracle (1)."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
-import logging
 import math
 import re
 import threading
@@ -18,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from recomind.domain import cache_keys
 from recomind.entrypoints.api.collector import serve_worker_metrics
-from recomind.entrypoints.logs import configure_logging
 from tests.integration.conftest import Served
+from tests.support.logs import captured_json_logs, log_lines
 from tests.support.servers import free_port
 
 GROUPS = ("recomind-store", "recomind-lake", "recomind-analytics")
@@ -90,21 +88,8 @@ class HungPingStore(_Proxy):
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     """Every log line of the process as JSON, in a buffer; the logging setup is put back after."""
-    loggers = [logging.getLogger(n) for n in ("", "uvicorn", "uvicorn.error", "uvicorn.access")]
-    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
-    buffer = io.StringIO()
-    configure_logging("info", json=True, stream=buffer)
-    try:
+    with captured_json_logs() as buffer:
         yield buffer
-    finally:
-        for lg, handlers, level, propagate in saved:
-            lg.handlers[:] = handlers
-            lg.setLevel(level)
-            lg.propagate = propagate
-
-
-def log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in buffer.getvalue().splitlines()]
 
 
 def test_metrics_count_requests_by_route_template_feeds_ingest_and_consumers(

@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from recomind.entrypoints.logs import configure_logging, request_id
+from tests.support.logs import captured_json_logs, log_lines
 
 
 @pytest.fixture
 def lines() -> Iterator[io.StringIO]:
     """configure_logging into a buffer; the process's logging setup is put back after."""
-    loggers = [logging.getLogger(n) for n in ("", "uvicorn", "uvicorn.error", "uvicorn.access")]
-    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
-    buffer = io.StringIO()
-    configure_logging("info", json=True, stream=buffer)
-    try:
+    with captured_json_logs() as buffer:
         yield buffer
-    finally:
-        for lg, handlers, level, propagate in saved:
-            lg.handlers[:] = handlers
-            lg.setLevel(level)
-            lg.propagate = propagate
 
 
-def read(buffer: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+read = log_lines
 
 
 def test_one_json_object_per_line_with_the_request_id_of_the_context(lines: io.StringIO) -> None:
