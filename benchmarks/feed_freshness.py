@@ -41,6 +41,7 @@ from tests.support.servers import RecoMindProcess  # noqa: E402
 
 from recomind.bootstrap import bootstrap  # noqa: E402
 from recomind.config import Settings  # noqa: E402
+from recomind.services.seed import write_world  # noqa: E402
 from recomind.services.simulator import simulate  # noqa: E402
 
 
@@ -85,9 +86,7 @@ def seed(home: Path, env: dict[str, str], viewers: int) -> tuple[list[str], list
     world = simulate(n_videos=2_000, n_users=viewers, actions_per_user=30, seed=5)
     recomind = bootstrap(settings)
     try:
-        recomind.catalog.add_videos(world.videos)
-        recomind.catalog.add_users(world.users)
-        recomind.importer.write_actions(world.actions)
+        write_world(recomind.importer, world)
         recomind.trainer.train()
     finally:
         recomind.close()

@@ -45,6 +45,7 @@ from tests.support.servers import RecoMindProcess, free_port, wait_until_up  # n
 from recomind.bootstrap import bootstrap  # noqa: E402
 from recomind.config import Settings  # noqa: E402
 from recomind.domain import cache_keys  # noqa: E402
+from recomind.services.seed import write_world  # noqa: E402
 from recomind.services.simulator import simulate  # noqa: E402
 
 NEEDED = ("RECOMIND_TEST_POSTGRES_URL", "RECOMIND_TEST_REDIS_URL", "RECOMIND_TEST_KAFKA_URL")
@@ -102,9 +103,7 @@ def seed(home: Path, env: dict[str, str], viewers: int) -> tuple[list[str], list
     world = simulate(n_videos=2_000, n_users=viewers, actions_per_user=30, seed=11)
     recomind = bootstrap(settings)
     try:
-        recomind.catalog.add_videos(world.videos)
-        recomind.catalog.add_users(world.users)
-        recomind.importer.write_actions(world.actions)
+        write_world(recomind.importer, world)
         recomind.trainer.train()
         cached = [
             u.user_id

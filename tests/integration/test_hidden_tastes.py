@@ -23,6 +23,7 @@ import pytest
 
 from recomind.bootstrap import RecoMind, bootstrap
 from recomind.config import Settings
+from recomind.services.seed import write_world
 from recomind.services.simulator import SimulatedWorld, draw_taste, simulate
 from tests.integration.conftest import wait_applied
 from tests.support.servers import serve_in_thread
@@ -62,9 +63,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     home: Path = tmp_path_factory.mktemp("tastes")
     world = simulate(n_videos=400, n_users=300, actions_per_user=40, seed=11)
     recomind = bootstrap(Settings(home=home, train_interval_seconds=0, lake_flush_seconds=0.2))
-    recomind.importer.catalog.add_videos(world.videos)
-    recomind.importer.catalog.add_users(world.users)
-    recomind.importer.write_actions(world.actions)
+    write_world(recomind.importer, world)
     recomind.trainer.train()
     row = {v.video_id: i for i, v in enumerate(world.videos)}
     with serve_in_thread(recomind) as url, httpx.Client(base_url=url, timeout=30) as http:

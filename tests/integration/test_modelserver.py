@@ -24,11 +24,11 @@ from typer.testing import CliRunner
 from recomind.adapters.ranker.local import ModelRanker, rank_with
 from recomind.bootstrap import bootstrap
 from recomind.config import Settings
-from recomind.domain.model import ActionWeights, Video, VideoAction
+from recomind.domain.model import ActionWeights, VideoAction
 from recomind.domain.ports import RankRequest
 from recomind.entrypoints.cli import app
 from recomind.services.model_registry import ModelHolder, ModelRegistry
-from recomind.services.simulator import SimulatedWorld, export_parquet, simulate
+from recomind.services.simulator import SimulatedWorld, export_parquet, simulate, video_row
 from tests.support.modelserver import ModelServer, history_body, recomind, train
 
 WEIGHTS = ActionWeights()
@@ -302,7 +302,7 @@ def test_train_reads_sagemaker_channels_and_writes_sm_model_dir(
         api.close()
     catalog = tmp_path / "catalog"
     catalog.mkdir()
-    rows = [_video_row(v) for v in videos]
+    rows = [video_row(v) for v in videos]
     pq.write_table(pa.Table.from_pylist(rows), catalog / "part-0.parquet")
     out = tmp_path / "sm-model"
     env = {
@@ -323,18 +323,6 @@ def test_train_reads_sagemaker_channels_and_writes_sm_model_dir(
     ours, hosted_ones = in_process(out, request), in_process(hosted.model_dir, request)
     assert [(v, r) for v, _, r in ours] == [(v, r) for v, _, r in hosted_ones]
     assert [s for _, s, _ in ours] == pytest.approx([s for _, s, _ in hosted_ones], rel=1e-9)
-
-
-def _video_row(v: Video) -> dict[str, Any]:
-    return {
-        "video_id": v.video_id,
-        "title": v.title,
-        "url": v.url,
-        "tags": list(v.tags),
-        "creator_id": v.creator_id,
-        "created_at": v.created_at.isoformat(),
-        "duration_ms": v.duration_ms,
-    }
 
 
 def test_train_refuses_bad_input_and_writes_nothing(hosted: Hosted, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from recomind.services.importer import Importer
-from recomind.services.simulator import simulate
+from recomind.services.simulator import SimulatedWorld, simulate
 
 
 def seed_demo(
@@ -19,9 +19,13 @@ def seed_demo(
     step = progress or (lambda _msg: None)
     step("simulating viewers")
     world = simulate(n_videos=n_videos, n_users=n_users, seed=seed)
-    step("writing the catalog")
+    step("writing the catalog, actions, popularity and profiles")
+    written = write_world(importer, world)
+    return {"videos": len(world.videos), "users": len(world.users), "actions": written}
+
+
+def write_world(importer: Importer, world: SimulatedWorld) -> int:
+    """The world's catalog, viewers and actions into RecoMind; returns the actions written."""
     importer.catalog.add_videos(world.videos)
     importer.catalog.add_users(world.users)
-    step("writing actions, popularity and profiles")
-    new = importer.write_actions(world.actions)
-    return {"videos": len(world.videos), "users": len(world.users), "actions": len(new)}
+    return len(importer.write_actions(world.actions))

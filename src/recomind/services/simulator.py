@@ -162,21 +162,23 @@ def simulate(
     return SimulatedWorld(videos, users, actions, tastes, tags, vt, quality)
 
 
+def video_row(v: Video) -> dict[str, object]:
+    """A video in `recomind import`'s field names."""
+    return {
+        "video_id": v.video_id,
+        "title": v.title,
+        "url": v.url,
+        "tags": list(v.tags),
+        "creator_id": v.creator_id,
+        "created_at": v.created_at.isoformat(),
+        "duration_ms": v.duration_ms,
+    }
+
+
 def import_rows(world: SimulatedWorld) -> dict[str, list[dict[str, object]]]:
     """The world as rows in `recomind import`'s field names, per kind."""
     return {
-        "videos": [
-            {
-                "video_id": v.video_id,
-                "title": v.title,
-                "url": v.url,
-                "tags": list(v.tags),
-                "creator_id": v.creator_id,
-                "created_at": v.created_at.isoformat(),
-                "duration_ms": v.duration_ms,
-            }
-            for v in world.videos
-        ],
+        "videos": [video_row(v) for v in world.videos],
         "users": [
             {"user_id": u.user_id, "name": u.name, "created_at": u.created_at.isoformat()}
             for u in world.users
