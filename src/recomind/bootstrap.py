@@ -106,7 +106,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
         s.resolved_bus_url, partitions=s.bus_partitions, spool_path=s.resolved_spool_path
     )
     lake = open_lake(s.resolved_lake_url)
-    registry = ModelRegistry(s.resolved_model_dir)
+    registry = ModelRegistry(s.resolved_model_dir, s.model_keep)
     holder = ModelHolder(registry)
     weights = s.action_weights
     ranker = open_ranker(s, holder)
@@ -227,7 +227,9 @@ def bootstrap_model_server(
     settings: Settings | None = None, model_dir: Path | None = None
 ) -> ModelServing:
     s = settings or Settings()
-    registry = ModelRegistry((model_dir or s.resolved_modelserver_model_dir).resolve())
+    registry = ModelRegistry(
+        (model_dir or s.resolved_modelserver_model_dir).resolve(), s.model_keep
+    )
     watcher = ModelWatcher(registry, s.modelserver_poll_seconds)
     watcher.check()  # load before listening, so the first /ping can already say 200
     return ModelServing(s, registry, watcher, ModelRanker(watcher, s.action_weights))
@@ -268,7 +270,9 @@ def bootstrap_training_job(
         lake_location=location,
         catalog_file=catalog_file,
         store=None if catalog_file is not None else open_store(s.resolved_store_url),
-        registry=ModelRegistry((model_dir or s.resolved_modelserver_model_dir).resolve()),
+        registry=ModelRegistry(
+            (model_dir or s.resolved_modelserver_model_dir).resolve(), s.model_keep
+        ),
     )
 
 

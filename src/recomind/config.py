@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     bus_url: str | None = Field(None, description="local:///path/events.db or kafka://host:port")
     lake_url: str | None = Field(None, description="file:///path/lake or s3://bucket/prefix")
     model_dir: Path | None = Field(None, description="Versioned model artifacts")
+    model_keep: int = Field(
+        5,
+        ge=2,
+        le=1000,
+        description="Model versions kept: the newest N and the last N made current; older "
+        "ones are deleted when a new version becomes current",
+    )
 
     bus_partitions: int = Field(6, ge=1, le=256)
     spool_path: Path | None = Field(

@@ -3,6 +3,11 @@
 `models/v000003/` holds one trained hybrid; `models/CURRENT` names the version in
 use and `models/HISTORY` every version made current, oldest first, so rolling
 back means pointing CURRENT at the one before. Pointers are replaced atomically.
+
+Each activation prunes old versions (a version with text vectors takes about 15 MB):
+the newest `keep` versions stay, and so do the last `keep` versions made current, so
+`keep - 1` rollbacks in a row always find their model. A version the history names but
+that was pruned is skipped by `rollback`.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -32,8 +38,11 @@ class LoadedModel:
 
 
 class ModelRegistry:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keep: int = 5) -> None:
+        if keep < 2:
+            raise ValueError("a registry keeps at least 2 versions, so it can roll back")
         self.root = root
+        self.keep = keep
 
     def versions(self) -> list[str]:
         if not self.root.exists():
@@ -65,12 +74,37 @@ class ModelRegistry:
             raise NotFound("model version", version)
         self._write(self.root / "HISTORY", "\n".join([*self.history(), version]) + "\n")
         self._write(self.root / "CURRENT", version + "\n")
+        self.prune()
+
+    def prune(self) -> list[str]:
+        """Delete the versions neither among the newest `keep` nor among the last `keep`
+        made current (nor current); returns the deleted ones."""
+        versions = self.versions()
+        kept = set(versions[-self.keep :])
+        recent: list[str] = []
+        for version in reversed(self.history()):
+            if len(recent) == self.keep:
+                break
+            if version not in recent:
+                recent.append(version)
+        kept.update(recent)
+        current = self.current()
+        if current:
+            kept.add(current)
+        gone = [v for v in versions if v not in kept]
+        for version in gone:
+            # Renamed first, so a half-deleted folder is never taken for a version.
+            doomed = self.root / f".{version}.pruned"
+            os.replace(self.root / version, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+        return gone
 
     def rollback(self) -> str:
         """Make the version before the current one current again; returns it."""
         history = self.history()
         current = self.current()
-        while history and history[-1] == current:
+        present = set(self.versions())
+        while history and (history[-1] == current or history[-1] not in present):
             history.pop()
         if not history:
             raise NotFound("previous model version", current or "-")
