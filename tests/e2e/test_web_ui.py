@@ -295,3 +295,67 @@ def test_known_viewer_and_api_errors_are_shown(
     browser.find_element(By.ID, "error-dismiss").click()
     assert not browser.find_element(By.ID, "error").is_displayed()
     assert not js_errors(browser)
+
+
+def test_with_api_keys_the_page_asks_for_one_and_then_works(
+    tmp_path: Path, browser: WebDriver
+) -> None:
+    key = "ui-key-" + os.urandom(6).hex()
+    server = RecoMindProcess(tmp_path / "home", command="demo", env={"RECOMIND_API_KEYS": key})
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        browser.get(f"{server.url}/ui/")
+        form = wait_for(
+            browser,
+            lambda d: (
+                d.find_element(By.ID, "key-form")
+                if d.find_element(By.ID, "key-form").is_displayed()
+                else None
+            ),
+            "the API-key form after the API's 401",
+        )
+        assert not cards(browser, "feed")
+        assert "needs a key" in browser.find_element(By.ID, "error").text
+
+        browser.find_element(By.ID, "api-key").send_keys("not-the-key")
+        browser.find_element(By.ID, "key-use").click()
+        wait_for(
+            browser,
+            lambda d: "not valid" in d.find_element(By.ID, "error").text,
+            "a wrong key refused",
+        )
+        assert form.is_displayed() and not cards(browser, "feed")
+
+        browser.find_element(By.ID, "api-key").send_keys(key)
+        browser.find_element(By.ID, "key-use").click()
+        wait_for(browser, lambda d: len(cards(d, "feed")) >= 10, "the feed with the key")
+        wait_for(browser, lambda d: len(cards(d, "trending")) >= 5, "trending with the key")
+        assert not form.is_displayed()
+        assert not browser.find_element(By.ID, "error").is_displayed()
+
+        video = card_ids(browser, "feed")[0]
+        viewer = browser.find_element(By.ID, "viewer-id").get_attribute("value") or ""
+        cards(browser, "feed")[0].find_element(
+            By.CSS_SELECTOR, "button[data-action='like']"
+        ).click()
+
+        def liked() -> bool:
+            request = urllib.request.Request(
+                f"{server.url}/users/{viewer}", headers={"X-API-Key": key}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return bool(json.load(response)["top_tags"])
+            except urllib.error.HTTPError as err:
+                if err.code != 404:  # 404: the like is not applied yet
+                    raise
+                return False
+
+        poll(liked, f"{viewer}'s like of {video} recorded through the page's key")
+        assert get_json(f"{server.url}/users/{viewer}")[0] == 401  # still closed without a key
+        assert not js_errors(browser)
+    finally:
+        server.stop()

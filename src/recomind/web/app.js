@@ -10,6 +10,7 @@ const RECHECK_DELAY_MS = 1000;
 const MAX_RECHECKS = 3;
 const STATS_EVERY_MS = 3000;
 const ACTION_WORDS = { view: "Watched", like: "Liked", skip: "Skipped" };
+const KEY_ITEM = "recomind.apiKey"; // sessionStorage: the key lives as long as the tab
 
 const $ = (id) => document.getElementById(id);
 
@@ -38,6 +39,8 @@ class ApiError extends Error {
 /** fetch a path relative to the API root; problem+json errors become ApiError(detail). */
 async function api(path, { method = "GET", json } = {}) {
   const init = { method, headers: { Accept: "application/json" } };
+  const key = sessionStorage.getItem(KEY_ITEM);
+  if (key) init.headers["X-API-Key"] = key;
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -57,6 +60,7 @@ async function api(path, { method = "GET", json } = {}) {
       // keep the raw text; it is still worth showing
     }
   }
+  if (response.status === 401) askForKey(Boolean(key));
   if (!response.ok) {
     const detail =
       (body && typeof body === "object" && (body.detail || body.title)) ||
@@ -65,6 +69,26 @@ async function api(path, { method = "GET", json } = {}) {
     throw new ApiError(`${method} /${where}: ${detail}`, response.status);
   }
   return { body, headers: response.headers };
+}
+
+/** The server wants an API key (or a different one): show the key form. */
+function askForKey(hadKey) {
+  const form = $("key-form");
+  if (!form.hidden) return;
+  if (hadKey) sessionStorage.removeItem(KEY_ITEM);
+  form.hidden = false;
+  $("api-key").focus();
+}
+
+function useKey(event) {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_ITEM, key);
+  $("api-key").value = "";
+  $("key-form").hidden = true;
+  switchViewer(state.viewer || freshViewerId());
+  showView(currentView());
 }
 
 // -- messages ---------------------------------------------------------------------------
@@ -443,6 +467,7 @@ function wire() {
     });
   }
   $("error-dismiss").addEventListener("click", clearErrors);
+  $("key-form").addEventListener("submit", useKey);
   $("retrain").addEventListener("click", retrain);
 }
 
