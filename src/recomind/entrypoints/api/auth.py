@@ -8,8 +8,9 @@ runs, so a bad key changes nothing.
 Public: `/health` and `/ready` (probes of load balancers and orchestrators; they say only
 whether the process and its dependencies answer), the API contract (`/docs`, `/redoc`,
 `/openapi.json`), the web page's static files under `/ui` and the `/` redirect to it. The
-page's own calls to the API need a key like any client's (the page asks for one on a 401). `/metrics` needs a key (Prometheus
-sends one with `authorization: {credentials: <key>}` in its scrape config).
+page's own calls to the API need a key like any client's (the page asks for one on a 401).
+`/metrics` needs a key (Prometheus sends one with `authorization: {credentials: <key>}` in its
+scrape config).
 
 Pure ASGI, one pass over the request headers, and constant-time comparisons against every
 configured key (a timing difference must not say how much of a key was right).
