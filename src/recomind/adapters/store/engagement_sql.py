@@ -1,8 +1,9 @@
 """Decayed popularity, tag weights and top tags computed by the database, one statement each.
 
-A batch's new actions go once to a temporary table, `recomind_added` (binary COPY on
-PostgreSQL, multi-row INSERT on MariaDB/MySQL), and set-based SQL adds them to the stored
-rows, so nothing is read back into Python and no row is upserted one by one.
+A batch's weights go once to a temporary table, `recomind_added` (binary COPY on PostgreSQL,
+multi-row INSERT on MariaDB/MySQL), and set-based SQL adds them to the stored rows, so nothing
+is read back into Python and no row is upserted one by one. Popularity and tag weights use the
+same staged rows: the transaction stages a list of weights once.
 
 The sums are those of `recomind.domain.scoring` (`add_decayed`): a score is kept with the
 instant it is valid at, and adding weights moves it to the latest instant. Per key, the batch's
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -63,7 +63,7 @@ def _pg_decay(later: str, earlier: str) -> str:
     return f"(CASE WHEN {x} < -700 THEN 0::float8 ELSE power(2::float8, {x}) END)"
 
 
-def _pg_stage(conn: Connection, added: Sequence[Engagement]) -> Any:
+def _pg_stage(conn: Connection, added: Sequence[Engagement]) -> None:
     cur = pg_bulk.dbapi(conn).cursor()
     # Notices off for this transaction: IF NOT EXISTS would send one per batch.
     cur.execute(
@@ -76,10 +76,10 @@ def _pg_stage(conn: Connection, added: Sequence[Engagement]) -> Any:
         copy.set_types(["text", "text", "float8", "timestamptz"])
         for row in _rows(added):
             copy.write_row(row)
-    return cur
+    cur.close()
 
 
-def _pg_popularity(conn: Connection, added: Sequence[Engagement], half_life_hours: float) -> None:
+def _pg_popularity(conn: Connection, half_life_hours: float) -> None:
     moved_to = "greatest(p.last_updated, EXCLUDED.last_updated)"
     sql = f"""
         INSERT INTO video_popularity AS p (video_id, score, last_updated)
@@ -92,11 +92,11 @@ def _pg_popularity(conn: Connection, added: Sequence[Engagement], half_life_hour
             score = p.score * {_pg_decay(moved_to, "p.last_updated")}
                   + EXCLUDED.score * {_pg_decay(moved_to, "EXCLUDED.last_updated")},
             last_updated = {moved_to}"""
-    with _pg_stage(conn, added) as cur:
+    with pg_bulk.dbapi(conn).cursor() as cur:
         cur.execute(sql, {"h": half_life_hours})
 
 
-def _pg_tag_weights(conn: Connection, added: Sequence[Engagement], half_life_hours: float) -> None:
+def _pg_tag_weights(conn: Connection, half_life_hours: float) -> None:
     moved_to = "greatest(w.updated_at, EXCLUDED.updated_at)"
     sql = f"""
         INSERT INTO user_tag_weights AS w (user_id, tag, weight, updated_at)
@@ -111,7 +111,7 @@ def _pg_tag_weights(conn: Connection, added: Sequence[Engagement], half_life_hou
             weight = w.weight * {_pg_decay(moved_to, "w.updated_at")}
                    + EXCLUDED.weight * {_pg_decay(moved_to, "EXCLUDED.updated_at")},
             updated_at = {moved_to}"""
-    with _pg_stage(conn, added) as cur:
+    with pg_bulk.dbapi(conn).cursor() as cur:
         cur.execute(sql, {"h": half_life_hours})
 
 
@@ -153,7 +153,7 @@ def _my_stage(conn: Connection, added: Sequence[Engagement]) -> None:
     mysql_bulk.insert_values(conn, _stage, rows)
 
 
-def _my_popularity(conn: Connection, added: Sequence[Engagement], half_life_hours: float) -> None:
+def _my_popularity(conn: Connection, half_life_hours: float) -> None:
     p = "video_popularity"
     moved_to = f"GREATEST({p}.last_updated, VALUES(last_updated))"
 
@@ -172,12 +172,11 @@ def _my_popularity(conn: Connection, added: Sequence[Engagement], half_life_hour
             score = {p}.score * {decay(moved_to, f"{p}.last_updated")}
                   + VALUES(score) * {decay(moved_to, "VALUES(last_updated)")},
             last_updated = {moved_to}"""
-    _my_stage(conn, added)
     with mysql_bulk.dbapi(conn).cursor() as cur:
         cur.execute(sql)
 
 
-def _my_tag_weights(conn: Connection, added: Sequence[Engagement], half_life_hours: float) -> None:
+def _my_tag_weights(conn: Connection, half_life_hours: float) -> None:
     w = "user_tag_weights"
     moved_to = f"GREATEST({w}.updated_at, VALUES(updated_at))"
 
@@ -197,7 +196,6 @@ def _my_tag_weights(conn: Connection, added: Sequence[Engagement], half_life_hou
             weight = {w}.weight * {decay(moved_to, f"{w}.updated_at")}
                    + VALUES(weight) * {decay(moved_to, "VALUES(updated_at)")},
             updated_at = {moved_to}"""
-    _my_stage(conn, added)
     with mysql_bulk.dbapi(conn).cursor() as cur:
         cur.execute(sql)
 
@@ -225,18 +223,28 @@ def _my_top_tags(conn: Connection, user_ids: list[str], at: datetime) -> None:
 # -- by dialect ------------------------------------------------------------------------
 
 
-def add_to_popularity(conn: Connection, added: Sequence[Engagement], half_life: float) -> None:
+def stage(conn: Connection, added: Sequence[Engagement]) -> None:
+    """Put the weights in `recomind_added`, for the statements below (this transaction)."""
     if conn.dialect.name == "postgresql":
-        _pg_popularity(conn, added, half_life)
+        _pg_stage(conn, added)
     else:
-        _my_popularity(conn, added, half_life)
+        _my_stage(conn, added)
 
 
-def add_to_tag_weights(conn: Connection, added: Sequence[Engagement], half_life: float) -> None:
+def add_to_popularity(conn: Connection, half_life_hours: float) -> None:
+    """Add the staged weights to popularity."""
     if conn.dialect.name == "postgresql":
-        _pg_tag_weights(conn, added, half_life)
+        _pg_popularity(conn, half_life_hours)
     else:
-        _my_tag_weights(conn, added, half_life)
+        _my_popularity(conn, half_life_hours)
+
+
+def add_to_tag_weights(conn: Connection, half_life_hours: float) -> None:
+    """Add the staged weights to tag weights."""
+    if conn.dialect.name == "postgresql":
+        _pg_tag_weights(conn, half_life_hours)
+    else:
+        _my_tag_weights(conn, half_life_hours)
 
 
 def refresh_top_tags(conn: Connection, user_ids: list[str], at: datetime) -> None:

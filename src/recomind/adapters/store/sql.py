@@ -115,6 +115,14 @@ class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect = conn.dialect.name
+        self._staged: Sequence[Engagement] | None = None  # the weights in engagement_sql's table
+
+    def _stage(self, added: Sequence[Engagement]) -> None:
+        # Popularity and tag weights get the same list (equal, if not the same object).
+        if self._staged is not None and (added is self._staged or added == self._staged):
+            return
+        engagement_sql.stage(self.conn, added)
+        self._staged = list(added)
 
     def _rows_in(
         self, table: sa.Table, columns: Sequence[str], key: str, ids: Iterable[str]
@@ -220,7 +228,8 @@ class SqlTransaction:
         if not added:
             return
         if self.dialect in _SET_BASED:
-            engagement_sql.add_to_popularity(self.conn, added, half_life_hours)
+            self._stage(added)
+            engagement_sql.add_to_popularity(self.conn, half_life_hours)
             return
         current = self.popularity_of(e.video_id for e in added)
         self.upsert_popularity(scoring.add_to_popularity(current, added, half_life_hours).values())
@@ -229,7 +238,8 @@ class SqlTransaction:
         if not added:
             return
         if self.dialect in _SET_BASED:
-            engagement_sql.add_to_tag_weights(self.conn, added, half_life_hours)
+            self._stage(added)
+            engagement_sql.add_to_tag_weights(self.conn, half_life_hours)
             return
         current = self.tag_weights_of(e.user_id for e in added)
         tags = self.video_tags(e.video_id for e in added)
