@@ -510,3 +510,66 @@ def test_large_batches_write_and_read_every_row(store: Store) -> None:
     assert scores["v14"] == PopularityScore("v14", 2.0, T0)
     assert store.count_actions() == n
     assert store.user_actions("u5")[0] == actions[5]
+
+
+def test_added_weights_roll_back_with_their_transaction(store: Store) -> None:
+    store.add_videos([video("v1", tags=("cats",))])
+    with pytest.raises(RuntimeError, match="boom"), store.transaction() as tx:
+        tx.add_to_popularity([Engagement("u1", "v1", 3.0, T0)], 48.0)
+        tx.add_to_tag_weights([Engagement("u1", "v1", 3.0, T0)], 48.0)
+        tx.refresh_top_tags(["u1"], T0)
+        raise RuntimeError("boom")
+    assert store.top_popularity(10) == []
+    assert store.tag_weights("u1") == []
+    assert store.get_profile("u1") is None
+
+
+def test_the_store_group_counts_each_event_id_once(store: Store, tmp_path: Path) -> None:
+    """The consumer's store transaction on this backend: a batch that holds one id twice, then
+    a replay mixing stored ids with new ones; popularity, tag weights and profiles count every
+    id once, as the domain's sums over the distinct actions say."""
+    from recomind.adapters.cache.memory import MemoryCache
+    from recomind.adapters.lake import open_lake
+    from recomind.domain.model import ActionWeights
+    from recomind.services.consume import EVENT_HANDLERS, Effects, store_new_actions
+
+    store.add_videos([video(v, tags=tags) for v, tags in TAGS.items()])
+    weights = ActionWeights()
+    fx = Effects(
+        store, MemoryCache(), open_lake(f"file://{tmp_path / 'lake'}"), weights, 48.0, 336.0
+    )
+    group = EVENT_HANDLERS["recomind-store"]
+    first = [
+        action(1, user="u1", video="v1", kind=ActionType.LIKE, at=T0 + timedelta(hours=2)),
+        action(2, user="u1", video="v2", kind=ActionType.SKIP, at=T0),
+        action(3, user="u2", video="v3", at=T0 + timedelta(hours=1)),
+    ]
+    second = [
+        *first[1:],
+        action(4, user="u2", video="v1", at=T0 + timedelta(hours=3)),
+        action(4, user="u2", video="v1", at=T0 + timedelta(hours=3)),
+    ]
+    with store.transaction() as tx:
+        assert store_new_actions(tx, [first[0], *first], group, fx) == first
+    with store.transaction() as tx:
+        assert store_new_actions(tx, second, group, fx) == [second[-1]]
+
+    distinct = [*first, second[-1]]
+    assert store.count_actions() == 4
+    want_pop = scoring.apply_popularity({}, distinct, weights, 48.0)
+    got_pop = {p.video_id: p for p in store.top_popularity(10)}
+    assert got_pop.keys() == want_pop.keys()
+    for key, want in want_pop.items():
+        assert got_pop[key].score == pytest.approx(want.score, rel=CLOSE), key
+        assert got_pop[key].last_updated == want.last_updated
+    want_tags = scoring.apply_tag_weights({}, distinct, TAGS, weights, 336.0)
+    for user in ("u1", "u2"):
+        got = {w.tag: w for w in store.tag_weights(user)}
+        mine = {tag: w for (u, tag), w in want_tags.items() if u == user}
+        assert got.keys() == mine.keys()
+        for tag, w in mine.items():
+            assert got[tag].weight == pytest.approx(w.weight, rel=CLOSE), (user, tag)
+        profile = store.get_profile(user)
+        assert profile is not None
+        assert profile.top_tags == scoring.top_tags(mine.values())
+    assert store.existing_user_ids(["u1", "u2"]) == {"u1", "u2"}
