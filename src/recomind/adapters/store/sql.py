@@ -250,7 +250,10 @@ class SqlTransaction:
         users = sorted(set(user_ids))
         if not users:
             return
-        if self.dialect in _SET_BASED:
+        # MySQL (not MariaDB) has no JSON_ARRAYAGG(… ORDER BY … LIMIT): top tags in Python there.
+        if self.dialect in _SET_BASED and (
+            self.dialect == "postgresql" or getattr(self.conn.dialect, "is_mariadb", False)
+        ):
             engagement_sql.refresh_top_tags(self.conn, users, utc(at))
             return
         per_user: dict[str, list[TagWeight]] = {u: [] for u in users}
