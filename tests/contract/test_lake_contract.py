@@ -263,3 +263,32 @@ def test_counted_feature_ids_are_remembered_across_a_restart(
     other = records(2, range(8, 10))
     assert again.uncounted(resent + other) == other
     assert again.read_features("video_daily") == []  # the ledger is not a feature table
+
+
+def test_a_failed_write_of_one_partition_keeps_the_others_and_the_replay_adds_the_rest(
+    lake: Lake, open_again: OpenLake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partitions are written side by side: when one partition's object fails, the others'
+    objects stand, and the replay of the whole batch writes only what is missing, once."""
+    batch = [
+        r
+        for p in range(4)
+        for r in records(p, range(0, 6)) + records(p, range(6, 9), T0 + timedelta(hours=1))
+    ]
+    real_write = lake._write  # type: ignore[attr-defined]
+
+    def failing(path: str, table: object) -> None:
+        if "/p002-" in path:
+            raise OSError("the object store went away")
+        real_write(path, table)
+
+    monkeypatch.setattr(lake, "_write", failing)
+    with pytest.raises(OSError, match="went away"):
+        lake.write_actions(batch)
+    assert lake.count_actions() == 3 * 9
+    monkeypatch.setattr(lake, "_write", real_write)
+
+    assert lake.write_actions(batch) == 9
+    assert open_again().write_actions(batch) == 0
+    assert sorted(a.id for a in lake.read_actions()) == sorted(r.action.id for r in batch)
+    assert lake.last_offsets() == {0: 8, 1: 8, 2: 8, 3: 8}

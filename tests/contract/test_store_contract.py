@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from recomind.adapters.store import open_store
+from recomind.domain import scoring
 from recomind.domain.model import (
     ActionType,
+    Engagement,
     PopularityScore,
     ScoredVideo,
     StoredRecommendations,
@@ -327,6 +329,84 @@ def test_profiles_upsert(store: Store) -> None:
     assert store.counts()["user_profiles"] == 1
 
 
+# Weights added to what is stored: out of order, repeated keys, one earlier than the stored
+# instant, a negative one, and a tag that two videos share.
+ADDED = [
+    Engagement("u1", "v1", 1.0, T0 + timedelta(hours=5)),
+    Engagement("u1", "v1", 3.0, T0 + timedelta(hours=1, microseconds=250)),
+    Engagement("u1", "v2", -1.0, T0 + timedelta(hours=7)),
+    Engagement("u2", "v1", 1.0, T0 - timedelta(hours=30)),
+    Engagement("u2", "v3", 3.0, T0 + timedelta(hours=2)),
+    Engagement("u3", "v-gone", 1.0, T0),  # a video not in the catalog: popularity only
+]
+TAGS = {"v1": ("cats", "cute"), "v2": ("cats", "dogs"), "v3": ("Émile", "dogs")}
+# MariaDB/MySQL keep scores and weights in FLOAT columns (single precision), which they send
+# as text with 6 significant digits.
+CLOSE = 1e-5
+
+
+def test_added_weights_match_the_domain_sums(store: Store) -> None:
+    store.add_videos([video(v, tags=tags) for v, tags in TAGS.items()])
+    stored_pop = [PopularityScore("v1", 10.0, T0), PopularityScore("v2", 2.0, T0)]
+    stored_tags = [TagWeight("u1", "cats", 4.0, T0), TagWeight("u2", "dogs", -2.0, T0)]
+    with store.transaction() as tx:
+        tx.upsert_popularity(stored_pop)
+        tx.upsert_tag_weights(stored_tags)
+    with store.transaction() as tx:
+        tx.add_to_popularity(ADDED, 48.0)
+        tx.add_to_tag_weights(ADDED, 336.0)
+
+    want_pop = {p.video_id: p for p in stored_pop}
+    want_pop.update(scoring.add_to_popularity(want_pop, ADDED, 48.0))
+    got_pop = {p.video_id: p for p in store.top_popularity(10)}
+    assert got_pop.keys() == want_pop.keys()
+    for key, want in want_pop.items():
+        assert got_pop[key].score == pytest.approx(want.score, rel=CLOSE), key
+        assert got_pop[key].last_updated == want.last_updated, key
+
+    current = {(w.user_id, w.tag): w for w in stored_tags}
+    want_tags = {**current, **scoring.add_to_tag_weights(current, ADDED, TAGS, 336.0)}
+    got_tags = {(w.user_id, w.tag): w for u in ("u1", "u2", "u3") for w in store.tag_weights(u)}
+    assert got_tags.keys() == want_tags.keys()
+    for key, want_w in want_tags.items():
+        assert got_tags[key].weight == pytest.approx(want_w.weight, rel=CLOSE), key
+        assert got_tags[key].updated_at == want_w.updated_at, key
+
+
+def test_a_score_decayed_past_what_a_float_holds_counts_as_zero(store: Store) -> None:
+    store.add_videos([video("v1", tags=("cats",))])
+    ancient = T0 - timedelta(days=365 * 30)  # about 5,500 half-lives of two days
+    with store.transaction() as tx:
+        tx.upsert_popularity([PopularityScore("v1", 1e-5, ancient)])
+        tx.upsert_tag_weights([TagWeight("u1", "cats", 1e-5, ancient)])
+    with store.transaction() as tx:
+        tx.add_to_popularity([Engagement("u1", "v1", 2.0, T0)], 48.0)
+        tx.add_to_tag_weights([Engagement("u1", "v1", 2.0, T0)], 48.0)
+    assert store.top_popularity(1) == [PopularityScore("v1", 2.0, T0)]
+    assert store.tag_weights("u1") == [TagWeight("u1", "cats", 2.0, T0)]
+
+
+def test_refresh_top_tags_keeps_the_strongest_positive_tags(store: Store) -> None:
+    weights = [
+        *(TagWeight("u1", f"t{n}", float(n), T0) for n in range(1, 8)),
+        TagWeight("u1", "B", 7.0, T0),  # ties with t7: by code point, "B" < "t7"
+        TagWeight("u1", "a", 7.0, T0),  # and "B" < "a"
+        TagWeight("u1", "neg", -9.0, T0),
+        TagWeight("u2", "neg", -1.0, T0),  # no positive tag: an empty profile
+    ]
+    later = T0 + timedelta(hours=3)
+    with store.transaction() as tx:
+        tx.upsert_tag_weights(weights)
+        tx.upsert_profiles([UserProfile("u2", ("old",), T0)])
+        tx.refresh_top_tags(["u1", "u2", "u3"], later)
+
+    mine = [w for w in weights if w.user_id == "u1"]
+    assert scoring.top_tags(mine) == ("B", "a", "t7", "t6", "t5")
+    assert store.get_profile("u1") == UserProfile("u1", ("B", "a", "t7", "t6", "t5"), later)
+    assert store.get_profile("u2") == UserProfile("u2", (), later)
+    assert store.get_profile("u3") == UserProfile("u3", (), later)
+
+
 def test_video_tags_inside_a_transaction(store: Store) -> None:
     store.add_videos([video("v1", tags=("b", "a")), video("v2", tags=())])
     with store.transaction() as tx:
@@ -430,3 +510,66 @@ def test_large_batches_write_and_read_every_row(store: Store) -> None:
     assert scores["v14"] == PopularityScore("v14", 2.0, T0)
     assert store.count_actions() == n
     assert store.user_actions("u5")[0] == actions[5]
+
+
+def test_added_weights_roll_back_with_their_transaction(store: Store) -> None:
+    store.add_videos([video("v1", tags=("cats",))])
+    with pytest.raises(RuntimeError, match="boom"), store.transaction() as tx:
+        tx.add_to_popularity([Engagement("u1", "v1", 3.0, T0)], 48.0)
+        tx.add_to_tag_weights([Engagement("u1", "v1", 3.0, T0)], 48.0)
+        tx.refresh_top_tags(["u1"], T0)
+        raise RuntimeError("boom")
+    assert store.top_popularity(10) == []
+    assert store.tag_weights("u1") == []
+    assert store.get_profile("u1") is None
+
+
+def test_the_store_group_counts_each_event_id_once(store: Store, tmp_path: Path) -> None:
+    """The consumer's store transaction on this backend: a batch that holds one id twice, then
+    a replay mixing stored ids with new ones; popularity, tag weights and profiles count every
+    id once, as the domain's sums over the distinct actions say."""
+    from recomind.adapters.cache.memory import MemoryCache
+    from recomind.adapters.lake import open_lake
+    from recomind.domain.model import ActionWeights
+    from recomind.services.consume import EVENT_HANDLERS, Effects, store_new_actions
+
+    store.add_videos([video(v, tags=tags) for v, tags in TAGS.items()])
+    weights = ActionWeights()
+    fx = Effects(
+        store, MemoryCache(), open_lake(f"file://{tmp_path / 'lake'}"), weights, 48.0, 336.0
+    )
+    group = EVENT_HANDLERS["recomind-store"]
+    first = [
+        action(1, user="u1", video="v1", kind=ActionType.LIKE, at=T0 + timedelta(hours=2)),
+        action(2, user="u1", video="v2", kind=ActionType.SKIP, at=T0),
+        action(3, user="u2", video="v3", at=T0 + timedelta(hours=1)),
+    ]
+    second = [
+        *first[1:],
+        action(4, user="u2", video="v1", at=T0 + timedelta(hours=3)),
+        action(4, user="u2", video="v1", at=T0 + timedelta(hours=3)),
+    ]
+    with store.transaction() as tx:
+        assert store_new_actions(tx, [first[0], *first], group, fx) == first
+    with store.transaction() as tx:
+        assert store_new_actions(tx, second, group, fx) == [second[-1]]
+
+    distinct = [*first, second[-1]]
+    assert store.count_actions() == 4
+    want_pop = scoring.apply_popularity({}, distinct, weights, 48.0)
+    got_pop = {p.video_id: p for p in store.top_popularity(10)}
+    assert got_pop.keys() == want_pop.keys()
+    for key, want in want_pop.items():
+        assert got_pop[key].score == pytest.approx(want.score, rel=CLOSE), key
+        assert got_pop[key].last_updated == want.last_updated
+    want_tags = scoring.apply_tag_weights({}, distinct, TAGS, weights, 336.0)
+    for user in ("u1", "u2"):
+        got = {w.tag: w for w in store.tag_weights(user)}
+        mine = {tag: w for (u, tag), w in want_tags.items() if u == user}
+        assert got.keys() == mine.keys()
+        for tag, w in mine.items():
+            assert got[tag].weight == pytest.approx(w.weight, rel=CLOSE), (user, tag)
+        profile = store.get_profile(user)
+        assert profile is not None
+        assert profile.top_tags == scoring.top_tags(mine.values())
+    assert store.existing_user_ids(["u1", "u2"]) == {"u1", "u2"}

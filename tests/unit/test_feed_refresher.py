@@ -29,8 +29,8 @@ class RecordingFeed:
         assert self.gate.wait(10)
         self.rebuilt.append(user_id)
 
-    def drop_from_cached(self, user_id: str, video_ids: set[str]) -> None:
-        self.dropped.append((user_id, video_ids))
+    def drop_from_cached_lists(self, acted_on: dict[str, set[str]]) -> None:
+        self.dropped.extend(acted_on.items())
 
 
 def act(user: str, video: str, kind: ActionType = ActionType.VIEW) -> VideoAction:

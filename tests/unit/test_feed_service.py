@@ -268,6 +268,22 @@ def test_a_viewer_with_history_and_no_list_gets_a_computed_and_demoted_one(
     assert store.lists[viewer].items  # the refresh stored the list in the table
 
 
+def test_videos_acted_on_are_dropped_from_many_cached_lists_at_once() -> None:
+    store = FakeStore(video(n) for n in range(30))
+    for user in ("u1", "u2"):
+        store.lists[user] = stored_list(user, [f"v{n}" for n in range(6)])
+    feed = service(store)
+    feed.page("u1", 2)  # caches u1's and u2's lists
+    feed.page("u2", 2)
+    before_u2 = feed.cache.get(cache_keys.recommendations("u2"))
+
+    feed.drop_from_cached_lists({"u1": {"v1", "v4"}, "u2": {"v29"}, "u3": {"v0"}})
+
+    assert feed.page("u1", 10).video_ids == ["v0", "v2", "v3", "v5"]
+    assert feed.cache.get(cache_keys.recommendations("u2")) == before_u2  # nothing to drop
+    assert feed.cache.get(cache_keys.recommendations("u3")) is None  # no list: none made
+
+
 def test_refresh_of_a_viewer_with_no_history_clears_the_cached_list() -> None:
     store = FakeStore(video(n) for n in range(5))
     feed = service(store)

@@ -34,8 +34,8 @@ class RecordingFeed:
             raise ConnectionError("store is down")
         self.rebuilt.append(user_id)
 
-    def drop_from_cached(self, user_id: str, video_ids: set[str]) -> None:
-        self.dropped.append((user_id, video_ids))
+    def drop_from_cached_lists(self, acted_on: dict[str, set[str]]) -> None:
+        self.dropped.extend(acted_on.items())
 
 
 class Viewers:

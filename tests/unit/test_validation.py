@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import string
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -80,6 +82,24 @@ def test_event_ids_are_uuids_in_canonical_form() -> None:
     for bad in ("", "not-a-uuid", None, 12, "6f9619ff-8b86-d011-b42d"):
         with pytest.raises(InvalidInput):
             validate_event_id(bad)
+
+
+@given(st.uuids(), st.sampled_from([str, lambda s: s.upper(), lambda s: "{" + s + "}"]))
+def test_an_event_id_in_any_accepted_spelling_comes_out_canonical(
+    value: uuid.UUID, spell: Callable[[str], str]
+) -> None:
+    assert validate_event_id(spell(str(value))) == str(value)
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF-{}", max_size=40))
+def test_event_ids_agree_with_the_uuid_module(text: str) -> None:
+    try:
+        expected = str(uuid.UUID(text))
+    except ValueError:
+        with pytest.raises(InvalidInput):
+            validate_event_id(text)
+        return
+    assert validate_event_id(text) == expected
 
 
 # -- action types and watch time ----------------------------------------------------------
@@ -231,6 +251,15 @@ def test_epoch_seconds_as_int_or_string_agree(seconds: int) -> None:
     expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
     assert parse_timestamp(seconds) == expected
     assert parse_timestamp(str(seconds)) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("123e-4", 0.0123), ("1709e-0", 1709.0), ("17_09", 1709.0)]
+)
+def test_numbers_with_a_dash_or_underscore_are_still_epoch_seconds(
+    raw: str, seconds: float
+) -> None:
+    assert parse_timestamp(raw) == datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def test_invalid_input_message_says_where() -> None:

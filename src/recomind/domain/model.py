@@ -70,6 +70,17 @@ class TagWeight:
 
 
 @dataclass(frozen=True, slots=True)
+class Engagement:
+    """What one new action adds: `weight` (its action type's, from the settings) at `at`, to
+    the video's popularity and to the viewer's affinity for each of the video's tags."""
+
+    user_id: str
+    video_id: str
+    weight: float
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class UserProfile:
     user_id: str
     top_tags: tuple[str, ...]

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from recomind.domain.model import (
+    Engagement,
     PopularityScore,
     ScoredVideo,
     StoredRecommendations,
@@ -42,6 +43,20 @@ class StoreTransaction(Protocol):
     def upsert_tag_weights(self, rows: Iterable[TagWeight]) -> None: ...
 
     def upsert_profiles(self, rows: Iterable[UserProfile]) -> None: ...
+
+    def add_to_popularity(self, added: Sequence[Engagement], half_life_hours: float) -> None:
+        """Add each weight, decayed, to its video's popularity (as `scoring.add_to_popularity`)."""
+        ...
+
+    def add_to_tag_weights(self, added: Sequence[Engagement], half_life_hours: float) -> None:
+        """Add each weight, decayed, to its viewer's affinity for every tag of its video, the
+        tags as stored (as `scoring.add_to_tag_weights`)."""
+        ...
+
+    def refresh_top_tags(self, user_ids: Iterable[str], at: datetime) -> None:
+        """Set these viewers' profiles to their strongest positive tags (`scoring.top_tags`)
+        as of `at`."""
+        ...
 
     def video_tags(self, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]: ...
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from recomind.domain.model import (
     ActionType,
     ActionWeights,
+    Engagement,
     PopularityScore,
     TagWeight,
     VideoAction,
@@ -84,6 +85,49 @@ def apply_tag_weights(
                 old.weight, old.updated_at, w, action.timestamp, half_life_hours
             )
             out[key] = TagWeight(action.user_id, tag, value, at)
+    return out
+
+
+def engagements(actions: Iterable[VideoAction], weights: ActionWeights) -> list[Engagement]:
+    """Each action as the weight it adds (by action type; watch time is not counted here)."""
+    of = {t: weights.of(t) for t in ActionType}
+    return [Engagement(a.user_id, a.video_id, of[a.action_type], a.timestamp) for a in actions]
+
+
+def add_to_popularity(
+    current: Mapping[str, PopularityScore], added: Iterable[Engagement], half_life_hours: float
+) -> dict[str, PopularityScore]:
+    """New popularity rows for every video `added` touches: the same sums as
+    `apply_popularity`, from weights already chosen."""
+    out: dict[str, PopularityScore] = {}
+    for e in added:
+        old = out.get(e.video_id) or current.get(e.video_id)
+        if old is None:
+            out[e.video_id] = PopularityScore(e.video_id, e.weight, e.at)
+            continue
+        score, at = add_decayed(old.score, old.last_updated, e.weight, e.at, half_life_hours)
+        out[e.video_id] = PopularityScore(e.video_id, score, at)
+    return out
+
+
+def add_to_tag_weights(
+    current: Mapping[tuple[str, str], TagWeight],
+    added: Iterable[Engagement],
+    video_tags: Mapping[str, tuple[str, ...]],
+    half_life_hours: float,
+) -> dict[tuple[str, str], TagWeight]:
+    """New (user, tag) rows `added` touches, each video's weight going to each of its tags:
+    the same sums as `apply_tag_weights`, from weights already chosen."""
+    out: dict[tuple[str, str], TagWeight] = {}
+    for e in added:
+        for tag in video_tags.get(e.video_id, ()):
+            key = (e.user_id, tag)
+            old = out.get(key) or current.get(key)
+            if old is None:
+                out[key] = TagWeight(e.user_id, tag, e.weight, e.at)
+                continue
+            value, at = add_decayed(old.weight, old.updated_at, e.weight, e.at, half_life_hours)
+            out[key] = TagWeight(e.user_id, tag, value, at)
     return out
 
 

@@ -11,6 +11,8 @@ from recomind.domain.errors import InvalidInput
 from recomind.domain.model import ActionType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# A UUID already in canonical form (what str(uuid.UUID(...)) gives), as every event on the bus.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
 # Epoch seconds after this are taken to be milliseconds by mistake: reject rather than guess.
@@ -29,6 +31,8 @@ def validate_id(value: object, field: str = "id", row: int | None = None) -> str
 
 def validate_event_id(value: object, row: int | None = None) -> str:
     """Client-supplied event ids are UUIDs, normalised to their canonical form."""
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value  # canonical already: a consumer decodes thousands per batch
     try:
         return str(uuid.UUID(str(value)))
     except (ValueError, TypeError, AttributeError):
@@ -76,10 +80,13 @@ def parse_timestamp(value: object, row: int | None = None) -> datetime:
         return _from_epoch(float(value), row)
     if isinstance(value, str):
         text = value.strip()
-        try:
-            return _from_epoch(float(text), row)
-        except ValueError:
-            pass
+        # "YYYY-MM-DDThh…" is never a number (a float has "-" only first or after "e", and
+        # never "T" or an inner space): skip the attempt, it costs an exception per event.
+        if not (len(text) > 10 and text[4] == "-" and text[10] in "T "):
+            try:
+                return _from_epoch(float(text), row)
+            except ValueError:
+                pass
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:

@@ -5,8 +5,9 @@ after its side effects are committed, so a crash replays at most the last batch
 and the idempotent effects make the replay harmless:
 
 - `recomind-store` inserts the actions whose event ids are new, and for exactly
-  those updates popularity and the viewer's tag weights and top tags, all in one
-  transaction; after the commit it applies the feed refresh policy and nudges
+  those adds their decayed weights to popularity and to the viewer's tag weights and
+  refreshes the top tags, all in one transaction (on PostgreSQL and MariaDB as
+  set-based SQL over the batch); after the commit it applies the feed refresh policy and nudges
   the retrainer;
 - `recomind-lake` archives every event to the lake, named by partition and offset;
 - `recomind-analytics` writes per-batch feature deltas (per video, per viewer, per
@@ -22,7 +23,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +32,7 @@ import orjson
 from recomind.domain import cache_keys
 from recomind.domain.errors import InvalidInput
 from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, VideoActionRecorded
-from recomind.domain.model import ActionWeights, TagWeight, UserProfile, VideoAction
+from recomind.domain.model import ActionWeights, VideoAction
 from recomind.domain.ports import (
     BusRecord,
     Cache,
@@ -42,7 +42,7 @@ from recomind.domain.ports import (
     Store,
     StoreTransaction,
 )
-from recomind.domain.scoring import apply_popularity, apply_tag_weights, top_tags
+from recomind.domain.scoring import engagements
 from recomind.services.analytics import write_batch_features
 
 log = logging.getLogger(__name__)
@@ -99,23 +99,13 @@ RecordHandler = Callable[[list[tuple[BusRecord, VideoAction]], Effects], None]
 
 
 def update_popularity(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -> None:
-    current = tx.popularity_of(a.video_id for a in new)
-    tx.upsert_popularity(
-        apply_popularity(current, new, fx.weights, fx.popularity_half_life_hours).values()
-    )
+    tx.add_to_popularity(engagements(new, fx.weights), fx.popularity_half_life_hours)
 
 
 def update_profiles(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -> None:
+    tx.add_to_tag_weights(engagements(new, fx.weights), fx.affinity_half_life_hours)
     users = {a.user_id for a in new}
-    current = tx.tag_weights_of(users)
-    tags = fx.video_tags.of(tx, (a.video_id for a in new))
-    changed = apply_tag_weights(current, new, tags, fx.weights, fx.affinity_half_life_hours)
-    tx.upsert_tag_weights(changed.values())
-    per_user: dict[str, list[TagWeight]] = defaultdict(list)
-    for w in {**current, **changed}.values():
-        per_user[w.user_id].append(w)
-    now = max(a.timestamp for a in new)
-    tx.upsert_profiles(UserProfile(u, top_tags(per_user[u]), now) for u in users)
+    tx.refresh_top_tags(users, max(a.timestamp for a in new))
     fx.cache.delete(*(cache_keys.user_profile(u) for u in users))
 
 

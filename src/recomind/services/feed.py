@@ -251,15 +251,22 @@ class FeedService:
             self._cache_list(row.user_id, self._present(row.user_id, row.items, videos=videos))
 
     def drop_from_cached(self, user_id: str, video_ids: set[str]) -> None:
-        key = cache_keys.recommendations(user_id)
-        cached = self.cache.get(key)
-        packed = PackedList.from_bytes(cached) if cached is not None else None
-        if packed is None:
-            return
-        kept = [n for n, v in enumerate(packed.ids) if v not in video_ids]
-        if len(kept) != len(packed):
-            ttl = self.settings.recommendations_ttl
-            self.cache.set(key, packed.select(kept).to_bytes(), ttl)
+        self.drop_from_cached_lists({user_id: video_ids})
+
+    def drop_from_cached_lists(self, acted_on: Mapping[str, set[str]]) -> None:
+        """Hide from each viewer's cached list the videos they acted on: one read for all
+        the viewers (a consumer batch holds thousands), a write only where a list changes."""
+        users = list(acted_on)
+        keys = [cache_keys.recommendations(u) for u in users]
+        ttl = self.settings.recommendations_ttl
+        for user_id, key, cached in zip(users, keys, self.cache.get_many(keys), strict=True):
+            packed = PackedList.from_bytes(cached) if cached is not None else None
+            if packed is None:
+                continue
+            video_ids = acted_on[user_id]
+            kept = [n for n, v in enumerate(packed.ids) if v not in video_ids]
+            if len(kept) != len(packed):
+                self.cache.set(key, packed.select(kept).to_bytes(), ttl)
 
     def invalidate(self, user_id: str) -> None:
         self.cache.delete(cache_keys.recommendations(user_id))

@@ -71,6 +71,7 @@ class FeedRefresher:
             per_user[a.user_id].append(a)
         strong: list[str] = []
         weak: list[str] = []
+        not_due: list[str] = []
         for user_id, actions in per_user.items():
             try:
                 if self._due(user_id, len(actions)):
@@ -78,19 +79,18 @@ class FeedRefresher:
                         strong.append(user_id)
                     else:
                         weak.append(user_id)
-                else:  # not rebuilt yet, but never show a video the viewer just acted on
-                    self.feed.drop_from_cached(user_id, {a.video_id for a in actions})
+                else:
+                    not_due.append(user_id)
             except Exception:  # the stored list stays; the TTL will catch up
                 log.exception("could not apply the refresh policy for %s", user_id)
+        # Not rebuilt yet, but never show a video the viewer just acted on.
+        self._drop_acted_on(not_due, per_user)
         if self._thread is None:
             for user_id in strong + weak:
                 self._rebuild(user_id)
             return
-        for user_id in weak:  # they may wait behind others: hide what they watched meanwhile
-            try:
-                self.feed.drop_from_cached(user_id, {a.video_id for a in per_user[user_id]})
-            except Exception:
-                log.exception("could not drop acted-on videos for %s", user_id)
+        # They may wait behind others: hide what they watched meanwhile.
+        self._drop_acted_on(weak, per_user)
         with self._cond:
             for user_id in strong:
                 self._weak.pop(user_id, None)
@@ -99,6 +99,14 @@ class FeedRefresher:
                 if user_id not in self._strong:
                     self._weak.setdefault(user_id, None)  # a queued viewer keeps their place
             self._cond.notify_all()
+
+    def _drop_acted_on(self, users: list[str], per_user: dict[str, list[VideoAction]]) -> None:
+        if not users:
+            return
+        try:
+            self.feed.drop_from_cached_lists({u: {a.video_id for a in per_user[u]} for u in users})
+        except Exception:  # the cached lists stay; the TTL will catch up
+            log.exception("could not drop acted-on videos for %d viewer(s)", len(users))
 
     def _due(self, user_id: str, count: int) -> bool:
         if self.policy is RefreshPolicy.IMMEDIATE:

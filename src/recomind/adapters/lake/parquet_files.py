@@ -23,6 +23,7 @@ import threading
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -55,6 +56,8 @@ _OFFSET_FILE = re.compile(r"^p(\d+)-(\d+)-(\d+)\.parquet$")
 # an event needs it.
 DEFAULT_MAX_REMEMBERED_IDS = 1_000_000
 COUNTED_DIR = "features/_counted"
+# Objects written at once by one flush (one per partition at most).
+MAX_PARALLEL_WRITES = 8
 
 
 def actions_table(
@@ -170,45 +173,67 @@ class ParquetLake:
                 found.append((info.path, m.group("name")))
         return sorted(found)
 
-    def _listed(self, folder: str, partition: int) -> list[tuple[str, int, int]]:
-        """(path, first, last offset) of the partition's files in one folder (listed, never
+    def _listed(self, folder: str) -> list[tuple[str, int, int, int]]:
+        """(path, partition, first, last offset) of the files in one folder (listed, never
         cached, so a partition that moved between workers is judged by what is really there)."""
         selector = pafs.FileSelector(folder, allow_not_found=True)
         found = []
         for info in self.filesystem.get_file_info(selector):
             m = _OFFSET_FILE.match(info.path.rsplit("/", 1)[1])
-            if m and int(m.group(1)) == partition and info.type == pafs.FileType.File:
-                found.append((info.path, int(m.group(2)), int(m.group(3))))
+            if m and info.type == pafs.FileType.File:
+                found.append((info.path, int(m.group(1)), int(m.group(2)), int(m.group(3))))
         return found
 
     def write_actions(self, records: Sequence[LakeRecord]) -> int:
         """An offset is in the lake iff a file of its partition in its own dt/hour folder covers
         it: a batch is a contiguous run of offsets, so that file holds every event of the run
         that belongs to the folder. Offsets already covered are left out, and so is a second
-        copy of an event id (in the batch, or in the partition's files of that folder)."""
+        copy of an event id (in the batch, or in the partition's files of that folder).
+
+        Each folder is listed once per call. Partitions are written in parallel (objects are
+        independent, and a PUT mostly waits on the server), each partition's files in order of
+        offset, so a crash part-way leaves no gap below a written file of that partition."""
         with self._lock:
             groups: dict[tuple[str, int], list[LakeRecord]] = defaultdict(list)
             for r in records:
                 groups[(self._folder(r.action), r.partition)].append(r)
-            written = 0
-            # Lowest offsets first, so a crash part-way leaves no gap below a written file.
+            listings: dict[str, list[tuple[str, int, int, int]]] = {}
+            plans: dict[int, list[tuple[str, str, list[LakeRecord]]]] = defaultdict(list)
             for (folder, partition), group in sorted(groups.items(), key=lambda g: g[1][0].offset):
-                files = self._listed(f"{self.actions_dir}/{folder}", partition)
+                where = f"{self.actions_dir}/{folder}"
+                if where not in listings:
+                    listings[where] = self._listed(where)
+                files = [(path, a, b) for path, p, a, b in listings[where] if p == partition]
                 known = self._archived.of(folder, partition, (path for path, _, _ in files))
                 fresh = _first_copies(
                     (r for r in group if not any(a <= r.offset <= b for _, a, b in files)), known
                 )
-                if not fresh:
-                    continue
-                name = f"p{partition:03d}-{fresh[0].offset:012d}-{fresh[-1].offset:012d}.parquet"
-                table = actions_table(
-                    [r.action for r in fresh], [(r.partition, r.offset) for r in fresh]
-                )
-                path = f"{self.actions_dir}/{folder}/{name}"
-                self._write(path, table)
-                self._archived.add(folder, partition, path, (r.action.id for r in fresh))
-                written += len(fresh)
-            return written
+                if fresh:
+                    name = (
+                        f"p{partition:03d}-{fresh[0].offset:012d}-{fresh[-1].offset:012d}.parquet"
+                    )
+                    plans[partition].append((folder, f"{where}/{name}", fresh))
+            done: list[tuple[str, int, str, list[LakeRecord]]] = []
+
+            def write_partition(partition: int) -> None:
+                for folder, path, fresh in plans[partition]:
+                    table = actions_table(
+                        [r.action for r in fresh], [(r.partition, r.offset) for r in fresh]
+                    )
+                    self._write(path, table)
+                    done.append((folder, partition, path, fresh))
+
+            try:
+                if len(plans) == 1:
+                    write_partition(next(iter(plans)))
+                elif plans:
+                    with ThreadPoolExecutor(min(len(plans), MAX_PARALLEL_WRITES)) as pool:
+                        for future in [pool.submit(write_partition, p) for p in plans]:
+                            future.result()
+            finally:  # remember what was written, even when another write failed
+                for folder, partition, path, fresh in done:
+                    self._archived.add(folder, partition, path, (r.action.id for r in fresh))
+            return sum(len(fresh) for _, _, _, fresh in done)
 
     def archive_actions(self, actions: Sequence[VideoAction]) -> int:
         groups: dict[str, list[VideoAction]] = defaultdict(list)
@@ -302,9 +327,13 @@ class ParquetLake:
             for r in records:
                 groups[(self._folder(r.action), r.partition)].append(r)
             fresh: list[LakeRecord] = []
+            listings: dict[str, list[tuple[str, int, int, int]]] = {}
             for (folder, partition), group in groups.items():
-                files = self._listed(f"{self.counted_dir}/{folder}", partition)
-                known = self._counted.of(folder, partition, (path for path, _, _ in files))
+                where = f"{self.counted_dir}/{folder}"
+                if where not in listings:
+                    listings[where] = self._listed(where)
+                paths = [path for path, p, _, _ in listings[where] if p == partition]
+                known = self._counted.of(folder, partition, paths)
                 fresh += _first_copies(group, known)
             return sorted(fresh, key=lambda r: (r.partition, r.offset))
 

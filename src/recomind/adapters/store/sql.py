@@ -18,11 +18,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
-from recomind.adapters.store import mysql_bulk, pg_bulk
+from recomind.adapters.store import engagement_sql, mysql_bulk, pg_bulk
 from recomind.adapters.store import schema as t
 from recomind.adapters.store.upsert import MYSQL, insert_rows, upsert
+from recomind.domain import scoring
 from recomind.domain.model import (
     ActionType,
+    Engagement,
     PopularityScore,
     ScoredVideo,
     StoredRecommendations,
@@ -34,6 +36,8 @@ from recomind.domain.model import (
 )
 
 _CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
+# Dialects whose decayed sums run as set-based SQL (engagement_sql).
+_SET_BASED = ("postgresql", *MYSQL)
 
 
 def utc(value: datetime) -> datetime:
@@ -111,6 +115,14 @@ class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect = conn.dialect.name
+        self._staged: Sequence[Engagement] | None = None  # the weights in engagement_sql's table
+
+    def _stage(self, added: Sequence[Engagement]) -> None:
+        # Popularity and tag weights get the same list (equal, if not the same object).
+        if self._staged is not None and (added is self._staged or added == self._staged):
+            return
+        engagement_sql.stage(self.conn, added)
+        self._staged = list(added)
 
     def _rows_in(
         self, table: sa.Table, columns: Sequence[str], key: str, ids: Iterable[str]
@@ -134,15 +146,26 @@ class SqlTransaction:
         unique = list({a.id: a for a in actions}.values())
         if not unique:
             return []
-        rows = [_action_row(a) for a in unique]
         if self.dialect == "postgresql":
-            # One statement: insert what is new, and learn which ids those were.
+            # Insert what is new, and learn which ids those were, from one COPY and one INSERT.
             inserted = set(
-                pg_bulk.unnest_insert(
-                    self.conn, t.video_actions, rows, "ON CONFLICT (id) DO NOTHING RETURNING id"
+                pg_bulk.insert_new_actions(
+                    self.conn,
+                    [
+                        (
+                            a.id,
+                            a.user_id,
+                            a.video_id,
+                            a.action_type.value,
+                            utc(a.timestamp),
+                            a.watch_ms,
+                        )
+                        for a in unique
+                    ],
                 )
             )
             return [a for a in unique if a.id in inserted]
+        rows = [_action_row(a) for a in unique]
         existing = {
             r[0] for r in self._rows_in(t.video_actions, ["id"], "id", (a.id for a in unique))
         }
@@ -197,6 +220,49 @@ class SqlTransaction:
             for p in rows
         ]
         upsert(self.conn, t.user_profiles, values, ["user_id"])
+
+    # Decayed sums: set-based SQL on the servers, the domain's Python sums on SQLite (in-process,
+    # where a round trip costs nothing).
+
+    def add_to_popularity(self, added: Sequence[Engagement], half_life_hours: float) -> None:
+        if not added:
+            return
+        if self.dialect in _SET_BASED:
+            self._stage(added)
+            engagement_sql.add_to_popularity(self.conn, half_life_hours)
+            return
+        current = self.popularity_of(e.video_id for e in added)
+        self.upsert_popularity(scoring.add_to_popularity(current, added, half_life_hours).values())
+
+    def add_to_tag_weights(self, added: Sequence[Engagement], half_life_hours: float) -> None:
+        if not added:
+            return
+        if self.dialect in _SET_BASED:
+            self._stage(added)
+            engagement_sql.add_to_tag_weights(self.conn, half_life_hours)
+            return
+        current = self.tag_weights_of(e.user_id for e in added)
+        tags = self.video_tags(e.video_id for e in added)
+        changed = scoring.add_to_tag_weights(current, added, tags, half_life_hours)
+        self.upsert_tag_weights(changed.values())
+
+    def refresh_top_tags(self, user_ids: Iterable[str], at: datetime) -> None:
+        users = sorted(set(user_ids))
+        if not users:
+            return
+        # MySQL (not MariaDB) has no JSON_ARRAYAGG(… ORDER BY … LIMIT): top tags in Python there.
+        if self.dialect in _SET_BASED and (
+            self.dialect == "postgresql" or getattr(self.conn.dialect, "is_mariadb", False)
+        ):
+            engagement_sql.refresh_top_tags(self.conn, users, utc(at))
+            return
+        per_user: dict[str, list[TagWeight]] = {u: [] for u in users}
+        for w in self.tag_weights_of(users).values():
+            per_user[w.user_id].append(w)
+        self.upsert_profiles(
+            UserProfile(u, scoring.top_tags(weights, engagement_sql.TOP_TAGS), at)
+            for u, weights in per_user.items()
+        )
 
     def video_tags(self, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         rows = self._rows_in(t.videos, ["video_id", "tags"], "video_id", video_ids)
