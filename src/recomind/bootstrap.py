@@ -32,6 +32,7 @@ from recomind.services.feed import FeedService, FeedSettings
 from recomind.services.feed_sessions import FeedSessions, SessionSettings, cursor_key
 from recomind.services.freshness import FeedRefresher
 from recomind.services.importer import Importer
+from recomind.services.impressions import ImpressionLog
 from recomind.services.ingest import ActionIngest, KnownVideos
 from recomind.services.model_registry import ModelHolder, ModelRegistry
 from recomind.services.profiles import ProfileReader
@@ -78,6 +79,7 @@ class RecoMind:
     def drain(self) -> int:
         """Apply every pending event now in this thread; returns how many were read."""
         read = sum(runner.drain() for runner in self.consumers)
+        self.feed.sessions.impressions_log.flush()  # pages served so far count for demotion
         self.refresher.flush()
         return read
 
@@ -86,6 +88,10 @@ class RecoMind:
         for runner in self.consumers:
             runner.stop()
         self.refresher.stop()
+        try:
+            self.feed.sessions.close()  # writes the impressions still buffered
+        except Exception:
+            log.exception("writing the buffered impressions failed")
         for part in (self.ranker, self.bus, self.cache, self.store):
             try:
                 part.close()
@@ -116,7 +122,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
         else cursor_key(s.home / "cursor.key")
     )
     sessions = FeedSessions(
-        cache,
+        ImpressionLog(cache, s.impressions_ttl_seconds, s.impressions_flush_seconds),
         SessionSettings(
             session_seconds=s.feed_session_seconds,
             impressions_seconds=s.impressions_ttl_seconds,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -28,6 +29,12 @@ class DownCache(MemoryCache):
     def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
         raise ConnectionError("connection refused")
 
+    def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
+        raise ConnectionError("connection refused")
+
+    async def get_async(self, key: str) -> bytes | None:
+        raise ConnectionError("connection refused")
+
     def ping(self) -> None:
         raise ConnectionError("connection refused")
 
@@ -39,7 +46,9 @@ def test_a_down_cache_reads_as_misses_and_counts_failures() -> None:
     cache.set("k", b"v", 10)
     cache.delete("k")
     assert cache.incr("c", 10) == 0
-    assert cache.failures == 5
+    cache.append({"k": b"v"}, 10, 10)
+    assert asyncio.run(cache.get_async("k")) is None
+    assert cache.failures == 7
     with pytest.raises(ConnectionError):  # readiness must see the truth
         cache.ping()
 
@@ -50,4 +59,6 @@ def test_a_working_cache_is_passed_through() -> None:
     assert cache.get("k") == b"v"
     assert cache.get_many(["k", "missing"]) == [b"v", None]
     assert cache.incr("c", 10, 2) == 2
+    cache.append({"k": b"w"}, 10, 10)
+    assert asyncio.run(cache.get_async("k")) == b"vw"
     assert cache.failures == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from recomind.domain.ports import Cache
 
@@ -62,6 +62,25 @@ class FailSoftCache:
         except Exception as exc:
             self._failed("incr", exc)
             return 0
+
+    def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
+        try:
+            self.inner.append(values, max_bytes, ttl_seconds)
+        except Exception as exc:
+            self._failed("append", exc)
+
+    async def get_async(self, key: str) -> bytes | None:
+        try:
+            return await self.inner.get_async(key)
+        except Exception as exc:
+            self._failed("get", exc)
+            return None
+
+    async def close_async(self) -> None:
+        try:
+            await self.inner.close_async()
+        except Exception:
+            log.exception("closing the cache's event-loop client failed")
 
     def ping(self) -> None:
         self.inner.ping()  # readiness wants the truth
