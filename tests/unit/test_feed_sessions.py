@@ -104,6 +104,15 @@ def test_no_string_but_a_given_out_cursor_decodes(token: str) -> None:
         CursorCodec(b"k").decode("u1", token)
 
 
+def test_a_genuine_cursor_of_the_older_format_restarts_the_session() -> None:
+    feed = sessions(Clock())
+    body = bytes([1]) + bytes.fromhex(SESSION) + (3).to_bytes(2, "big")
+    old = base64.urlsafe_b64encode(body + feed.codec._mac("u1", body)).rstrip(b"=").decode()
+    assert feed.open("u1", old).event is SessionEvent.RESTARTED
+    with pytest.raises(InvalidInput):  # but only the viewer's own
+        feed.open("u2", old)
+
+
 # -- sessions ------------------------------------------------------------------------------
 
 

@@ -48,6 +48,7 @@ HASH_BYTES = _HASH.size
 MAX_PAGE = 2**16 - 1
 MAX_SERVED = 1000  # videos one session serves at most: the cursor stays under ~5.5 KB
 MIN_CURSOR_BYTES = _HEAD.size + MAC_BYTES
+_V1_BYTES = 1 + SESSION_BYTES + 2 + MAC_BYTES  # version 1: session and page only
 BAD_CURSOR = "not a cursor this API gave out for this viewer"
 
 
@@ -86,10 +87,16 @@ class CursorCodec:
             raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput(BAD_CURSOR, field="cursor") from None
+        body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+        if (
+            len(raw) == _V1_BYTES
+            and raw[0] == 1
+            and hmac.compare_digest(mac, self._mac(user_id, body))
+        ):  # given out before sessions travelled in cursors: its session is over
+            return Cursor(body[1 : 1 + SESSION_BYTES].hex(), 0, at=0)
         extra = len(raw) - MIN_CURSOR_BYTES
         if extra < 0 or extra % HASH_BYTES or raw[0] != CURSOR_VERSION:
             raise InvalidInput(BAD_CURSOR, field="cursor")
-        body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
         if not hmac.compare_digest(mac, self._mac(user_id, body)):
             raise InvalidInput(BAD_CURSOR, field="cursor")
         _, session, page, at = _HEAD.unpack_from(body)
