@@ -118,12 +118,9 @@ class Cache(Protocol):
         `max_bytes` of each, and give each this TTL; all keys in one round trip."""
         ...
 
-    async def get_async(self, key: str) -> bytes | None:
-        """`get` for a caller on an event loop: waiting on the network never blocks the loop."""
-        ...
-
-    async def close_async(self) -> None:
-        """Release what `get_async` opened on the running event loop (before it stops)."""
+    def get_quick(self, key: str) -> bytes | None:
+        """`get` for a caller on an event loop: answers within a short timeout or raises,
+        so a slow or unreachable server holds the loop for that long at most."""
         ...
 
     def ping(self) -> None: ...

@@ -2,7 +2,10 @@
 
 The cache only speeds things up. When Redis is unreachable, a read is a miss (the feed
 falls back to the store), writes and deletes are skipped, and a counter reads as 0.
-`failures` tells the operator how often that happened.
+`failures` tells the operator how often that happened. After a quick read (`get_quick`, for
+callers on an event loop) fails, quick reads are misses for `QUICK_PAUSE_SECONDS` without
+asking the server: those callers then take their slower path (a worker thread), which
+still tries the cache with the normal timeouts.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from recomind.domain.ports import Cache
 
 log = logging.getLogger(__name__)
 _LOG_EVERY_SECONDS = 10.0
+QUICK_PAUSE_SECONDS = 5.0
 
 
 class FailSoftCache:
@@ -22,6 +26,7 @@ class FailSoftCache:
         self.inner = inner
         self.failures = 0
         self._last_logged = 0.0
+        self._quick_paused_until = 0.0
 
     def _failed(self, op: str, exc: Exception) -> None:
         self.failures += 1
@@ -69,18 +74,17 @@ class FailSoftCache:
         except Exception as exc:
             self._failed("append", exc)
 
-    async def get_async(self, key: str) -> bytes | None:
-        try:
-            return await self.inner.get_async(key)
-        except Exception as exc:
-            self._failed("get", exc)
+    def get_quick(self, key: str) -> bytes | None:
+        """A miss while the last quick read failed less than `QUICK_PAUSE_SECONDS` ago:
+        a caller on an event loop waits on a failing server once per pause at most."""
+        if time.monotonic() < self._quick_paused_until:
             return None
-
-    async def close_async(self) -> None:
         try:
-            await self.inner.close_async()
-        except Exception:
-            log.exception("closing the cache's event-loop client failed")
+            return self.inner.get_quick(key)
+        except Exception as exc:
+            self._quick_paused_until = time.monotonic() + QUICK_PAUSE_SECONDS
+            self._failed("get_quick", exc)
+            return None
 
     def ping(self) -> None:
         self.inner.ping()  # readiness wants the truth

@@ -78,11 +78,8 @@ class MemoryCache:
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
 
-    async def get_async(self, key: str) -> bytes | None:
+    def get_quick(self, key: str) -> bytes | None:
         return self.get(key)  # in-process: nothing to wait for
-
-    async def close_async(self) -> None:
-        return None
 
     def ping(self) -> None:
         return None

@@ -39,7 +39,6 @@ def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
             yield
         finally:
             checks.close()
-            await recomind.cache.close_async()  # its event-loop client, on this loop
             recomind.close()
 
     app = FastAPI(

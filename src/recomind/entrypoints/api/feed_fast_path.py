@@ -9,11 +9,12 @@ in the same order (the viewer id first, then the query, then the cursor), and ev
 goes through the app's own exception handlers, so each 4xx is the same problem+json. A
 path it does not recognise (`/recommendations/a/b`, `HEAD`) goes on to FastAPI.
 
-A page whose list is in the cache is answered on the event loop: one read of the cache
-through its event-loop client (`Cache.get_async`: redis.asyncio on Redis, so a slow or
-unreachable Redis keeps only the requests that wait on it), then the page is cut out of the
-bytes and the cursor signed, with no other I/O (the session travels in the cursor and the
-impressions are written behind, `services/impressions.py`). Everything else, a list missing
+A page whose list is in the cache is answered on the event loop: one quick read of the
+cache (`Cache.get_quick`: the blocking Redis client with 100 ms timeouts, which costs less
+per read here than redis.asyncio, and after a failure the loop leaves Redis alone for 5 s),
+then the page is cut out of the bytes and the cursor signed, with no other I/O (the session
+travels in the cursor and the impressions are written behind, `services/impressions.py`).
+Everything else, a list missing
 from the cache (read from the store or computed) and trending when `popular_videos` is
 missing, runs in a worker thread, as FastAPI runs a sync route. The threads are the fast
 path's own pool (`THREADS`), handed work by `loop.run_in_executor`: a third of the cost of
@@ -98,7 +99,7 @@ async def _feed_page(
     limit, explain, cursor = parse_query(scope["query_string"])
     feed = recomind.feed
     wanted = feed.sessions.check(user_id, cursor)
-    cached = await recomind.cache.get_async(cache_keys.recommendations(user_id))
+    cached = recomind.cache.get_quick(cache_keys.recommendations(user_id))
     page = feed.cached_page(user_id, limit, wanted, explain, cached)
     if page is None:  # not in the cache: the store, or computed, in a worker thread
         page = await off_loop(feed.page, user_id, limit, cursor, explain)
@@ -109,7 +110,7 @@ async def _trending_page(
     recomind: RecoMind, scope: Scope, off_loop: OffLoop
 ) -> tuple[bytes, list[Any]]:
     limit, explain, cursor = parse_query(scope["query_string"])
-    cached = await recomind.cache.get_async(cache_keys.POPULAR_VIDEOS)
+    cached = recomind.cache.get_quick(cache_keys.POPULAR_VIDEOS)
     items = recomind.feed.cached_trending(cached)
     if items is None:  # built from the store in a worker thread
         items = await off_loop(recomind.feed.trending_list)
