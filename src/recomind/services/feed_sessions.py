@@ -27,6 +27,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import random
 import secrets
 import struct
 import time
@@ -77,9 +78,8 @@ class CursorCodec:
         self._key = hashlib.blake2b(secret, digest_size=32, person=b"recomind-cursor").digest()
 
     def encode(self, user_id: str, cursor: Cursor) -> str:
-        body = _HEAD.pack(
-            CURSOR_VERSION, bytes.fromhex(cursor.session), cursor.page, cursor.at
-        ) + b"".join(_HASH.pack(h) for h in cursor.served)
+        head = _HEAD.pack(CURSOR_VERSION, bytes.fromhex(cursor.session), cursor.page, cursor.at)
+        body = head + struct.pack(f">{len(cursor.served)}I", *cursor.served)
         return base64.urlsafe_b64encode(body + self._mac(user_id, body)).rstrip(b"=").decode()
 
     def decode(self, user_id: str, token: str) -> Cursor:
@@ -194,7 +194,9 @@ class FeedSessions:
                 user_id, wanted.session, wanted.page, wanted.served, SessionEvent.CONTINUED, now
             )
         event = SessionEvent.STARTED if wanted is None else SessionEvent.RESTARTED
-        return Position(user_id, secrets.token_hex(SESSION_BYTES), 0, (), event, now)
+        # Unique, not secret (the MAC protects the cursor): no system call per first page.
+        session = f"{random.getrandbits(8 * SESSION_BYTES):0{2 * SESSION_BYTES}x}"
+        return Position(user_id, session, 0, (), event, now)
 
     def record(self, position: Position, video_ids: list[str], more: bool) -> str | None:
         """The page was served: its impressions are logged; the next page's cursor when

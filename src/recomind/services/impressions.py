@@ -50,9 +50,18 @@ def short_hash(video_id: str) -> int:
     return video_hash(video_id) & 0xFFFFFFFF
 
 
+_SERVED_ONCE = struct.Struct("<dI")  # a record's tail: served at, times
+
+
+@lru_cache(maxsize=65_536)
+def _hash_bytes(video_id: str) -> bytes:
+    return video_hash(video_id).to_bytes(8, "little")
+
+
 def records(video_ids: Sequence[str], now: float) -> bytes:
     """One record per distinct video: served once, now."""
-    return b"".join(_PACK.pack(video_hash(v), now, 1) for v in dict.fromkeys(video_ids))
+    tail = _SERVED_ONCE.pack(now, 1)
+    return b"".join(_hash_bytes(v) + tail for v in dict.fromkeys(video_ids))
 
 
 class Impressions:
