@@ -8,6 +8,7 @@ retrain schedule in this process (the embedded, one-process mode).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,13 +122,17 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
         if s.feed_cursor_secret
         else cursor_key(s.home / "cursor.key")
     )
+    # Sessions and impressions age on the clock too, so a test that moves it a day sees
+    # yesterday's impressions expire (the system clock: plain time.time, the cheapest).
+    wall = time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
     sessions = FeedSessions(
-        ImpressionLog(cache, s.impressions_ttl_seconds, s.impressions_flush_seconds),
+        ImpressionLog(cache, s.impressions_ttl_seconds, s.impressions_flush_seconds, wall),
         SessionSettings(
             session_seconds=s.feed_session_seconds,
             impressions_seconds=s.impressions_ttl_seconds,
         ),
         secret,
+        wall,
     )
     feed = FeedService(
         store,
