@@ -8,6 +8,7 @@ retrain schedule in this process (the embedded, one-process mode).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from recomind.services.feed import FeedService, FeedSettings
 from recomind.services.feed_sessions import FeedSessions, SessionSettings, cursor_key
 from recomind.services.freshness import FeedRefresher
 from recomind.services.importer import Importer
+from recomind.services.impressions import ImpressionLog
 from recomind.services.ingest import ActionIngest, KnownVideos
 from recomind.services.model_registry import ModelHolder, ModelRegistry
 from recomind.services.profiles import ProfileReader
@@ -78,6 +80,7 @@ class RecoMind:
     def drain(self) -> int:
         """Apply every pending event now in this thread; returns how many were read."""
         read = sum(runner.drain() for runner in self.consumers)
+        self.feed.sessions.impressions_log.flush()  # pages served so far count for demotion
         self.refresher.flush()
         return read
 
@@ -86,6 +89,10 @@ class RecoMind:
         for runner in self.consumers:
             runner.stop()
         self.refresher.stop()
+        try:
+            self.feed.sessions.close()  # writes the impressions still buffered
+        except Exception:
+            log.exception("writing the buffered impressions failed")
         for part in (self.ranker, self.bus, self.cache, self.store):
             try:
                 part.close()
@@ -115,13 +122,17 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
         if s.feed_cursor_secret
         else cursor_key(s.home / "cursor.key")
     )
+    # Sessions and impressions age on the clock too, so a test that moves it a day sees
+    # yesterday's impressions expire (the system clock: plain time.time, the cheapest).
+    wall = time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
     sessions = FeedSessions(
-        cache,
+        ImpressionLog(cache, s.impressions_ttl_seconds, s.impressions_flush_seconds, wall),
         SessionSettings(
             session_seconds=s.feed_session_seconds,
             impressions_seconds=s.impressions_ttl_seconds,
         ),
         secret,
+        wall,
     )
     feed = FeedService(
         store,

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     impressions_ttl_seconds: float = Field(
         86400, gt=0, description="How long a video served to a viewer counts as an impression"
     )
+    impressions_flush_seconds: float = Field(
+        0.05,
+        gt=0,
+        le=10,
+        description="Impressions are written to the cache in batches, at most this long after "
+        "their page was answered",
+    )
     impression_demotion: int = Field(
         1000,
         ge=0,

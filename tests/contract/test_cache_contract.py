@@ -169,3 +169,30 @@ def test_get_many_sees_what_get_sees(cache: Cache, key: Keys) -> None:
 
 def test_ping(cache: Cache) -> None:
     cache.ping()
+
+
+def test_append_creates_appends_and_keeps_the_tail(cache: Cache, key: Keys) -> None:
+    a, b = key("a"), key("b")
+    cache.append({a: b"123", b: b"x"}, 8, LONG)
+    cache.append({a: b"4567"}, 8, LONG)
+    assert cache.get_many([a, b]) == [b"1234567", b"x"]
+    cache.append({a: b"89"}, 8, LONG)  # 9 bytes: the first is dropped
+    assert cache.get(a) == b"23456789"
+    cache.append({}, 8, LONG)  # nothing to do, and no error
+    assert cache.get(a) == b"23456789"
+
+
+def test_append_sets_the_ttl_of_what_it_writes(cache: Cache, key: Keys) -> None:
+    kept, trimmed = key("kept"), key("trimmed")
+    cache.set(kept, b"old", LONG)
+    cache.append({kept: b"+", trimmed: b"abc"}, 2, SHORT)
+    assert cache.get_many([kept, trimmed]) == [b"d+", b"bc"]
+    time.sleep(SHORT + 0.1)
+    assert cache.get_many([kept, trimmed]) == [None, None]
+
+
+def test_get_quick_sees_what_get_sees(cache: Cache, key: Keys) -> None:
+    k = key("feed")
+    cache.set(k, b"\x00bytes\xff", LONG)
+    assert cache.get_quick(k) == b"\x00bytes\xff"
+    assert cache.get_quick(key("missing")) is None

@@ -1,13 +1,15 @@
 """Over real HTTP, with API keys on: `FeedFastPath` answers `GET /recommendations/{user_id}`
 and `GET /trending` as the FastAPI routes do (statuses, headers, bodies, problem+json),
-and a cached feed page costs one cache read and one write, on memory and on Redis."""
+and a cached feed page costs one cache read on the event loop (its impressions are written
+behind, in batches), on memory and on Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from recomind.domain.ports import Cache
 from recomind.entrypoints.api.app import create_app
 from recomind.entrypoints.api.feed_fast_path import FeedFastPath
 from recomind.entrypoints.logs import RequestIdFilter
+from recomind.services.packed_list import PackedList
 from tests.integration.conftest import CACHE_IDS, CACHE_URLS, Served, clean_cache_url, seeded
 from tests.support.servers import serve_in_thread
 
@@ -165,6 +168,14 @@ class CountingCache:
         self.calls.append("incr")
         return self.inner.incr(key, ttl_seconds, amount)
 
+    def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
+        self.calls.append("append")
+        self.inner.append(values, max_bytes, ttl_seconds)
+
+    def get_quick(self, key: str) -> bytes | None:
+        self.calls.append("get_quick")
+        return self.inner.get_quick(key)
+
     def ping(self) -> None:
         self.inner.ping()
 
@@ -172,10 +183,17 @@ class CountingCache:
         self.inner.close()
 
 
-def test_a_cached_page_is_one_read_and_one_write(served: Served) -> None:
+def test_a_cached_page_is_one_read_and_its_impressions_are_written_behind(
+    served: Served,
+) -> None:
     fail_soft = served.recomind.cache
+    log = served.recomind.feed.sessions.impressions_log
     first = served.http.get("/recommendations/u23", params={"limit": 3}, headers=AUTH)
     assert first.headers["x-feed-source"] == "cache"
+    log.flush()
+    listed = PackedList.from_bytes(fail_soft.get(cache_keys.recommendations("u23")) or b"")
+    assert listed is not None
+    before = served.recomind.feed.sessions.times_served("u23", listed.ids)
     counting = CountingCache(fail_soft.inner)
     fail_soft.inner = counting
     try:
@@ -184,28 +202,47 @@ def test_a_cached_page_is_one_read_and_one_write(served: Served) -> None:
             params={"limit": 3, "cursor": first.headers["x-next-cursor"]},
             headers=AUTH,
         )
+        during = list(counting.calls)
+        log.flush()  # what the impressions thread does within `flush_seconds`
     finally:
         fail_soft.inner = counting.inner
     assert r.status_code == 200 and r.headers["x-feed-session"] == "continued"
-    assert counting.calls == ["get_many", "set"]
-    assert not {i["video_id"] for i in r.json()} & {i["video_id"] for i in first.json()}
+    assert during in (["get_quick"], ["get_quick", "append"])  # the thread may flush first
+    assert counting.calls == ["get_quick", "append"]
+    page = [i["video_id"] for i in r.json()]
+    assert not set(page) & {i["video_id"] for i in first.json()}
+    after = served.recomind.feed.sessions.times_served("u23", listed.ids)
+    # one more serving of each, in the cache for any process that rebuilds lists
+    assert after == {**before, **{v: before.get(v, 0) + 1 for v in page}}
 
 
-def test_log_lines_written_while_the_page_is_built_carry_the_request_id(served: Served) -> None:
-    """The page is built in a worker thread; the request's context goes with it."""
+def test_log_lines_written_while_the_page_is_built_carry_the_request_id(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page whose list is not cached is built in a worker thread; the request's context
+    goes with it."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.addFilter(RequestIdFilter())  # reads the request id in the thread that logs
     handler.emit = records.append  # type: ignore[method-assign]
-    sessions_log = logging.getLogger("recomind.services.feed_sessions")
-    sessions_log.addHandler(handler)
-    served.recomind.cache.set(cache_keys.impressions("u24"), b"not a feed state", 60)
+    feed = served.recomind.feed
+    build = feed.page
+    builder_log = logging.getLogger("test.feed.builder")
+    builder_log.addHandler(handler)
+
+    def page_logged(*args: Any) -> Any:
+        builder_log.warning("building a page in %s", threading.current_thread().name)
+        return build(*args)
+
+    monkeypatch.setattr(feed, "page", page_logged)
+    served.recomind.cache.delete(cache_keys.recommendations("u24"))
     try:
         r = served.http.get(
             "/recommendations/u24", headers={**AUTH, "X-Request-Id": "trace-feed-24"}
         )
     finally:
-        sessions_log.removeHandler(handler)
+        builder_log.removeHandler(handler)
     assert r.status_code == 200 and r.headers["x-request-id"] == "trace-feed-24"
-    unreadable = [rec for rec in records if "unreadable feed state" in rec.getMessage()]
-    assert [getattr(rec, "request_id", None) for rec in unreadable] == ["trace-feed-24"]
+    assert r.headers["x-feed-source"] != "cache"
+    assert len(records) == 1 and records[0].getMessage().startswith("building a page in feed")
+    assert [getattr(rec, "request_id", None) for rec in records] == ["trace-feed-24"]

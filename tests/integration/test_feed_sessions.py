@@ -152,7 +152,10 @@ def test_bad_cursors_are_problems_and_change_nothing(served: Served) -> None:
     first = page(served, "u15", limit=5)
     cursor = first.headers["x-next-cursor"]
     other = page(served, "u16", limit=5).headers["x-next-cursor"]
+    impressions = served.recomind.feed.sessions.impressions_log
+    impressions.flush()  # the pages' impressions, written behind, are in the cache now
     state = served.recomind.cache.get(cache_keys.impressions("u15"))
+    assert state is not None
     bad_before = served.recomind.feed.sessions.bad_cursors
     for bad in ["!!", "x", cursor[:-4], cursor + "AAAA", _flip(cursor), other, "MTA"]:
         r = served.http.get("/recommendations/u15", params={"cursor": bad})
@@ -160,6 +163,7 @@ def test_bad_cursors_are_problems_and_change_nothing(served: Served) -> None:
         assert r.headers["content-type"] == "application/problem+json"
         problem = r.json()
         assert problem["status"] == 422 and problem["errors"][0]["field"] == "cursor"
+    assert impressions.flush() == 0  # nothing was recorded for them
     assert served.recomind.cache.get(cache_keys.impressions("u15")) == state
     assert served.recomind.feed.sessions.bad_cursors == bad_before + 7
     # the genuine cursor still continues the session

@@ -160,6 +160,7 @@ def test_metrics_follow_the_read_path_step_by_step_and_feed_sessions(served: Ser
     cursor = first.headers["x-next-cursor"]
     assert http.get(f"/recommendations/{viewer}", params={"cursor": cursor}).status_code == 200
     assert http.get(f"/recommendations/{viewer}", params={"cursor": "nope"}).status_code == 422
+    recomind.feed.sessions.impressions_log.flush()  # what its thread does within 50 ms
     recomind.cache.delete(cache_keys.recommendations(viewer))  # as if its TTL ran out
     assert http.get(f"/recommendations/{viewer}").headers["x-feed-source"] == "computed"
     after = scrape(http)
@@ -183,8 +184,9 @@ def test_metrics_follow_the_read_path_step_by_step_and_feed_sessions(served: Ser
     cache = "recomind_feed_cache_requests_total"
     assert moved(before, after, cache, cache="recommendations", result="hit") == 1
     assert moved(before, after, cache, cache="recommendations", result="miss") == 2
-    assert moved(before, after, cache, cache="impressions", result="hit") == 2
+    # impressions are read when a list is rebuilt: none yet at the first, two pages' at the second
     assert moved(before, after, cache, cache="impressions", result="miss") == 1
+    assert moved(before, after, cache, cache="impressions", result="hit") == 1
 
 
 def test_model_gauge_names_the_version_in_use(served: Served) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 
-from recomind.adapters.cache.failsoft import FailSoftCache
+from recomind.adapters.cache import failsoft
+from recomind.adapters.cache.failsoft import QUICK_PAUSE_SECONDS, FailSoftCache
 from recomind.adapters.cache.memory import MemoryCache
 
 
@@ -28,6 +29,13 @@ class DownCache(MemoryCache):
     def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
         raise ConnectionError("connection refused")
 
+    def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
+        raise ConnectionError("connection refused")
+
+    def get_quick(self, key: str) -> bytes | None:
+        self.quick_reads = getattr(self, "quick_reads", 0) + 1
+        raise ConnectionError("connection refused")
+
     def ping(self) -> None:
         raise ConnectionError("connection refused")
 
@@ -39,7 +47,9 @@ def test_a_down_cache_reads_as_misses_and_counts_failures() -> None:
     cache.set("k", b"v", 10)
     cache.delete("k")
     assert cache.incr("c", 10) == 0
-    assert cache.failures == 5
+    cache.append({"k": b"v"}, 10, 10)
+    assert cache.get_quick("k") is None
+    assert cache.failures == 7
     with pytest.raises(ConnectionError):  # readiness must see the truth
         cache.ping()
 
@@ -50,4 +60,22 @@ def test_a_working_cache_is_passed_through() -> None:
     assert cache.get("k") == b"v"
     assert cache.get_many(["k", "missing"]) == [b"v", None]
     assert cache.incr("c", 10, 2) == 2
+    cache.append({"k": b"w"}, 10, 10)
+    assert cache.get_quick("k") == b"vw"
     assert cache.failures == 0
+
+
+def test_after_a_failed_quick_read_quick_reads_leave_the_server_alone_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    down = DownCache()
+    cache = FailSoftCache(down)
+    now = [1000.0]
+    monkeypatch.setattr(failsoft.time, "monotonic", lambda: now[0])
+    assert cache.get_quick("k") is None and down.quick_reads == 1
+    now[0] += QUICK_PAUSE_SECONDS - 0.1
+    assert cache.get_quick("k") is None and down.quick_reads == 1  # not asked: a miss at once
+    assert cache.get("k") is None  # the normal reads still try
+    now[0] += 0.2
+    assert cache.get_quick("k") is None and down.quick_reads == 2
+    assert cache.failures == 3

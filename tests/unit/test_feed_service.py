@@ -26,6 +26,7 @@ from recomind.recommenders.data import training_data
 from recomind.recommenders.hybrid import HybridRecommender
 from recomind.services.feed import FeedService, FeedSettings
 from recomind.services.feed_sessions import FeedSessions, SessionEvent, SessionSettings
+from recomind.services.impressions import ImpressionLog
 from recomind.services.model_registry import LoadedModel
 from recomind.services.simulator import simulate
 
@@ -79,7 +80,7 @@ def service(
     top_n: int = 20,
 ) -> FeedService:
     cache = MemoryCache()
-    sessions = FeedSessions(cache, SessionSettings(1800, 86400), secret=b"s")
+    sessions = FeedSessions(ImpressionLog(cache, 86400), SessionSettings(1800, 86400), secret=b"s")
     settings = FeedSettings(
         top_n=top_n,
         recommendations_ttl=600,

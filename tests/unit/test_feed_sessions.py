@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import pytest
@@ -13,16 +14,23 @@ from recomind.adapters.cache.memory import MemoryCache
 from recomind.domain import cache_keys
 from recomind.domain.errors import InvalidInput
 from recomind.services.feed_sessions import (
-    MAX_SESSIONS,
+    MAX_SERVED,
     Cursor,
     CursorCodec,
     FeedSessions,
-    FeedState,
+    Position,
     SessionEvent,
     SessionSettings,
     cursor_key,
 )
-from recomind.services.impressions import MAX_IMPRESSIONS, Impressions, demote
+from recomind.services.impressions import (
+    MAX_IMPRESSIONS,
+    RECORD,
+    ImpressionLog,
+    Impressions,
+    demote,
+    short_hash,
+)
 
 SESSION = "00112233445566778899aabb"
 
@@ -36,12 +44,19 @@ class Clock:
 
 
 def sessions(clock: Clock, cache: MemoryCache | None = None) -> FeedSessions:
+    log = ImpressionLog(cache or MemoryCache(), ttl_seconds=86400, clock=clock)
     return FeedSessions(
-        cache or MemoryCache(),
+        log,
         SessionSettings(session_seconds=1800, impressions_seconds=86400),
         secret=b"test-secret",
         clock=clock,
     )
+
+
+def served(position: Position, *video_ids: str) -> set[str]:
+    """Which of these videos the position's session has served."""
+    fresh = set(position.fresh(video_ids))
+    return {v for n, v in enumerate(video_ids) if n not in fresh}
 
 
 # -- cursors -------------------------------------------------------------------------------
@@ -51,6 +66,9 @@ def test_cursor_round_trips_and_is_url_safe() -> None:
     codec = CursorCodec(b"k")
     token = codec.encode("u1", Cursor(SESSION, 7))
     assert codec.decode("u1", token) == Cursor(SESSION, 7)
+    full = Cursor(SESSION, 3, at=1_800_000_000, served=(0, 1, 2**32 - 1))
+    token = codec.encode("u1", full)
+    assert codec.decode("u1", token) == full
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -86,6 +104,15 @@ def test_no_string_but_a_given_out_cursor_decodes(token: str) -> None:
         CursorCodec(b"k").decode("u1", token)
 
 
+def test_a_genuine_cursor_of_the_older_format_restarts_the_session() -> None:
+    feed = sessions(Clock())
+    body = bytes([1]) + bytes.fromhex(SESSION) + (3).to_bytes(2, "big")
+    old = base64.urlsafe_b64encode(body + feed.codec._mac("u1", body)).rstrip(b"=").decode()
+    assert feed.open("u1", old).event is SessionEvent.RESTARTED
+    with pytest.raises(InvalidInput):  # but only the viewer's own
+        feed.open("u2", old)
+
+
 # -- sessions ------------------------------------------------------------------------------
 
 
@@ -93,18 +120,20 @@ def test_pages_of_a_session_exclude_what_it_served() -> None:
     clock = Clock()
     feed = sessions(clock)
     first = feed.open("u1", None)
-    assert first.event is SessionEvent.STARTED and first.served == set()
+    assert first.event is SessionEvent.STARTED and first.served == ()
     cursor = feed.record(first, ["a", "b"], more=True)
     assert cursor is not None
 
     clock.now += 60
     second = feed.open("u1", cursor)
-    assert second.event is SessionEvent.CONTINUED and second.served == {"a", "b"}
+    assert second.event is SessionEvent.CONTINUED
+    assert served(second, "a", "b", "c", "d", "e") == {"a", "b"}
+    assert second.fresh(["x", "a", "y", "b"]) == [0, 2]
     cursor2 = feed.record(second, ["c", "d"], more=True)
     assert cursor2 is not None and cursor2 != cursor
 
     third = feed.open("u1", cursor2)
-    assert third.served == {"a", "b", "c", "d"}
+    assert served(third, "a", "b", "c", "d", "e") == {"a", "b", "c", "d"}
     assert feed.record(third, ["e"], more=False) is None
     assert dict(feed.pages) == {"started": 1, "continued": 2}
 
@@ -115,9 +144,9 @@ def test_retried_cursor_gets_its_page_again() -> None:
     page_two = feed.open("u1", cursor)
     feed.record(page_two, ["c", "d"], more=True)  # the answer was lost; the client retries
     retry = feed.open("u1", cursor)
-    assert retry.served == {"a", "b"}  # c and d may be served again, nothing is skipped
+    assert served(retry, "a", "b", "c", "d") == {"a", "b"}  # c, d may come again; none skipped
     next_cursor = feed.record(retry, ["c", "x"], more=True)
-    assert feed.open("u1", next_cursor).served == {"a", "b", "c", "x"}
+    assert served(feed.open("u1", next_cursor), *"abcdx") == {"a", "b", "c", "x"}
 
 
 def test_expired_session_restarts() -> None:
@@ -128,7 +157,7 @@ def test_expired_session_restarts() -> None:
     clock.now += 1800 + 1
     restarted = feed.open("u1", cursor)
     assert restarted.event is SessionEvent.RESTARTED
-    assert restarted.served == set() and restarted.page == 0
+    assert restarted.served == () and restarted.page == 0
     assert restarted.session != feed.codec.decode("u1", cursor).session
 
 
@@ -143,12 +172,29 @@ def test_session_lives_while_it_is_used() -> None:
         cursor = feed.record(position, [f"v{clock.now}"], more=True)
 
 
-def test_lost_state_restarts_a_genuine_cursor() -> None:
+def test_paging_needs_no_cache_and_survives_losing_it() -> None:
     cache = MemoryCache()
     feed = sessions(Clock(), cache)
     cursor = feed.record(feed.open("u1", None), ["a"], more=True)
-    cache.delete(cache_keys.impressions("u1"))
-    assert feed.open("u1", cursor).event is SessionEvent.RESTARTED
+    cache.close()  # everything in the cache is gone
+    position = feed.open("u1", cursor)
+    assert position.event is SessionEvent.CONTINUED and served(position, "a", "b") == {"a"}
+
+
+def test_another_process_with_the_key_continues_the_session() -> None:
+    clock = Clock()
+    cursor = sessions(clock).record(sessions(clock).open("u1", None), ["a", "b"], more=True)
+    other = sessions(clock, MemoryCache())  # another replica: same key, a cache of its own
+    assert served(other.open("u1", cursor), "a", "b", "c") == {"a", "b"}
+
+
+def test_a_session_ends_when_its_cursor_would_grow_past_the_cap() -> None:
+    feed = sessions(Clock())
+    position = feed.open("u1", None)
+    cursor = feed.record(position, [f"v{i}" for i in range(MAX_SERVED)], more=True)
+    assert cursor is not None and len(cursor) < 5600
+    position = feed.open("u1", cursor)
+    assert feed.record(position, ["one more"], more=True) is None
 
 
 def test_bad_cursor_is_counted_and_touches_nothing() -> None:
@@ -157,19 +203,24 @@ def test_bad_cursor_is_counted_and_touches_nothing() -> None:
     with pytest.raises(InvalidInput):
         feed.open("u1", "not-a-cursor")
     assert feed.bad_cursors == 1
+    feed.impressions_log.flush()
     assert cache.get(cache_keys.impressions("u1")) is None
-    assert sum(feed.state_reads.values()) == 0
 
 
 def test_concurrent_sessions_of_one_viewer_stay_apart() -> None:
     feed = sessions(Clock())
     phone = feed.record(feed.open("u1", None), ["a", "b"], more=True)
     tablet = feed.record(feed.open("u1", None), ["a", "c"], more=True)
-    assert feed.open("u1", phone).served == {"a", "b"}
-    assert feed.open("u1", tablet).served == {"a", "c"}
+    assert served(feed.open("u1", phone), "a", "b", "c") == {"a", "b"}
+    assert served(feed.open("u1", tablet), "a", "b", "c") == {"a", "c"}
 
 
-# -- impressions -----------------------------------------------------------------------------
+def test_short_hashes_are_32_bits_of_the_impression_hash() -> None:
+    assert 0 <= short_hash("v1") < 2**32
+    assert short_hash("v1") != short_hash("v2")
+
+
+# -- impressions (written behind) -------------------------------------------------------------
 
 
 def test_impressions_count_servings_and_expire() -> None:
@@ -184,48 +235,55 @@ def test_impressions_count_servings_and_expire() -> None:
     assert feed.times_served("u1", ["a", "b", "c"]) == {"a": 2}
 
 
-def test_state_is_bounded() -> None:
-    state = FeedState()
-    for n in range(MAX_SESSIONS + 5):
-        state.record(f"{n:024x}", 0, [f"v{n}-{i}" for i in range(100)], now=float(n))
-        state.prune(now=float(n), session_seconds=1e9, impressions_seconds=1e9)
-        assert len(state.sessions) <= MAX_SESSIONS
-        assert len(state.impressions) <= MAX_IMPRESSIONS
-    assert len(state.sessions) == MAX_SESSIONS
-    newest, oldest = f"v{MAX_SESSIONS + 4}-0", "v0-0"
-    assert state.impressions.times_served([newest, oldest], 100.0, 1e9) == {newest: 1}
+def test_impressions_are_written_to_the_cache_within_the_flush_interval() -> None:
+    cache = MemoryCache()
+    log = ImpressionLog(cache, ttl_seconds=60, flush_seconds=0.01)
+    try:
+        log.record("u1", ["a", "b"], now=1.0)
+        log.record("u2", ["a"], now=1.0)
+        log.record("u1", ["c"], now=2.0)
+        deadline = time.monotonic() + 5
+        while cache.get(cache_keys.impressions("u2")) is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        raw = cache.get(cache_keys.impressions("u1"))
+        assert raw is not None and len(raw) == 3 * RECORD.itemsize
+        # a process that only reads the cache (a worker rebuilding lists) sees them
+        reader = ImpressionLog(cache, ttl_seconds=60)
+        assert reader.times_served("u1", ["a", "b", "c", "d"], now=3.0) == {"a": 1, "b": 1, "c": 1}
+        assert reader.reads == {"hit": 1, "miss": 0}
+    finally:
+        log.close()
 
 
-def _state_bytes(sessions: bytes, impressions: bytes = b"", version: int = 2) -> bytes:
-    return bytes([version]) + len(sessions).to_bytes(4, "big") + sessions + impressions
+def test_buffered_impressions_count_in_their_own_process_and_are_written_on_close() -> None:
+    cache = MemoryCache()
+    log = ImpressionLog(cache, ttl_seconds=60, flush_seconds=60)  # no flush while the test runs
+    log.record("u1", ["a"], now=1.0)
+    assert cache.get(cache_keys.impressions("u1")) is None
+    assert log.times_served("u1", ["a", "b"], now=2.0) == {"a": 1}
+    log.close()
+    assert ImpressionLog(cache, 60).times_served("u1", ["a"], now=2.0) == {"a": 1}
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"",
-        b"not a state",
-        b'{"seen": {}}',
-        _state_bytes(b"[]"),
-        _state_bytes(b"{"),
-        _state_bytes(b"{}", version=1),
-        _state_bytes(b"{}", b"\x01\x02\x03"),  # not whole records
-    ],
-)
-def test_unreadable_state_starts_afresh(raw: bytes) -> None:
-    state = FeedState.from_bytes(raw)
-    assert len(state.impressions) == 0 and state.sessions == {}
+def test_impressions_kept_per_viewer_are_bounded_to_the_most_recent() -> None:
+    cache = MemoryCache()
+    log = ImpressionLog(cache, ttl_seconds=1e9)
+    for n in range(MAX_IMPRESSIONS // 100 + 5):
+        log.record("u1", [f"v{n}-{i}" for i in range(100)], now=float(n))
+        log.flush()
+    raw = cache.get(cache_keys.impressions("u1"))
+    assert raw is not None and len(raw) == MAX_IMPRESSIONS * RECORD.itemsize
+    newest, oldest = f"v{MAX_IMPRESSIONS // 100 + 4}-0", "v0-0"
+    assert log.times_served("u1", [newest, oldest], 100.0) == {newest: 1}
 
 
-def test_state_round_trips() -> None:
-    state = FeedState()
-    state.record(SESSION, 0, ["a", "b"], now=5.0)
-    state.record(SESSION, 1, ["c"], now=6.0)
-    again = FeedState.from_bytes(state.to_bytes())
-    assert again.served(SESSION, 2) == {"a", "b", "c"}
-    served = again.impressions.times_served
-    assert served(["a", "b", "c", "d"], now=7.0, ttl_seconds=60) == {"a": 1, "b": 1, "c": 1}
-    assert served(["a", "b", "c", "d"], now=65.5, ttl_seconds=60) == {"c": 1}
+def test_a_value_of_an_older_format_leaves_the_newer_records_readable() -> None:
+    cache = MemoryCache()
+    cache.set(cache_keys.impressions("u1"), b"\x02\x00\x00\x00\x02{}", 60)  # not whole records
+    log = ImpressionLog(cache, ttl_seconds=60)
+    log.record("u1", ["a"], now=1.0)
+    log.flush()
+    assert log.times_served("u1", ["a", "b"], now=2.0) == {"a": 1}
 
 
 # -- impressions ------------------------------------------------------------------------------

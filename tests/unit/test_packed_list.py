@@ -58,3 +58,14 @@ def test_pages_are_the_items_json(items: list[FeedItem], data: st.DataObject) ->
 )
 def test_anything_else_reads_as_a_miss(raw: bytes) -> None:
     assert PackedList.from_bytes(raw) is None
+
+
+def test_a_list_read_again_is_not_parsed_again_and_equal_bytes_read_alike() -> None:
+    items = [{"video_id": f"v{n}", "title": "t", "url": "u", "tags": ["x"]} for n in range(3)]
+    raw = PackedList.pack(items).to_bytes()
+    first = PackedList.from_bytes(raw)
+    again = PackedList.from_bytes(bytes(bytearray(raw)))  # other bytes, the same content
+    assert first is not None and again is first
+    other = PackedList.from_bytes(PackedList.pack(items[:2]).to_bytes())
+    assert other is not None and other.ids == ["v0", "v1"]
+    assert PackedList.from_bytes(raw[:-1]) is None  # a cut value is still a miss

@@ -6,7 +6,7 @@ every adapter of a port passes the same shared test suite.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,6 +126,16 @@ class Cache(Protocol):
 
     def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
         """Add to a counter (created at 0 with this TTL) and return the new value."""
+        ...
+
+    def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
+        """Append each value to its key's bytes (created empty if missing), keep only the last
+        `max_bytes` of each, and give each this TTL; all keys in one round trip."""
+        ...
+
+    def get_quick(self, key: str) -> bytes | None:
+        """`get` for a caller on an event loop: answers within a short timeout or raises,
+        so a slow or unreachable server holds the loop for that long at most."""
         ...
 
     def ping(self) -> None: ...

@@ -18,10 +18,9 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 
 import numpy as np
 
@@ -33,14 +32,12 @@ from recomind.domain.scoring import score_at
 from recomind.recommenders.data import history_from_actions
 from recomind.recommenders.quick import QuickRecommender
 from recomind.recommenders.rerank import RerankSettings, candidate_count, rerank_ranked
-from recomind.services.feed_sessions import FeedSessions, SessionEvent
+from recomind.services.feed_sessions import Cursor, FeedSessions, Position, SessionEvent
 from recomind.services.impressions import demote
 from recomind.services.model_registry import LoadedModel, ModelHolder
 from recomind.services.packed_list import FeedItem, PackedList
 
 log = logging.getLogger(__name__)
-
-TimesServed = Callable[[Sequence[str]], dict[str, int]]  # video ids -> times served lately
 
 
 @dataclass(frozen=True)
@@ -108,41 +105,50 @@ class FeedService:
         raises `InvalidInput` before anything is read or written.
         """
         wanted = self.sessions.check(user_id, cursor)
-        # The viewer's list and feed state in one round trip (one MGET on Redis).
-        keys = [cache_keys.recommendations(user_id), cache_keys.impressions(user_id)]
-        cached, state = self.cache.get_many(keys)
-        position = self.sessions.resume(user_id, wanted, state)
-        feed = self._read(user_id, cached, partial(self.sessions.impressions, position))
+        cached = self.cache.get(cache_keys.recommendations(user_id))
+        page = self.cached_page(user_id, limit, wanted, explain, cached)
+        if page is not None:
+            return page
+        feed = self._build(user_id)
+        return self._page_of(feed, self.sessions.resume(user_id, wanted), limit, explain)
+
+    def cached_page(
+        self, user_id: str, limit: int, wanted: Cursor | None, explain: bool, cached: bytes | None
+    ) -> FeedPage | None:
+        """The page cut out of `recommendations:{user_id}` as read from the cache (`cached`),
+        without I/O; None when that is no list (a miss), and the store must be asked.
+        `wanted` is the cursor as `sessions.check` decoded it."""
+        packed = PackedList.from_bytes(cached) if cached is not None else None
+        if packed is None:
+            return None
+        position = self.sessions.resume(user_id, wanted)
+        return self._page_of(Feed(packed, "cache"), position, limit, explain)
+
+    def _page_of(self, feed: Feed, position: Position, limit: int, explain: bool) -> FeedPage:
         self.sources[feed.source] += 1
-        ids, served = feed.items.ids, position.served
-        fresh = [n for n, v in enumerate(ids) if v not in served] if served else range(len(ids))
+        ids = feed.items.ids
+        fresh = position.fresh(ids)
         chosen = fresh[:limit]
         video_ids = [ids[n] for n in chosen]
         next_cursor = self.sessions.record(position, video_ids, more=len(fresh) > limit)
         body = feed.items.page(chosen, explain)
         return FeedPage(body, video_ids, feed.source, position.event, next_cursor)
 
-    def _read(
-        self, user_id: str, cached: bytes | None, times_served: TimesServed | None = None
-    ) -> Feed:
-        """The viewer's whole list and where it came from, given `recommendations:{user_id}`
-        as read from the cache; `times_served` tells how often the viewer was served which
-        videos, to demote them when the list has to be built."""
-        packed = PackedList.from_bytes(cached) if cached is not None else None
-        if packed is not None:
-            return Feed(packed, "cache")
+    def _build(self, user_id: str) -> Feed:
+        """The viewer's whole list when the cache has none, and where it came from: the
+        table, else computed, else trending; a list built here demotes what was served."""
         self.fallbacks["table"] += 1
         stored = self.store.get_recommendations(user_id)
         if stored is not None and stored.items:
             # The hourly list may predate the viewer's latest actions: drop what they have seen.
             seen = {a.video_id for a in self.store.user_actions(user_id)}
             fresh = [s for s in stored.items if s.video_id not in seen]
-            items = self._cache_list(user_id, self._present(user_id, fresh, times_served))
+            items = self._cache_list(user_id, self._present(user_id, fresh))
             return Feed(items, "table")
         self.fallbacks["computed"] += 1
         computed = self.compute(user_id)
         if computed is not None:
-            items = self._cache_list(user_id, self._present(user_id, computed.items, times_served))
+            items = self._cache_list(user_id, self._present(user_id, computed.items))
             return Feed(items, "computed")
         self.fallbacks["trending"] += 1
         return Feed(self.trending_list(), "trending")
@@ -151,7 +157,6 @@ class FeedService:
         self,
         user_id: str,
         scored: Sequence[ScoredVideo],
-        times_served: TimesServed | None = None,
         videos: Mapping[str, Video] | None = None,
     ) -> list[FeedItem]:
         """A candidate list, best first, as the viewer will see it.
@@ -161,10 +166,7 @@ class FeedService:
         """
         if self.settings.demotion > 0 and scored:
             ids = [s.video_id for s in scored]
-            if times_served is None:
-                served = self.sessions.times_served(user_id, ids)
-            else:
-                served = times_served(ids)
+            served = self.sessions.times_served(user_id, ids)
             self.demoted += len(served)
             scored = [scored[i] for i in demote(ids, served, self.settings.demotion)]
         return self._hydrate(scored, videos)
@@ -291,14 +293,20 @@ class FeedService:
 
     def trending_list(self) -> PackedList:
         """The trending list as cached (`popular_videos`), built when missing."""
-        cached = self.cache.get(cache_keys.POPULAR_VIDEOS)
-        packed = PackedList.from_bytes(cached) if cached is not None else None
+        packed = self.cached_trending(self.cache.get(cache_keys.POPULAR_VIDEOS))
         if packed is not None:
-            self.trending_cache["hit"] += 1
             return packed
         self.trending_cache["miss"] += 1
         packed = PackedList.pack(self._compute_trending(max(self.settings.top_n, 200)))
         self.cache.set(cache_keys.POPULAR_VIDEOS, packed.to_bytes(), self.settings.popular_ttl)
+        return packed
+
+    def cached_trending(self, cached: bytes | None) -> PackedList | None:
+        """The trending list in `popular_videos` as read from the cache (no I/O); None if
+        it is not there."""
+        packed = PackedList.from_bytes(cached) if cached is not None else None
+        if packed is not None:
+            self.trending_cache["hit"] += 1
         return packed
 
     def _compute_trending(self, n: int) -> list[FeedItem]:

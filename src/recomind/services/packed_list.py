@@ -20,6 +20,8 @@ import orjson
 MAGIC = b"RMF1"
 _LENGTH = struct.Struct(">I")
 _PREFIX = len(MAGIC) + _LENGTH.size
+_PARSED: dict[bytes, PackedList] = {}  # lists read lately, by their bytes
+_PARSED_MAX = 512
 
 FeedItem = dict[str, Any]  # {"video_id","title","url","tags"} (+ "reason")
 
@@ -46,7 +48,22 @@ class PackedList:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> PackedList | None:
-        """The list `to_bytes` wrote; None for anything else (an older format is a miss)."""
+        """The list `to_bytes` wrote; None for anything else (an older format is a miss).
+
+        The lists read lately are remembered by their bytes: a hot list read again (every
+        page of a viewer, trending) is not parsed again. A PackedList is never changed."""
+        known = _PARSED.get(raw)
+        if known is not None:
+            return known
+        packed = cls._parse(raw)
+        if packed is not None:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()  # the hot lists come back at once
+            _PARSED[raw] = packed
+        return packed
+
+    @classmethod
+    def _parse(cls, raw: bytes) -> PackedList | None:
         if not raw.startswith(MAGIC) or len(raw) < _PREFIX:
             return None
         (length,) = _LENGTH.unpack_from(raw, len(MAGIC))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from recomind.domain.clock import Clock, SystemClock
@@ -67,6 +67,19 @@ class MemoryCache:
             expires = item[1] if item is not None and item[1] > now else now + ttl_seconds
             self._items[key] = (str(count + amount).encode(), expires)
             return count + amount
+
+    def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
+        with self._lock:
+            now = self.clock.monotonic()
+            for key, value in values.items():
+                old = self._get(key, now) or b""
+                self._items[key] = ((old + value)[-max_bytes:], now + ttl_seconds)
+                self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def get_quick(self, key: str) -> bytes | None:
+        return self.get(key)  # in-process: nothing to wait for
 
     def ping(self) -> None:
         return None

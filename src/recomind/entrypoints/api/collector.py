@@ -69,8 +69,8 @@ class RecoMindCollector(Collector):
             ),
             "cache": counter(
                 "recomind_feed_cache_requests",
-                "Feed cache reads (recommendations:{user_id}, popular_videos, "
-                "impressions:{user_id}) by hit or miss",
+                "Feed cache reads (recommendations:{user_id}, popular_videos, and "
+                "impressions:{user_id} when a list is rebuilt) by hit or miss",
                 ("cache", "result"),
             ),
             "fallbacks": counter(
@@ -166,7 +166,7 @@ class RecoMindCollector(Collector):
         trending = dict(app.feed.trending_cache)
         for result in ("hit", "miss"):
             f["cache"].add_metric(["popular_videos", result], trending.get(result, 0))
-        impressions = dict(app.feed.sessions.state_reads)
+        impressions = dict(app.feed.sessions.impressions_log.reads)
         for result in ("hit", "miss"):
             f["cache"].add_metric(["impressions", result], impressions.get(result, 0))
         fallbacks = dict(app.feed.fallbacks)

@@ -23,6 +23,7 @@ from recomind.domain.errors import InvalidInput, NotFound
 from recomind.entrypoints.api.deps import App, UserId, VideoId
 from recomind.entrypoints.api.schemas import FeedItemOut, Problem
 from recomind.services.feed import FeedItem, public_items
+from recomind.services.packed_list import PackedList
 
 router = APIRouter(tags=["feeds"])
 Limit = Annotated[int, Query(ge=1, le=100, description="How many videos (1-100)")]
@@ -124,8 +125,15 @@ def trending_page(
     app: RecoMind, limit: int, cursor: str | None, explain: bool
 ) -> tuple[bytes, str | None]:
     """A page of trending as JSON bytes and the next page's cursor (None at the end)."""
+    _offset(cursor)  # a bad cursor is refused before anything is read
+    return trending_page_of(app, app.feed.trending_list(), limit, cursor, explain)
+
+
+def trending_page_of(
+    app: RecoMind, items: PackedList, limit: int, cursor: str | None, explain: bool
+) -> tuple[bytes, str | None]:
+    """`trending_page` of the trending list as read."""
     offset = _offset(cursor)
-    items = app.feed.trending_list()
     end = min(offset + limit, len(items), app.settings.top_n)
     next_cursor = None
     if end < min(len(items), app.settings.top_n):
