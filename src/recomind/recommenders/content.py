@@ -12,13 +12,14 @@ cold videos apart and feed the re-ranker's exploration bandit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recomind.recommenders.base import Recommender, csr_arrays, csr_from
-from recomind.recommenders.data import Catalog, History, TrainingData
+from recomind.recommenders.data import Catalog, History, TrainingData, decayed_rows
 from recomind.recommenders.embeddings import text_vectors, video_text
 
 
@@ -104,13 +105,24 @@ class TagContent(Recommender):
         return np.maximum(self.text_ @ (profile / norm), 0.0)
 
     def score(self, history: History) -> np.ndarray:
-        tag = np.asarray(self.matrix_ @ self.affinity(history)).ravel()
-        if self.text_weight <= 0 or not self.cold_.any():
-            return tag
+        return self.score_many([history])[0]
+
+    def score_many(self, histories: Sequence[History]) -> np.ndarray:
+        decayed = decayed_rows(histories, self.n_items, self.half_life_hours)
+        affinity = (decayed @ self.matrix_).toarray()  # viewers x tags
+        tag = np.asarray(self.matrix_ @ affinity.T).T  # viewers x items
+        if self.text_weight <= 0 or not self.cold_.any() or self.text_.shape[1] == 0:
+            return tag.astype(np.float64)
         # text similarity counts only for videos with no interactions, on the tag scale
-        scale = float(tag.max()) if len(tag) and tag.max() > 0 else 1.0
-        text = self.text_similarity(history)
-        return tag + self.text_weight * scale * text * self.cold_
+        top = tag.max(axis=1) if tag.shape[1] else np.zeros(len(histories))
+        scale = np.where(top > 0, top, 1.0)
+        profiles = np.asarray(decayed @ self.text_, dtype=np.float32)  # viewers x dims
+        norms = np.linalg.norm(profiles, axis=1)
+        profiles /= np.where(norms > 0, norms, 1.0)[:, None]
+        text = np.maximum(profiles @ self.text_[self.cold_].T, 0.0)
+        out = tag.astype(np.float64)
+        out[:, self.cold_] += self.text_weight * scale[:, None] * text
+        return out
 
     def item_tags(self, item: int) -> tuple[str, ...]:
         start, end = self.matrix_.indptr[item], self.matrix_.indptr[item + 1]

@@ -71,6 +71,8 @@ SOURCE_CLASSES: dict[str, type[Recommender]] = {
 COLD_MAX_ACTIONS = 3
 _TIE_BREAK = 1e-6
 _PREDICT_ROWS = 200_000
+# Viewers whose source scores are computed together (a batch x catalog float64 matrix per source).
+_SCORE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class HybridRecommender(Recommender):
         for model in sources.values():
             model.fit(early)
         stats = ItemStats.fit(early)
-        pools = [self._pool(sources, stats, histories[u], early.now, None) for u in sorted(labels)]
+        pools = self._pools(sources, stats, [histories[u] for u in sorted(labels)], early.now)
         keep = [
             i
             for i, (u, pool) in enumerate(zip(sorted(labels), pools, strict=True))
@@ -310,6 +312,28 @@ class HybridRecommender(Recommender):
 
     # -- candidates and features ---------------------------------------------------------
 
+    def _pools(
+        self,
+        sources: dict[str, Recommender],
+        stats: ItemStats,
+        histories: Sequence[History],
+        now: float,
+        excludes: Sequence[np.ndarray | None] | None = None,
+    ) -> list[_Pool]:
+        """`_pool` for many viewers, each source scoring a batch of them in one product."""
+        excludes = excludes if excludes is not None else [None] * len(histories)
+        pools: list[_Pool] = []
+        for start in range(0, len(histories), _SCORE_BATCH):
+            batch = histories[start : start + _SCORE_BATCH]
+            scores = {name: m.score_many(batch) for name, m in sources.items()}
+            pools += [
+                self._pool(sources, stats, h, now, e, scores={n: s[i] for n, s in scores.items()})
+                for i, (h, e) in enumerate(
+                    zip(batch, excludes[start : start + _SCORE_BATCH], strict=True)
+                )
+            ]
+        return pools
+
     def _pool(
         self,
         sources: dict[str, Recommender],
@@ -318,13 +342,16 @@ class HybridRecommender(Recommender):
         now: float,
         exclude: np.ndarray | None,
         only: np.ndarray | None = None,
+        scores: dict[str, np.ndarray] | None = None,
     ) -> _Pool:
         n = self.n_items
         blocked = np.zeros(n, dtype=bool)
         blocked[history.items] = True
         if exclude is not None and len(exclude):
             blocked[exclude] = True
-        scores = {name: np.asarray(m.score(history), np.float64) for name, m in sources.items()}
+        if scores is None:
+            scores = {name: m.score(history) for name, m in sources.items()}
+        scores = {name: np.asarray(s, np.float64) for name, s in scores.items()}
         depth = self.candidates_per_source
         tops: dict[str, np.ndarray] = {}
         open_items = int(np.count_nonzero(~blocked))
@@ -392,10 +419,7 @@ class HybridRecommender(Recommender):
         self, histories: Sequence[History], excludes: Sequence[np.ndarray | None]
     ) -> list[tuple[_Pool, np.ndarray]]:
         """Each viewer's pool with its final scores over the whole catalog."""
-        pools = [
-            self._pool(self.sources, self.stats, h, self.now_, e)
-            for h, e in zip(histories, excludes, strict=True)
-        ]
+        pools = self._pools(self.sources, self.stats, histories, self.now_, excludes)
         return [(p, self._final(p, s)) for p, s in zip(pools, self._predict(pools), strict=True)]
 
     def _predict(self, pools: list[_Pool]) -> list[np.ndarray]:
