@@ -94,15 +94,20 @@ class TagContent(Recommender):
 
     def text_similarity(self, history: History) -> np.ndarray:
         """Cosine of each item's text vector with the viewer's decayed, signed mean (>= 0)."""
-        if len(history) == 0 or self.text_.shape[1] == 0:
+        profile = self._text_profile(history)
+        if profile is None:
             return np.zeros(self.n_items, dtype=np.float32)
+        return np.maximum(self.text_ @ profile, 0.0)
+
+    def _text_profile(self, history: History) -> np.ndarray | None:
+        """The unit decayed, signed mean of the viewer's text vectors (None: there is none)."""
+        if len(history) == 0 or self.text_.shape[1] == 0:
+            return None
         age_hours = (history.timestamps.max() - history.timestamps) / 3600.0
         w = (history.weights * np.power(2.0, -age_hours / self.half_life_hours)).astype(np.float32)
         profile = w @ self.text_[history.items]
         norm = float(np.linalg.norm(profile))
-        if norm == 0.0:
-            return np.zeros(self.n_items, dtype=np.float32)
-        return np.maximum(self.text_ @ (profile / norm), 0.0)
+        return profile / norm if norm > 0.0 else None
 
     def score(self, history: History) -> np.ndarray:
         return self.score_many([history])[0]
@@ -110,19 +115,17 @@ class TagContent(Recommender):
     def score_many(self, histories: Sequence[History]) -> np.ndarray:
         decayed = decayed_rows(histories, self.n_items, self.half_life_hours)
         affinity = (decayed @ self.matrix_).toarray()  # viewers x tags
-        tag = np.asarray(self.matrix_ @ affinity.T).T  # viewers x items
-        if self.text_weight <= 0 or not self.cold_.any() or self.text_.shape[1] == 0:
-            return tag.astype(np.float64)
+        tag = np.asarray(self.matrix_ @ affinity.T, dtype=np.float32).T.copy()  # viewers x items
+        if self.text_weight <= 0 or not self.cold_.any():
+            return tag
         # text similarity counts only for videos with no interactions, on the tag scale
-        top = tag.max(axis=1) if tag.shape[1] else np.zeros(len(histories))
-        scale = np.where(top > 0, top, 1.0)
-        profiles = np.asarray(decayed @ self.text_, dtype=np.float32)  # viewers x dims
-        norms = np.linalg.norm(profiles, axis=1)
-        profiles /= np.where(norms > 0, norms, 1.0)[:, None]
-        text = np.maximum(profiles @ self.text_[self.cold_].T, 0.0)
-        out = tag.astype(np.float64)
-        out[:, self.cold_] += self.text_weight * scale[:, None] * text
-        return out
+        # one viewer at a time, exactly as `score` always did: a product over a subset of the
+        # vectors rounds differently, and tag content orders ties by such last digits
+        for row, history in zip(tag, histories, strict=True):
+            scale = float(row.max()) if len(row) and row.max() > 0 else 1.0
+            text = self.text_similarity(history)
+            row += self.text_weight * scale * text * self.cold_
+        return tag
 
     def item_tags(self, item: int) -> tuple[str, ...]:
         start, end = self.matrix_.indptr[item], self.matrix_.indptr[item + 1]
