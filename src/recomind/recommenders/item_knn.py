@@ -49,7 +49,7 @@ class ItemNeighbours(Recommender):
         active = np.flatnonzero(counts > 0)
         order = np.lexsort((active, -counts[active]))  # most active first, ties by index
         kept = np.sort(active[order[: self.max_items]])
-        binary = (data.positive_matrix()[:, kept] > 0).astype(np.float32).tocsc()
+        binary = (data.positive_matrix()[:, kept] > 0).astype(np.float32).tocsr()
         by_item = binary.T.tocsr()  # kept items x viewers
         viewers = np.asarray(binary.sum(axis=0)).ravel()
         rows, cols, vals = [], [], []
