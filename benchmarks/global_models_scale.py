@@ -6,35 +6,56 @@ The log is drawn directly as index arrays (Zipf-like video popularity, viewers w
 geometric activity, 30 days of timestamps, videos tagged from the simulator's topic
 clusters), so it measures the models, not the simulator or the store. `hybrid` is the
 production model (`recomind train`'s); its precompute rate includes re-ranking, as the hourly
-job does, but not the store and cache writes. Each model fits in a fresh process, so each
-peak (ru_maxrss) is its own.
+job does (in batches of 512 viewers, the busiest first), but not the store and cache writes.
+Each model fits in a fresh process, so each peak (ru_maxrss) is its own; it includes the log
+itself, whose own peak is printed beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
+import os
 import resource
 import time
 
 import numpy as np
 
+from recomind.config import Settings
 from recomind.recommenders.als import ALS
 from recomind.recommenders.base import Recommender
 from recomind.recommenders.data import Catalog, TrainingData
 from recomind.recommenders.ease import EASE
+from recomind.recommenders.embeddings import configure
 from recomind.recommenders.hybrid import HybridRecommender
 from recomind.recommenders.rerank import RerankSettings, candidate_count, rerank_picks
 from recomind.services.simulator import TOPICS
 
+PRECOMPUTE_BATCH = 512  # TrainSettings.precompute_batch
+
+
+# Actions drawn per chunk, so the generator's temporaries stay ~50 MB whatever the log size.
+CHUNK = 1 << 21
+
+
+def _draw(rng: np.random.Generator, weights: np.ndarray, size: int) -> np.ndarray:
+    """`size` indices drawn with probability proportional to `weights`, as int32."""
+    cdf = np.cumsum(weights / weights.sum())
+    out = np.empty(size, np.int32)
+    for start in range(0, size, CHUNK):
+        stop = min(start + CHUNK, size)
+        drawn = np.searchsorted(cdf, rng.random(stop - start), side="right")
+        out[start:stop] = np.minimum(drawn, len(weights) - 1)
+    return out
+
 
 def synthetic(n_actions: int, n_videos: int, n_viewers: int, seed: int = 0) -> TrainingData:
     rng = np.random.default_rng(seed)
-    popularity = 1.0 / np.arange(1, n_videos + 1) ** 0.9
-    items = rng.choice(n_videos, size=n_actions, p=popularity / popularity.sum()).astype(np.int32)
+    items = _draw(rng, 1.0 / np.arange(1, n_videos + 1) ** 0.9, n_actions)
     activity = rng.geometric(1.0 / max(2.0, n_actions / n_viewers), size=n_viewers).astype(float)
-    users = rng.choice(n_viewers, size=n_actions, p=activity / activity.sum()).astype(np.int32)
-    codes = rng.choice(np.array([0, 1, 2], np.int8), size=n_actions, p=[0.6, 0.25, 0.15])
+    users = _draw(rng, activity, n_actions)
+    codes = _draw(rng, np.array([0.6, 0.25, 0.15]), n_actions).astype(np.int8)
     weights = np.array([1.0, 3.0, -1.0], np.float32)[codes]
     ids = np.array([f"v{i}" for i in range(n_videos)], dtype=object)
     clusters = list(TOPICS.values())
@@ -62,11 +83,22 @@ def synthetic(n_actions: int, n_videos: int, n_viewers: int, seed: int = 0) -> T
     )
 
 
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def run(model_name: str, args: argparse.Namespace) -> None:
+    configure(args.text_model, Settings().text_model_max_videos)
+    start = time.perf_counter()
     data = synthetic(args.actions, args.videos, args.viewers)
+    made, log_peak = time.perf_counter() - start, _peak_gib()
     model: Recommender
     if model_name == "hybrid":
-        model = HybridRecommender()
+        model = HybridRecommender(
+            ease_max_items=args.hybrid_ease_items,
+            neighbour_max_items=args.neighbour_items,
+            max_ranker_viewers=args.ranker_viewers,
+        )
     elif model_name == "ease":
         model = EASE(max_items=args.ease_items)
     else:
@@ -74,22 +106,32 @@ def run(model_name: str, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     model.fit(data)
     fit = time.perf_counter() - start
-    histories = data.user_histories()[: args.score_viewers]
+    fit_peak = _peak_gib()
+    # the most active viewers, as the hourly job's "active lately" are the busy ones
+    counts = np.bincount(data.users, minlength=data.n_users)
+    chosen = np.argsort(-counts, kind="stable")[: args.score_viewers]
+    all_histories = data.user_histories()
+    histories = [all_histories[u] for u in chosen]
+    del all_histories
     rules = RerankSettings()
     start = time.perf_counter()
-    for u, h in enumerate(histories):
-        if isinstance(model, HybridRecommender):  # as the hourly precompute ranks a viewer
-            picks = model.explain(h, candidate_count(100, 0))
-            seen = model.item_ids[h.items]
-            rerank_picks(model, picks, seen, f"u{u}", rules, 100, data.now)
-        else:
+    if isinstance(model, HybridRecommender):  # as the hourly precompute ranks viewers
+        for at in range(0, len(histories), PRECOMPUTE_BATCH):
+            batch = histories[at : at + PRECOMPUTE_BATCH]
+            lists = model.explain_many(batch, candidate_count(100, 0))
+            for u, h, picks in zip(chosen[at:], batch, lists, strict=False):
+                seen = model.item_ids[h.items]
+                rerank_picks(model, picks, seen, f"u{u}", rules, 100, data.now)
+    else:
+        for h in histories:
             model.recommend(h, 100)
     rate = len(histories) / (time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    extra = f" {json.dumps(model.training_)}" if isinstance(model, HybridRecommender) else ""
     print(
-        f"{model_name:5s} actions={args.actions:,} videos={args.videos:,} "
-        f"viewers={args.viewers:,}: fit {fit:.1f}s, top-100 {rate:,.0f} viewers/s, "
-        f"peak {peak:.2f} GiB (incl. the log)",
+        f"{model_name:6s} actions={args.actions:,} videos={args.videos:,} "
+        f"viewers={args.viewers:,} (log made in {made:.0f}s, {log_peak:.2f} GiB): "
+        f"fit {fit:.1f}s, peak {fit_peak:.2f} GiB while fitting (incl. the log); "
+        f"top-100 {rate:,.0f} viewers/s; load average {os.getloadavg()[0]:.1f}{extra}",
         flush=True,
     )
 
@@ -102,6 +144,10 @@ def main() -> None:
     parser.add_argument("--ease-items", type=int, default=20_000)
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--score-viewers", type=int, default=2_000)
+    parser.add_argument("--hybrid-ease-items", type=int, default=Settings().ease_max_items)
+    parser.add_argument("--neighbour-items", type=int, default=Settings().neighbour_max_items)
+    parser.add_argument("--ranker-viewers", type=int, default=Settings().ranker_max_viewers)
+    parser.add_argument("--text-model", default="auto", help="auto (MiniLM up to 20k videos), off")
     parser.add_argument("--models", default="hybrid,ease,als")
     args = parser.parse_args()
     for name in args.models.split(","):

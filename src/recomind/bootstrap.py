@@ -165,6 +165,10 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
             top_n=s.top_n,
             recommendations_ttl=s.recommendations_ttl_seconds,
             rerank=RerankSettings.from_config(s),
+            ease_max_items=s.ease_max_items,
+            neighbour_max_items=s.neighbour_max_items,
+            ranker_max_viewers=s.ranker_max_viewers,
+            reuse_fit_share=s.reuse_fit_share,
         ),
         clock,
     )

@@ -114,6 +114,27 @@ class Settings(BaseSettings):
     )
     popularity_half_life_hours: float = Field(48.0, gt=0)
     affinity_half_life_hours: float = Field(24.0 * 14, gt=0)
+    # How the hybrid stays within time and memory on a large log (recommenders/hybrid.py).
+    ease_max_items: int = Field(
+        10_000,
+        ge=1,
+        description="The hybrid's EASE keeps this many most active videos "
+        "(its inverse takes N² x 4 bytes and ~N³ operations)",
+    )
+    neighbour_max_items: int = Field(
+        50_000, ge=1, description="Item neighbours are found among this many most active videos"
+    )
+    ranker_max_viewers: int = Field(
+        5_000, ge=1, description="Viewers sampled for the ranker's training groups"
+    )
+    reuse_fit_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="When the ranker's held-out windows are at most this "
+        "share of the log, EASE, ALS and item neighbours keep their earlier-window fit for "
+        "serving instead of fitting a second time (0: always refit)",
+    )
 
     top_n: int = Field(100, ge=1, le=1000, description="List length precomputed per viewer")
     train_interval_seconds: float = Field(3600, ge=0, description="0 turns the hourly job off")

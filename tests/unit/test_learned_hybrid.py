@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from recomind.domain.model import ActionType, ActionWeights, VideoAction
 from recomind.recommenders.base import top_k
 from recomind.recommenders.data import History, TrainingData, history_from_actions, training_data
+from recomind.recommenders.ease import EASE
 from recomind.recommenders.features import DAY, ItemStats
-from recomind.recommenders.hybrid import SOURCES, HybridRecommender, rank
+from recomind.recommenders.hybrid import REUSABLE, SOURCES, HybridRecommender, rank
 from recomind.recommenders.popularity import Popularity
+from recomind.recommenders.user_knn import UserNeighbours
 from recomind.services.simulator import SimulatedWorld, simulate
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
@@ -83,6 +85,32 @@ def test_the_ranker_never_fits_on_the_window_it_is_labelled_from(data: TrainingD
         else:
             assert len(history) == cut
     assert cut_short, "some viewers are cut to a cold start"
+
+
+def test_a_sliver_held_out_keeps_the_costly_sources_earlier_fit(data: TrainingData) -> None:
+    early, _, _ = HybridRecommender(max_ranker_viewers=15)._ranker_windows(data)
+    share = 1 - len(early.users) / len(data.users)
+    assert 0 < share < 0.05
+    fresh_ease = EASE(max_items=10_000).fit(data)
+    fresh_user_knn = UserNeighbours().fit(data)
+    before = EASE(max_items=10_000).fit(early)
+
+    reusing = HybridRecommender(max_ranker_viewers=15, reuse_share=0.05).fit(data)
+    assert reusing.training_["reused_sources"] == list(REUSABLE)
+    assert reusing.training_["held_out_share"] == pytest.approx(share, abs=1e-4)
+    ease = reusing.sources["ease"]
+    assert isinstance(ease, EASE)
+    np.testing.assert_array_equal(ease.prior_, before.prior_)  # fitted on the earlier window
+    assert not np.array_equal(ease.prior_, fresh_ease.prior_)
+    user_knn = reusing.sources["user_knn"]
+    assert isinstance(user_knn, UserNeighbours)  # cheap sources are refitted on everything
+    assert (user_knn.matrix_ != fresh_user_knn.matrix_).nnz == 0
+
+    refitting = HybridRecommender(max_ranker_viewers=15, reuse_share=0.0).fit(data)
+    assert refitting.training_["reused_sources"] == []
+    ease = refitting.sources["ease"]
+    assert isinstance(ease, EASE)
+    np.testing.assert_array_equal(ease.prior_, fresh_ease.prior_)
 
 
 def test_the_ranker_is_trained_and_uses_collaborative_and_cold_signals(

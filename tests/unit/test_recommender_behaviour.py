@@ -102,6 +102,22 @@ def test_item_neighbours_similar_items_are_the_co_watched_ones() -> None:
     assert ids(data, model.recommend(history, 1)) == ["cat-2"]
 
 
+def test_item_neighbours_keep_only_the_most_active_items() -> None:
+    log = Log()
+    for u in range(6):  # cat-1 and cat-2: watched by six viewers each
+        log.add(f"a{u}", "cat-1").add(f"a{u}", "cat-2", hours=1)
+    for u in range(2):  # food-1 and tech-1: by two
+        log.add(f"b{u}", "food-1").add(f"b{u}", "tech-1", hours=1)
+    data = log.data()
+    index = data.catalog.index()
+    capped = ItemNeighbours(shrink=0.0, max_items=2).fit(data)
+    assert ids(data, capped.similar_items(index["cat-1"], 5)) == ["cat-2"]
+    assert capped.similar_items(index["food-1"], 5) == []  # outside the cap: no neighbours
+    full = ItemNeighbours(shrink=0.0).fit(data)
+    assert ids(data, full.similar_items(index["food-1"], 5)) == ["tech-1"]
+    assert capped.sim_.shape == full.sim_.shape == (data.n_items, data.n_items)
+
+
 def test_item_neighbours_ignore_skips() -> None:
     log = Log()
     for u in range(5):

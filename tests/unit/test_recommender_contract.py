@@ -33,6 +33,7 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "popularity": lambda: Popularity(half_life_hours=48.0),
     "tag_content": lambda: TagContent(),
     "item_knn": lambda: ItemNeighbours(neighbours=20),
+    "item_knn_restricted": lambda: ItemNeighbours(neighbours=20, max_items=30),
     "user_knn": lambda: UserNeighbours(neighbours=10),
     "hybrid": lambda: HybridRecommender(),
 }
@@ -119,6 +120,18 @@ class RecommenderContract:
             left_out[[item for item, _ in got]] = False
             left_out[history.items] = False
             assert scores[left_out].max() <= min(value for _, value in got) + 1e-12
+
+    def test_scoring_a_batch_equals_scoring_each_viewer(
+        self, fitted: Recommender, data: TrainingData, histories: list[History]
+    ) -> None:
+        together = np.asarray(fitted.score_many(histories))
+        assert together.shape == (len(histories), data.n_items)
+        for row, history in zip(together, histories, strict=True):
+            np.testing.assert_allclose(row, fitted.score(history), rtol=1e-5, atol=1e-6)
+        # a batch in another order gives each viewer the same scores
+        reverse = np.asarray(fitted.score_many(histories[::-1]))[::-1]
+        np.testing.assert_allclose(reverse, together, rtol=1e-5, atol=1e-6)
+        assert np.asarray(fitted.score_many([])).shape[0] == 0
 
     def test_k_beyond_the_catalog_and_zero(
         self, fitted: Recommender, data: TrainingData, histories: list[History]

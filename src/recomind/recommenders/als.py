@@ -15,6 +15,7 @@ difference orders ties, such as every item for a viewer with no positive history
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -154,8 +155,11 @@ class ALS(Recommender):
         return np.linalg.solve(lhs, rhs)
 
     def score(self, history: History) -> np.ndarray:
-        factor = self.user_factor(history)
-        return self._wide @ factor + self.prior_
+        return self.score_many([history])[0]
+
+    def score_many(self, histories: Sequence[History]) -> np.ndarray:
+        factors = np.array([self.user_factor(h) for h in histories]).reshape(-1, self.factors)
+        return factors @ self._wide.T + self.prior_
 
     def similar_items(self, item: int, k: int) -> list[tuple[int, float]]:
         if not 0 <= item < self.n_items:

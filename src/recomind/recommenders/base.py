@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +38,16 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, history: History) -> np.ndarray:
         """A score for every item (higher is better) for a viewer with this history."""
+
+    def score_many(self, histories: Sequence[History]) -> np.ndarray:
+        """`score` for several viewers at once: one row per history (viewers x items).
+
+        Models whose scoring is a matrix product override this with one product per batch,
+        which is what makes scoring many viewers (the ranker's groups, the hourly Top-N)
+        fast; the result equals scoring each history on its own.
+        """
+        rows = [np.asarray(self.score(h), np.float64) for h in histories]
+        return np.vstack(rows) if rows else np.zeros((0, self.n_items))
 
     @property
     @abstractmethod

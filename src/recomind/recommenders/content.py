@@ -12,13 +12,14 @@ cold videos apart and feed the re-ranker's exploration bandit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recomind.recommenders.base import Recommender, csr_arrays, csr_from
-from recomind.recommenders.data import Catalog, History, TrainingData
+from recomind.recommenders.data import Catalog, History, TrainingData, decayed_rows
 from recomind.recommenders.embeddings import text_vectors, video_text
 
 
@@ -93,24 +94,38 @@ class TagContent(Recommender):
 
     def text_similarity(self, history: History) -> np.ndarray:
         """Cosine of each item's text vector with the viewer's decayed, signed mean (>= 0)."""
-        if len(history) == 0 or self.text_.shape[1] == 0:
+        profile = self._text_profile(history)
+        if profile is None:
             return np.zeros(self.n_items, dtype=np.float32)
+        return np.maximum(self.text_ @ profile, 0.0)
+
+    def _text_profile(self, history: History) -> np.ndarray | None:
+        """The unit decayed, signed mean of the viewer's text vectors (None: there is none)."""
+        if len(history) == 0 or self.text_.shape[1] == 0:
+            return None
         age_hours = (history.timestamps.max() - history.timestamps) / 3600.0
         w = (history.weights * np.power(2.0, -age_hours / self.half_life_hours)).astype(np.float32)
         profile = w @ self.text_[history.items]
         norm = float(np.linalg.norm(profile))
-        if norm == 0.0:
-            return np.zeros(self.n_items, dtype=np.float32)
-        return np.maximum(self.text_ @ (profile / norm), 0.0)
+        return profile / norm if norm > 0.0 else None
 
     def score(self, history: History) -> np.ndarray:
-        tag = np.asarray(self.matrix_ @ self.affinity(history)).ravel()
+        return self.score_many([history])[0]
+
+    def score_many(self, histories: Sequence[History]) -> np.ndarray:
+        decayed = decayed_rows(histories, self.n_items, self.half_life_hours)
+        affinity = (decayed @ self.matrix_).toarray()  # viewers x tags
+        tag = np.asarray(self.matrix_ @ affinity.T, dtype=np.float32).T.copy()  # viewers x items
         if self.text_weight <= 0 or not self.cold_.any():
             return tag
         # text similarity counts only for videos with no interactions, on the tag scale
-        scale = float(tag.max()) if len(tag) and tag.max() > 0 else 1.0
-        text = self.text_similarity(history)
-        return tag + self.text_weight * scale * text * self.cold_
+        # one viewer at a time, exactly as `score` always did: a product over a subset of the
+        # vectors rounds differently, and tag content orders ties by such last digits
+        for row, history in zip(tag, histories, strict=True):
+            scale = float(row.max()) if len(row) and row.max() > 0 else 1.0
+            text = self.text_similarity(history)
+            row += self.text_weight * scale * text * self.cold_
+        return tag
 
     def item_tags(self, item: int) -> tuple[str, ...]:
         start, end = self.matrix_.indptr[item], self.matrix_.indptr[item + 1]

@@ -117,6 +117,42 @@ class History:
         return vec
 
 
+def positive_rows(histories: Sequence[History], n_items: int) -> sp.csr_matrix:
+    """Viewers x items: each history's `positive_vector` as one row of a sparse matrix."""
+    items, weights, rows = _stacked(histories, positive_only=True)
+    return sp.csr_matrix(
+        (weights.astype(np.float32), (rows, items)), shape=(len(histories), n_items)
+    )
+
+
+def _stacked(
+    histories: Sequence[History], positive_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All histories' items and weights end to end, with the history (row) of each."""
+    if not histories:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    items = np.concatenate([h.items for h in histories]).astype(np.int64)
+    weights = np.concatenate([h.weights for h in histories]).astype(np.float32)
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    if positive_only:
+        mask = weights > 0
+        items, weights, rows = items[mask], weights[mask], rows[mask]
+    return items, weights, rows
+
+
+def decayed_rows(
+    histories: Sequence[History], n_items: int, half_life_hours: float
+) -> sp.csr_matrix:
+    """Viewers x items: signed action weights decayed from each viewer's own latest action."""
+    items, weights, rows = _stacked(histories)
+    latest = [h.timestamps.max() if len(h) else 0.0 for h in histories]
+    if len(items):
+        stamps = np.concatenate([h.timestamps for h in histories])
+        age_hours = (np.repeat(latest, [len(h) for h in histories]) - stamps) / 3600.0
+        weights = (weights * np.power(2.0, -age_hours / half_life_hours)).astype(np.float32)
+    return sp.csr_matrix((weights, (rows, items)), shape=(len(histories), n_items))
+
+
 def history_from_actions(
     actions: Iterable[VideoAction], index: dict[str, int], weights: ActionWeights
 ) -> History:

@@ -11,6 +11,7 @@ score difference orders ties (see `prior`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from recomind.recommenders.base import Recommender, top_k
-from recomind.recommenders.data import History, TrainingData
+from recomind.recommenders.data import History, TrainingData, positive_rows
 from recomind.recommenders.prior import popularity_prior, positive_counts
 
 # Above this many kept items the Gram matrix is inverted in float32 (half the memory).
@@ -104,12 +105,19 @@ class EASE(Recommender):
         return len(self.prior_)
 
     def score(self, history: History) -> np.ndarray:
-        scores = self.prior_.copy()
-        items = np.unique(history.items[history.weights > 0])
-        rows = self._position[items] if len(items) else items
-        rows = rows[rows >= 0]
-        if len(rows):
-            scores[self.kept_] += self.weights_[rows].sum(axis=0, dtype=np.float64)
+        return self.score_many([history])[0]
+
+    def score_many(self, histories: Sequence[History]) -> np.ndarray:
+        scores = np.tile(self.prior_, (len(histories), 1))
+        seen = positive_rows(histories, self.n_items).tocoo()
+        rows = self._position[seen.col] if seen.nnz else seen.col
+        kept = rows >= 0
+        binary = sp.csr_matrix(
+            (np.ones(int(kept.sum()), np.float32), (seen.row[kept], rows[kept])),
+            shape=(len(histories), len(self.kept_)),
+        )
+        if binary.nnz:
+            scores[:, self.kept_] += binary @ self.weights_
         return scores
 
     def similar_items(self, item: int, k: int) -> list[tuple[int, float]]:

@@ -20,7 +20,15 @@ Training never lets the ranker see what it is scored on. `fit(data)`:
    (a group of a viewer with at most 3 earlier actions weighs `cold_weight` times as much,
    because there are few of them), and a second ranker on the cold groups alone, which
    orders the candidates of viewers with at most 3 actions;
-3. refits every source, and the video statistics, on all of `data` for serving.
+3. refits every source, and the video statistics, on all of `data` for serving. When the
+   held-out next windows (and cold cuts) are at most `reuse_share` of the log, as on a large
+   log where the ranker's few thousand viewers are a sliver of it, the costly global sources
+   (`REUSABLE`: EASE, ALS, item neighbours) keep their earlier-window fit instead: refitting
+   them on a log 0.1-5% larger would double the fitting time for next to no change.
+
+At scale, EASE and item neighbours keep only their `ease_max_items` / `neighbour_max_items`
+most active videos (the inverse costs N² memory, co-views grow with N²); the other sources
+still score every video.
 
 Scores outside the candidate pool sit below every candidate. A hand-set blend of the
 sources (`BlendWeights`) breaks the ranker's ties, and orders the candidates on its own
@@ -59,6 +67,8 @@ from recomind.recommenders.user_knn import UserNeighbours
 
 M = TypeVar("M", bound=Recommender)
 SOURCES = ("popularity", "content", "item_knn", "user_knn", "ease", "als")
+# sources whose earlier-window fit may serve (see `reuse_share`): the costly global ones
+REUSABLE = ("item_knn", "ease", "als")
 SOURCE_CLASSES: dict[str, type[Recommender]] = {
     "popularity": Popularity,
     "content": TagContent,
@@ -71,6 +81,8 @@ SOURCE_CLASSES: dict[str, type[Recommender]] = {
 COLD_MAX_ACTIONS = 3
 _TIE_BREAK = 1e-6
 _PREDICT_ROWS = 200_000
+# Viewers whose source scores are computed together (a batch x catalog float64 matrix per source).
+_SCORE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -142,10 +154,15 @@ class HybridRecommender(Recommender):
         blend: BlendWeights | None = None,
         popularity_half_life_hours: float = 48.0,
         affinity_half_life_hours: float = 24.0 * 14,
+        ease_max_items: int = 10_000,
+        neighbour_max_items: int = 50_000,
+        reuse_share: float = 0.05,
     ) -> None:
         defaults: dict[str, dict[str, Any]] = {
             "popularity": {"half_life_hours": popularity_half_life_hours},
             "content": {"half_life_hours": affinity_half_life_hours},
+            "ease": {"max_items": ease_max_items},
+            "item_knn": {"max_items": neighbour_max_items},
         }
         self.source_params = {
             name: {**defaults.get(name, {}), **(sources or {}).get(name, {})} for name in SOURCES
@@ -155,6 +172,7 @@ class HybridRecommender(Recommender):
         self.cold_share = cold_share
         self.cold_weight = cold_weight
         self.max_ranker_viewers = max_ranker_viewers
+        self.reuse_share = reuse_share
         # Below this many viewers to learn from, a ranker of a few leaves learns noise (on the
         # demo's 120-200 viewers it ranked a viewer's six likes out of their own list): the
         # hand-set blend ranks instead. ML-100K gives ~920 groups, ~190 of them cold.
@@ -199,7 +217,7 @@ class HybridRecommender(Recommender):
         for model in sources.values():
             model.fit(early)
         stats = ItemStats.fit(early)
-        pools = [self._pool(sources, stats, histories[u], early.now, None) for u in sorted(labels)]
+        pools = self._pools(sources, stats, [histories[u] for u in sorted(labels)], early.now)
         keep = [
             i
             for i, (u, pool) in enumerate(zip(sorted(labels), pools, strict=True))
@@ -243,10 +261,20 @@ class HybridRecommender(Recommender):
             "ranker_positives": int(target.sum()),
             "candidate_recall": _recall(pools, [labels[u] for u in users]),
         }
-        # everything refitted on all the data for serving
+        # everything refitted on all the data for serving, but for the costly global sources
+        # when what the earlier window left out is a sliver of the log
+        held_out = 1.0 - len(early.users) / len(data.users) if len(data.users) else 1.0
+        reused = [n for n in REUSABLE if n in sources] if held_out <= self.reuse_share else []
+        self.training_["held_out_share"] = round(held_out, 4)
+        self.training_["reused_sources"] = reused
+        kept = {name: sources[name] for name in reused}
+        del pools, features, sources  # the training rows and other fits are done with
         self.sources = self._new_sources()
-        for model in self.sources.values():
-            model.fit(data)
+        for name in SOURCES:
+            if name in kept:
+                self.sources[name] = kept[name]
+            else:
+                self.sources[name].fit(data)
         self.stats = ItemStats.fit(data)
         self.now_ = data.now
         return self
@@ -310,6 +338,28 @@ class HybridRecommender(Recommender):
 
     # -- candidates and features ---------------------------------------------------------
 
+    def _pools(
+        self,
+        sources: dict[str, Recommender],
+        stats: ItemStats,
+        histories: Sequence[History],
+        now: float,
+        excludes: Sequence[np.ndarray | None] | None = None,
+    ) -> list[_Pool]:
+        """`_pool` for many viewers, each source scoring a batch of them in one product."""
+        excludes = excludes if excludes is not None else [None] * len(histories)
+        pools: list[_Pool] = []
+        for start in range(0, len(histories), _SCORE_BATCH):
+            batch = histories[start : start + _SCORE_BATCH]
+            scores = {name: m.score_many(batch) for name, m in sources.items()}
+            pools += [
+                self._pool(sources, stats, h, now, e, scores={n: s[i] for n, s in scores.items()})
+                for i, (h, e) in enumerate(
+                    zip(batch, excludes[start : start + _SCORE_BATCH], strict=True)
+                )
+            ]
+        return pools
+
     def _pool(
         self,
         sources: dict[str, Recommender],
@@ -318,13 +368,16 @@ class HybridRecommender(Recommender):
         now: float,
         exclude: np.ndarray | None,
         only: np.ndarray | None = None,
+        scores: dict[str, np.ndarray] | None = None,
     ) -> _Pool:
         n = self.n_items
         blocked = np.zeros(n, dtype=bool)
         blocked[history.items] = True
         if exclude is not None and len(exclude):
             blocked[exclude] = True
-        scores = {name: np.asarray(m.score(history), np.float64) for name, m in sources.items()}
+        if scores is None:
+            scores = {name: m.score(history) for name, m in sources.items()}
+        scores = {name: np.asarray(s, np.float64) for name, s in scores.items()}
         depth = self.candidates_per_source
         tops: dict[str, np.ndarray] = {}
         open_items = int(np.count_nonzero(~blocked))
@@ -392,10 +445,7 @@ class HybridRecommender(Recommender):
         self, histories: Sequence[History], excludes: Sequence[np.ndarray | None]
     ) -> list[tuple[_Pool, np.ndarray]]:
         """Each viewer's pool with its final scores over the whole catalog."""
-        pools = [
-            self._pool(self.sources, self.stats, h, self.now_, e)
-            for h, e in zip(histories, excludes, strict=True)
-        ]
+        pools = self._pools(self.sources, self.stats, histories, self.now_, excludes)
         return [(p, self._final(p, s)) for p, s in zip(pools, self._predict(pools), strict=True)]
 
     def _predict(self, pools: list[_Pool]) -> list[np.ndarray]:
@@ -521,6 +571,7 @@ class HybridRecommender(Recommender):
             "cold_share": self.cold_share,
             "cold_weight": self.cold_weight,
             "max_ranker_viewers": self.max_ranker_viewers,
+            "reuse_share": self.reuse_share,
             "min_ranker_groups": self.min_ranker_groups,
             "min_cold_groups": self.min_cold_groups,
             "seed": self.seed,
@@ -546,6 +597,7 @@ class HybridRecommender(Recommender):
             cold_share=params.get("cold_share", 0.2),
             cold_weight=params.get("cold_weight", 3.0),
             max_ranker_viewers=params.get("max_ranker_viewers", 5_000),
+            reuse_share=params.get("reuse_share", 0.0),
             min_ranker_groups=params.get("min_ranker_groups", 0),
             min_cold_groups=params.get("min_cold_groups", 0),
             seed=params.get("seed", 0),

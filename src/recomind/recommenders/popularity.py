@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,9 @@ class Popularity(Recommender):
 
     def score(self, history: History) -> np.ndarray:
         return self.scores_
+
+    def score_many(self, histories: Sequence[History]) -> np.ndarray:
+        return np.broadcast_to(self.scores_, (len(histories), len(self.scores_)))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"scores": self.scores_}

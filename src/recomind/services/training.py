@@ -44,6 +44,11 @@ class TrainSettings:
     active_days: float = 30.0
     rerank: RerankSettings = field(default_factory=RerankSettings)
     precompute_batch: int = 512
+    # the hybrid's limits for large logs (see HybridRecommender)
+    ease_max_items: int = 10_000
+    neighbour_max_items: int = 50_000
+    ranker_max_viewers: int = 5_000
+    reuse_fit_share: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,10 @@ class Trainer:
         model = HybridRecommender(
             popularity_half_life_hours=self.settings.popularity_half_life_hours,
             affinity_half_life_hours=self.settings.affinity_half_life_hours,
+            ease_max_items=self.settings.ease_max_items,
+            neighbour_max_items=self.settings.neighbour_max_items,
+            max_ranker_viewers=self.settings.ranker_max_viewers,
+            reuse_share=self.settings.reuse_fit_share,
         ).fit(data)
         fit_seconds = time.perf_counter() - start
         info = {

@@ -86,6 +86,10 @@ def train_from_lake(inputs: TrainingInputs) -> JobReport:
     model = HybridRecommender(
         popularity_half_life_hours=s.popularity_half_life_hours,
         affinity_half_life_hours=s.affinity_half_life_hours,
+        ease_max_items=s.ease_max_items,
+        neighbour_max_items=s.neighbour_max_items,
+        max_ranker_viewers=s.ranker_max_viewers,
+        reuse_share=s.reuse_fit_share,
     ).fit(data)
     fit_seconds = time.perf_counter() - start
     info = {
