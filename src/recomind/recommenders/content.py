@@ -107,10 +107,18 @@ class TagContent(Recommender):
         tag = np.asarray(self.matrix_ @ self.affinity(history)).ravel()
         if self.text_weight <= 0 or not self.cold_.any():
             return tag
-        # text similarity counts only for videos with no interactions, on the tag scale
+        # Text speaks only for videos nobody acted on whose tags say nothing about this
+        # viewer (no tag in common with what they did), on the tag scale. Added to the tag
+        # score of every untouched video, a text cosine (MiniLM's sit around 0.2-0.6 for any
+        # two texts) put each of them above its equally tagged peers: on ML-100K the lists
+        # filled with the 119 movies nobody rated in training, and tag content's validation
+        # NDCG@10 fell from 0.0248 to 0.0053.
+        blind = self.cold_ & (tag <= 0)
+        if not blind.any():
+            return tag
         scale = float(tag.max()) if len(tag) and tag.max() > 0 else 1.0
         text = self.text_similarity(history)
-        return tag + self.text_weight * scale * text * self.cold_
+        return tag + self.text_weight * scale * text * blind
 
     def item_tags(self, item: int) -> tuple[str, ...]:
         start, end = self.matrix_.indptr[item], self.matrix_.indptr[item + 1]
