@@ -33,6 +33,8 @@ from recomind.services.evaluation import evaluate, temporal_split, tune
 # name -> HybridRecommender keyword arguments on top of the tuned sources
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "cold1": {"cold_passes": 1},
+    "cold4": {"cold_passes": 4},
 }
 
 
