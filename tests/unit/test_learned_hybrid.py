@@ -248,7 +248,7 @@ def test_extra_cold_passes_cut_other_viewers_and_add_cold_groups(data: TrainingD
         for u in short:  # a cut viewer's dropped actions are in no source's data
             assert np.count_nonzero(early.users == u) == len(histories[u])
         cut.append(short)
-    assert all(cut) and not (cut[0] & cut[1]) and not (cut[1] & cut[2]) and not (cut[0] & cut[2])
+    assert all(cut) and cut[0] != cut[1] and cut[1] != cut[2] and cut[0] != cut[2]
 
     one = HybridRecommender(candidates_per_source=60, min_ranker_groups=0, min_cold_groups=0)
     three = HybridRecommender(

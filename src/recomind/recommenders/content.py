@@ -6,8 +6,9 @@ video from its first upload, which is why the hybrid leans on it for cold starts
 A video with no interactions has no collaborative signal at all, so when its
 tags share nothing with what the viewer did it gets the cosine between its text
 vector (MiniLM, or TF-IDF/SVD without it; see `embeddings`) and the decayed,
-signed mean of the vectors of what the viewer acted on. The model also keeps per-video like/skip counts and upload times, which tell
-cold videos apart and feed the re-ranker's exploration bandit.
+signed mean of the vectors of what the viewer acted on. The model also keeps
+per-video like/skip counts and upload times, which tell cold videos apart and feed
+the re-ranker's exploration bandit.
 """
 
 from __future__ import annotations

@@ -305,9 +305,9 @@ class HybridRecommender(Recommender):
         """The earlier window (as training data), each labelled viewer's earlier history,
         and the videos they engaged with in their next window.
 
-        Pass `cold_pass` cuts the viewers whose place in a seeded shuffle falls in its
-        `cold_share` slice (so the passes cut different viewers); the next windows, and so
-        the labels, are the same in every pass."""
+        Each pass `cold_pass` draws its own seeded `cold_share` of the viewers to cut (pass 0
+        as before passes existed); the next windows, and so the labels, are the same in every
+        pass."""
         rng = np.random.default_rng(self.seed)
         order = np.lexsort((data.timestamps, data.users))
         bounds = np.searchsorted(data.users[order], np.arange(data.n_users + 1))
@@ -318,14 +318,11 @@ class HybridRecommender(Recommender):
                 rng.choice(candidates, self.max_ranker_viewers, replace=False).tolist()
             )
         engaged = data.engagement()
-        # each viewer's place in a seeded shuffle (pass p cuts the p-th `cold_share` slice)
-        # and the number of first actions they keep when cut
-        place = rng.permutation(len(candidates)) / max(len(candidates), 1)
-        keeps = rng.integers(1, COLD_MAX_ACTIONS + 1, size=len(candidates))
-        low, high = cold_pass * self.cold_share, (cold_pass + 1) * self.cold_share
+        # pass 0 draws from the stream that sampled the viewers; pass p > 0 from its own
+        cutter = rng if cold_pass == 0 else np.random.default_rng([self.seed, cold_pass])
         labels: dict[int, np.ndarray] = {}
         cuts: dict[int, tuple[int, int]] = {}
-        for j, u in enumerate(candidates):
+        for u in candidates:
             start, end = int(bounds[u]), int(bounds[u + 1])
             n = end - start
             cut = start + n - max(1, round(n * self.label_share))
@@ -333,14 +330,14 @@ class HybridRecommender(Recommender):
             seen = data.items[order[start:cut]]
             liked = np.unique(data.items[rows][engaged[rows]])
             keep[cut:end] = False  # the next window is never fitted on
-            stop = cut
-            if cut - start > COLD_MAX_ACTIONS and low <= place[j] < high:
-                stop = start + int(keeps[j])
-                keep[stop:cut] = False
             liked = liked[~np.isin(liked, seen)]
             if len(liked) == 0:
                 continue
             labels[u] = liked
+            stop = cut
+            if cut - start > COLD_MAX_ACTIONS and cutter.random() < self.cold_share:
+                stop = start + int(cutter.integers(1, COLD_MAX_ACTIONS + 1))
+                keep[stop:cut] = False
             cuts[u] = (start, stop)
         rows = np.sort(order[keep])
         early_now = float(data.timestamps[rows].max()) if len(rows) else data.now
