@@ -1,6 +1,7 @@
 """`recomind evaluate` straight from import files, printing every tuning step.
 
     python benchmarks/tune_baselines.py FOLDER [--k 10] [--holdout 0.2] [--cold-share 0.1]
+        [--cold-seeds 5]
         [--models hybrid,popularity,...] [--no-tune] [--output results.json]
 
 FOLDER holds `recomind import` files (videos.parquet, actions.parquet), e.g. from
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--cold-share", type=float, default=0.1)
+    parser.add_argument("--cold-seeds", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-tune", action="store_true")
     parser.add_argument("--output", type=Path)
@@ -54,6 +56,7 @@ def main() -> None:
         models=tuple(args.models.split(",")),
         tune_baselines=not args.no_tune,
         cold_share=args.cold_share,
+        cold_seeds=args.cold_seeds,
         progress=lambda msg: print(f"[{time.perf_counter() - start:6.1f}s] {msg}", flush=True),
     )
     for t in result.tuned:

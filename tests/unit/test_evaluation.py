@@ -6,14 +6,17 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from recomind.domain.model import ActionType, ActionWeights, VideoAction
 from recomind.services import tuning
 from recomind.services.evaluation import (
     COLD_MAX_ACTIONS,
+    ModelScore,
     cold_start_split,
     evaluate,
+    pool_runs,
     score_models,
     temporal_split,
     tune,
@@ -142,3 +145,33 @@ def test_evaluate_reports_every_segment_and_the_ratios(world: SimulatedWorld) ->
     assert "hybrid/popularity cold_start" in ratios
     assert all(math.isfinite(v) for v in ratios.values())
     assert result.as_dict()["results"][0]["novelty"] > 0
+
+
+def test_repeated_cold_start_runs_pool_every_viewer_of_every_run(world: SimulatedWorld) -> None:
+    once = evaluate(world.videos, world.actions, WEIGHTS, models=("popularity",), cold_share=0.2)
+    result = evaluate(
+        world.videos,
+        world.actions,
+        WEIGHTS,
+        models=("popularity",),
+        cold_share=0.2,
+        cold_seeds=3,
+    )
+    single, pooled = once.get("popularity", "cold_start"), result.get("popularity", "cold_start")
+    assert single is not None and pooled is not None
+    assert pooled.users == 3 * single.users  # the same share of viewers cut in every run
+    runs = result.as_dict()["cold_start_runs"]
+    assert len(runs) == 3 and runs[0]["popularity"] == pytest.approx(single.ndcg)
+    assert pooled.ndcg == pytest.approx(np.mean([r["popularity"] for r in runs]))
+    assert len({r["popularity"] for r in runs}) > 1, "each run cuts other viewers"
+
+
+def test_pooled_scores_weigh_each_viewer_once() -> None:
+    a = ModelScore("m", "cold_start", 1, 1.0, 1.0, 1.0, 0.2, 3.0)
+    b = ModelScore("m", "cold_start", 3, 0.0, 0.0, 0.0, 0.4, 1.0)
+    (pooled,) = pool_runs([[a], [b]])
+    assert pooled.users == 4
+    assert pooled.ndcg == pytest.approx(0.25) and pooled.recall == pytest.approx(0.25)
+    assert pooled.novelty == pytest.approx(1.5)
+    assert pooled.coverage == pytest.approx(0.3)
+    assert pool_runs([]) == []

@@ -263,3 +263,37 @@ def test_recent_counts_match_a_plain_count(
         hi = np.floor(at - first)
         expected = np.count_nonzero((offsets > lo) & (offsets <= hi))
         assert got[item] == expected
+
+
+def test_extra_cold_passes_cut_other_viewers_and_add_cold_groups(data: TrainingData) -> None:
+    hybrid = HybridRecommender(cold_share=0.3, seed=2)
+    cut: list[set[int]] = []
+    for cold_pass in range(3):
+        early, histories, labels = hybrid._ranker_windows(data, cold_pass)
+        assert set(labels) == set(hybrid._ranker_windows(data, 0)[2])  # the same next windows
+        earlier = {u: _earlier(data, u, hybrid.label_share) for u in histories}
+        short = {u for u, h in histories.items() if len(h) < earlier[u]}
+        for u in short:  # a cut viewer's dropped actions are in no source's data
+            assert np.count_nonzero(early.users == u) == len(histories[u])
+        cut.append(short)
+    assert all(cut) and cut[0] != cut[1] and cut[1] != cut[2] and cut[0] != cut[2]
+
+    one = HybridRecommender(candidates_per_source=60, min_ranker_groups=0, min_cold_groups=0)
+    three = HybridRecommender(
+        candidates_per_source=60, min_ranker_groups=0, min_cold_groups=0, cold_passes=3
+    )
+    one.fit(data)
+    three.fit(data)
+    assert one.training_["cold_passes"] == 1 and three.training_["cold_passes"] == 3
+    assert three.training_["cold_ranker_groups"] > 2 * one.training_["cold_ranker_groups"]
+    # the warm ranker is trained on the same groups either way
+    assert three.training_["ranker_groups"] == one.training_["ranker_groups"]
+    enough = HybridRecommender(
+        candidates_per_source=60, min_ranker_groups=0, cold_passes=3, cold_groups_target=1
+    ).fit(data)
+    assert enough.training_["cold_passes"] == 1  # the first pass already gave enough
+
+
+def _earlier(data: TrainingData, user: int, label_share: float) -> int:
+    n = int(np.count_nonzero(data.users == user))
+    return n - max(1, round(n * label_share))

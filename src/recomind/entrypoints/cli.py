@@ -365,6 +365,14 @@ def evaluate(
         typer.Option(help="Comma-separated models (default: the hybrid and every baseline)"),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the cold-start viewers' choice")] = 0,
+    cold_seeds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=20,
+            help="Repeat the cold-start protocol with this many seeds (seed, seed+1, ...), pooled",
+        ),
+    ] = 5,
     output: Annotated[Path | None, typer.Option(help="Write the results as JSON here")] = None,
 ) -> None:
     """Offline quality on a temporal per-viewer hold-out: the hybrid beside tuned baselines."""
@@ -396,6 +404,7 @@ def evaluate(
             tune_baselines=tune,
             cold_share=cold_share,
             seed=seed,
+            cold_seeds=cold_seeds,
             progress=step,
         )
     if result.tuned:

@@ -151,6 +151,8 @@ class HybridRecommender(Recommender):
         ranker: RankerSettings | None = None,
         min_ranker_groups: int = 300,
         min_cold_groups: int = 100,
+        cold_passes: int = 1,
+        cold_groups_target: int = 600,
         blend: BlendWeights | None = None,
         popularity_half_life_hours: float = 48.0,
         affinity_half_life_hours: float = 24.0 * 14,
@@ -178,6 +180,13 @@ class HybridRecommender(Recommender):
         # hand-set blend ranks instead. ML-100K gives ~920 groups, ~190 of them cold.
         self.min_ranker_groups = min_ranker_groups
         self.min_cold_groups = min_cold_groups
+        # Few cold groups (ML-100K gives ~190 a pass) leave the cold ranker guessing: up to
+        # `cold_passes` fits of the sources on the earlier window, each cutting a different
+        # `cold_share` of the viewers, add cold groups until `cold_groups_target` is reached.
+        # A large log reaches it in the first pass (5,000 ranker viewers: ~1,000 cold groups),
+        # so the extra fits cost nothing there.
+        self.cold_passes = cold_passes
+        self.cold_groups_target = cold_groups_target
         self.seed = seed
         self.blend = blend or BlendWeights()
         self.ranker = LambdaRanker(ranker)
@@ -213,11 +222,7 @@ class HybridRecommender(Recommender):
     def fit(self, data: TrainingData) -> HybridRecommender:
         self.item_ids = np.array([str(v) for v in data.catalog.item_ids], dtype=str)
         early, histories, labels = self._ranker_windows(data)
-        sources = self._new_sources()
-        for model in sources.values():
-            model.fit(early)
-        stats = ItemStats.fit(early)
-        pools = self._pools(sources, stats, [histories[u] for u in sorted(labels)], early.now)
+        pools, sources = self._window_pools(early, histories, sorted(labels))
         keep = [
             i
             for i, (u, pool) in enumerate(zip(sorted(labels), pools, strict=True))
@@ -248,13 +253,27 @@ class HybridRecommender(Recommender):
         # viewers with at most 3 actions also get a ranker of their own, trained on the cold
         # groups alone, so the warm majority does not decide how a cold start is ranked
         cold_rows = np.repeat(short, groups)
+        cold_features, cold_target = features[cold_rows], target[cold_rows]
+        cold_groups = groups[short]
+        passes = 1
+        while passes < self.cold_passes and n_cold < self.cold_groups_target:
+            extra = self._cold_groups(data, passes)
+            passes += 1
+            if extra is None:
+                break
+            cold_features = np.vstack([cold_features, extra[0]])
+            cold_target = np.concatenate([cold_target, extra[1]])
+            cold_groups = np.concatenate([cold_groups, extra[2]])
+            n_cold = len(cold_groups)
         if n_cold < self.min_cold_groups:
-            short, cold_rows = np.zeros_like(short), np.zeros_like(cold_rows)
-        self.cold_ranker.fit(features[cold_rows], target[cold_rows], groups[short], names)
+            cold_groups = cold_groups[:0]
+            cold_features, cold_target = cold_features[:0], cold_target[:0]
+        self.cold_ranker.fit(cold_features, cold_target, cold_groups, names)
         self.training_ = {
             "ranker_viewers": len(labels),
             "ranker_groups": n_groups,
             "cold_ranker_groups": n_cold,
+            "cold_passes": passes,
             "ranker_trained": self.ranker.trained,
             "cold_ranker_trained": self.cold_ranker.trained,
             "ranker_rows": len(target),
@@ -279,11 +298,44 @@ class HybridRecommender(Recommender):
         self.now_ = data.now
         return self
 
+    def _window_pools(
+        self, early: TrainingData, histories: dict[int, History], users: list[int]
+    ) -> tuple[list[_Pool], dict[str, Recommender]]:
+        """The sources fitted on the earlier window, and each listed viewer's pool from it."""
+        sources = self._new_sources()
+        for model in sources.values():
+            model.fit(early)
+        stats = ItemStats.fit(early)
+        return self._pools(sources, stats, [histories[u] for u in users], early.now), sources
+
+    def _cold_groups(
+        self, data: TrainingData, cold_pass: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Rows, labels and group sizes of the viewers cut to a cold start in another pass
+        (a different `cold_share` of them, the sources refitted without their history)."""
+        early, histories, labels = self._ranker_windows(data, cold_pass)
+        users = [u for u in sorted(labels) if len(histories[u]) <= COLD_MAX_ACTIONS]
+        if not users:
+            return None
+        pools, _ = self._window_pools(early, histories, users)
+        keep = [i for i, u in enumerate(users) if np.isin(pools[i].items, labels[u]).any()]
+        if not keep:
+            return None
+        features = np.vstack([pools[i].features for i in keep]).astype(np.float32)
+        target = np.concatenate(
+            [np.isin(pools[i].items, labels[users[i]]).astype(np.float32) for i in keep]
+        )
+        return features, target, np.array([len(pools[i].items) for i in keep], dtype=np.int64)
+
     def _ranker_windows(
-        self, data: TrainingData
+        self, data: TrainingData, cold_pass: int = 0
     ) -> tuple[TrainingData, dict[int, History], dict[int, np.ndarray]]:
         """The earlier window (as training data), each labelled viewer's earlier history,
-        and the videos they engaged with in their next window."""
+        and the videos they engaged with in their next window.
+
+        Each pass `cold_pass` draws its own seeded `cold_share` of the viewers to cut (pass 0
+        as before passes existed); the next windows, and so the labels, are the same in every
+        pass."""
         rng = np.random.default_rng(self.seed)
         order = np.lexsort((data.timestamps, data.users))
         bounds = np.searchsorted(data.users[order], np.arange(data.n_users + 1))
@@ -294,6 +346,8 @@ class HybridRecommender(Recommender):
                 rng.choice(candidates, self.max_ranker_viewers, replace=False).tolist()
             )
         engaged = data.engagement()
+        # pass 0 draws from the stream that sampled the viewers; pass p > 0 from its own
+        cutter = rng if cold_pass == 0 else np.random.default_rng([self.seed, cold_pass])
         labels: dict[int, np.ndarray] = {}
         cuts: dict[int, tuple[int, int]] = {}
         for u in candidates:
@@ -309,8 +363,8 @@ class HybridRecommender(Recommender):
                 continue
             labels[u] = liked
             stop = cut
-            if cut - start > COLD_MAX_ACTIONS and rng.random() < self.cold_share:
-                stop = start + int(rng.integers(1, COLD_MAX_ACTIONS + 1))
+            if cut - start > COLD_MAX_ACTIONS and cutter.random() < self.cold_share:
+                stop = start + int(cutter.integers(1, COLD_MAX_ACTIONS + 1))
                 keep[stop:cut] = False
             cuts[u] = (start, stop)
         rows = np.sort(order[keep])
@@ -574,6 +628,8 @@ class HybridRecommender(Recommender):
             "reuse_share": self.reuse_share,
             "min_ranker_groups": self.min_ranker_groups,
             "min_cold_groups": self.min_cold_groups,
+            "cold_passes": self.cold_passes,
+            "cold_groups_target": self.cold_groups_target,
             "seed": self.seed,
             "blend": self.blend.__dict__,
             "now": self.now_,
@@ -600,6 +656,8 @@ class HybridRecommender(Recommender):
             reuse_share=params.get("reuse_share", 0.0),
             min_ranker_groups=params.get("min_ranker_groups", 0),
             min_cold_groups=params.get("min_cold_groups", 0),
+            cold_passes=params.get("cold_passes", 1),
+            cold_groups_target=params.get("cold_groups_target", 600),
             seed=params.get("seed", 0),
             blend=BlendWeights(**params["blend"]),
         )

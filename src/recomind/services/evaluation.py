@@ -76,6 +76,9 @@ class Evaluation:
     scores: list[ModelScore]
     tuned: list[Tuned] = field(default_factory=list)
     fit_seconds: dict[str, float] = field(default_factory=dict)
+    cold_seeds: int = 1
+    # NDCG per model in each repetition of the cold-start protocol (their pool is `cold_start`)
+    cold_start_runs: list[dict[str, float]] = field(default_factory=list)
 
     def get(self, model: str, segment: str) -> ModelScore | None:
         return next((s for s in self.scores if s.model == model and s.segment == segment), None)
@@ -100,6 +103,8 @@ class Evaluation:
             "k": self.k,
             "holdout": self.holdout,
             "cold_share": self.cold_share,
+            "cold_seeds": self.cold_seeds,
+            "cold_start_runs": self.cold_start_runs,
             "tuned": [asdict(t) for t in self.tuned],
             "results": [asdict(s) for s in self.scores],
             "ratios": self.ratios(),
@@ -279,8 +284,10 @@ def evaluate(
     cold_share: float = 0.0,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    cold_seeds: int = 1,
 ) -> Evaluation:
-    """Every model on the test split (and the cold-start protocol when `cold_share` > 0).
+    """Every model on the test split (and the cold-start protocol when `cold_share` > 0,
+    repeated with seeds `seed`, `seed + 1`, ... `cold_seeds` times and pooled).
 
     `factories` (name -> model) replaces the named `models` when given.
     """
@@ -309,8 +316,43 @@ def evaluate(
     scores = score_models(
         videos, split.train, {"all": split.test, "cold": cold}, weights, k, chosen, fit_seconds
     )
-    if cold_share > 0:
-        say("cold-start protocol: refitting without the cold viewers' later history")
-        train, cold_split = cold_start_split(split, cold_share, seed)
-        scores += score_models(videos, train, {"cold_start": cold_split.test}, weights, k, chosen)
-    return Evaluation(k, holdout, cold_share, scores, tuned, fit_seconds)
+    runs: list[list[ModelScore]] = []
+    for run in range(cold_seeds if cold_share > 0 else 0):
+        say(f"cold-start protocol (seed {seed + run}): refitting without the cut viewers' history")
+        train, cold_split = cold_start_split(split, cold_share, seed + run)
+        runs.append(
+            score_models(videos, train, {"cold_start": cold_split.test}, weights, k, chosen)
+        )
+    scores += pool_runs(runs)
+    result = Evaluation(k, holdout, cold_share, scores, tuned, fit_seconds, cold_seeds)
+    result.cold_start_runs = [{s.model: s.ndcg for s in r} for r in runs]
+    return result
+
+
+def pool_runs(runs: Sequence[Sequence[ModelScore]]) -> list[ModelScore]:
+    """One score per model and segment over repeated runs: every (run, viewer) pair counts
+    once in the means; coverage is the mean of the runs' coverages."""
+    if not runs:
+        return []
+    pooled = []
+    for first in runs[0]:
+        same = [s for r in runs for s in r if (s.model, s.segment) == (first.model, first.segment)]
+        users = sum(s.users for s in same)
+
+        def mean(field: str, same: list[ModelScore] = same, users: int = users) -> float:
+            total = sum(getattr(s, field) * s.users for s in same)
+            return float(total / users) if users else 0.0
+
+        pooled.append(
+            ModelScore(
+                model=first.model,
+                segment=first.segment,
+                users=users,
+                recall=mean("recall"),
+                ndcg=mean("ndcg"),
+                hit_rate=mean("hit_rate"),
+                coverage=float(np.mean([s.coverage for s in same])),
+                novelty=mean("novelty"),
+            )
+        )
+    return pooled
