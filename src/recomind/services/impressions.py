@@ -88,14 +88,15 @@ class Impressions:
     def times_served(
         self, video_ids: Sequence[str], now: float, ttl_seconds: float
     ) -> dict[str, int]:
-        """How often each of these videos was served, if last served within `ttl_seconds`."""
+        """How often each of these videos was served within the last `ttl_seconds` (each
+        serving counts while its own record is that young, whatever the key's TTL says)."""
         if not self.raw or not video_ids:
             return {}
         wanted = {video_hash(v): v for v in video_ids}
         records = np.frombuffer(self.raw, dtype=RECORD)
         keys = np.fromiter(wanted, dtype=np.uint64, count=len(wanted))
-        merged = self._merged(records[np.isin(records["hash"], keys)])
-        live = merged[now - merged["at"] <= ttl_seconds]
+        records = records[np.isin(records["hash"], keys)]
+        live = self._merged(records[now - records["at"] <= ttl_seconds])
         return {
             wanted[h]: int(n)
             for h, n in zip(live["hash"].tolist(), live["times"].tolist(), strict=True)
