@@ -43,6 +43,22 @@ def action_weight(action: VideoAction, weights: ActionWeights, duration_ms: int 
     return weights.of(action.action_type)
 
 
+def weighted(
+    actions: Iterable[VideoAction],
+    weights: ActionWeights,
+    durations: Mapping[str, int | None] | None = None,
+) -> list[Engagement]:
+    """Each action as the weight it adds, a view counted by how much was watched when the
+    video's duration is known (`action_weight`)."""
+    known = durations or {}
+    return [
+        Engagement(
+            a.user_id, a.video_id, action_weight(a, weights, known.get(a.video_id)), a.timestamp
+        )
+        for a in actions
+    ]
+
+
 def apply_popularity(
     current: Mapping[str, PopularityScore],
     actions: Iterable[VideoAction],
@@ -51,16 +67,7 @@ def apply_popularity(
     durations: Mapping[str, int | None] | None = None,
 ) -> dict[str, PopularityScore]:
     """New popularity rows for every video the actions touch (and only those)."""
-    out: dict[str, PopularityScore] = {}
-    for action in actions:
-        old = out.get(action.video_id) or current.get(action.video_id)
-        w = action_weight(action, weights, (durations or {}).get(action.video_id))
-        if old is None:
-            out[action.video_id] = PopularityScore(action.video_id, w, action.timestamp)
-            continue
-        score, at = add_decayed(old.score, old.last_updated, w, action.timestamp, half_life_hours)
-        out[action.video_id] = PopularityScore(action.video_id, score, at)
-    return out
+    return add_to_popularity(current, weighted(actions, weights, durations), half_life_hours)
 
 
 def apply_tag_weights(
@@ -72,20 +79,8 @@ def apply_tag_weights(
     durations: Mapping[str, int | None] | None = None,
 ) -> dict[tuple[str, str], TagWeight]:
     """New (user, tag) affinity rows the actions touch; skips push a tag's weight down."""
-    out: dict[tuple[str, str], TagWeight] = {}
-    for action in actions:
-        w = action_weight(action, weights, (durations or {}).get(action.video_id))
-        for tag in video_tags.get(action.video_id, ()):
-            key = (action.user_id, tag)
-            old = out.get(key) or current.get(key)
-            if old is None:
-                out[key] = TagWeight(action.user_id, tag, w, action.timestamp)
-                continue
-            value, at = add_decayed(
-                old.weight, old.updated_at, w, action.timestamp, half_life_hours
-            )
-            out[key] = TagWeight(action.user_id, tag, value, at)
-    return out
+    added = weighted(actions, weights, durations)
+    return add_to_tag_weights(current, added, video_tags, half_life_hours)
 
 
 def engagements(actions: Iterable[VideoAction], weights: ActionWeights) -> list[Engagement]:
