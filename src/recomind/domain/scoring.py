@@ -83,12 +83,6 @@ def apply_tag_weights(
     return add_to_tag_weights(current, added, video_tags, half_life_hours)
 
 
-def engagements(actions: Iterable[VideoAction], weights: ActionWeights) -> list[Engagement]:
-    """Each action as the weight it adds (by action type; watch time is not counted here)."""
-    of = {t: weights.of(t) for t in ActionType}
-    return [Engagement(a.user_id, a.video_id, of[a.action_type], a.timestamp) for a in actions]
-
-
 def add_to_popularity(
     current: Mapping[str, PopularityScore], added: Iterable[Engagement], half_life_hours: float
 ) -> dict[str, PopularityScore]:

@@ -42,7 +42,7 @@ from recomind.domain.ports import (
     Store,
     StoreTransaction,
 )
-from recomind.domain.scoring import engagements
+from recomind.domain.scoring import weighted
 from recomind.services.analytics import write_batch_features
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,11 @@ RecordHandler = Callable[[list[tuple[BusRecord, VideoAction]], Effects], None]
 
 
 def update_popularity(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -> None:
-    tx.add_to_popularity(engagements(new, fx.weights), fx.popularity_half_life_hours)
+    tx.add_to_popularity(weighted(new, fx.weights), fx.popularity_half_life_hours)
 
 
 def update_profiles(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -> None:
-    tx.add_to_tag_weights(engagements(new, fx.weights), fx.affinity_half_life_hours)
+    tx.add_to_tag_weights(weighted(new, fx.weights), fx.affinity_half_life_hours)
     users = {a.user_id for a in new}
     tx.refresh_top_tags(users, max(a.timestamp for a in new))
     fx.cache.delete(*(cache_keys.user_profile(u) for u in users))
