@@ -144,6 +144,7 @@ def test_videos_round_trip_with_tags_in_order(store: Store) -> None:
     assert store.get_video("missing") is None
     assert store.get_videos(["v2", "missing", "v1"]) == {"v1": stored, "v2": untagged}
     assert store.existing_video_ids(["v1", "v9"]) == {"v1"}
+    assert store.all_video_ids() == {"v1", "v2"}
 
 
 def test_adding_a_video_again_updates_it(store: Store) -> None:

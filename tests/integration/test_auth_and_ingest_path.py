@@ -4,6 +4,7 @@ recorded), on a seeded RecoMind with `RECOMIND_API_KEYS` set."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -151,3 +152,16 @@ def _comparable(r: httpx.Response) -> tuple[int, object]:
         body["id"] = str(uuid.UUID(body["id"]))  # a fresh id each time; its form must hold
         body["id"] = "<uuid>"
     return r.status_code, (r.headers["content-type"], body)
+
+
+def test_a_started_api_knows_the_catalog_ids_without_a_store_read_per_video(
+    keyed: Served,
+) -> None:
+    catalog = keyed.recomind.store.all_video_ids()
+    assert len(catalog) > 10
+    known = keyed.recomind.known_videos
+    deadline = time.monotonic() + 10
+    while not known.all_known(catalog) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert known.all_known(catalog)
+    assert not known.all_known({"never-added"})

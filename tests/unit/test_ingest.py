@@ -36,6 +36,12 @@ class CatalogStore:
             raise ConnectionError("database is down")
         return set(ids) & self.videos
 
+    def all_video_ids(self) -> set[str]:
+        self.asked += 1
+        if not self.up:
+            raise ConnectionError("database is down")
+        return set(self.videos)
+
 
 def ingest(store: CatalogStore) -> tuple[ActionIngest, RecordingBus]:
     bus = RecordingBus()
@@ -48,6 +54,26 @@ def test_known_videos_are_asked_for_once() -> None:
     for _ in range(3):
         service.record([ActionRequest("u1", "v1", "like")])
     assert store.asked == 1 and len(bus.published) == 3
+
+
+def test_preloaded_ids_need_no_store_read_and_unknown_ones_still_do() -> None:
+    store = CatalogStore({"v1", "v2"})
+    service, bus = ingest(store)
+    assert service.known_videos.preload() == 2
+    service.record([ActionRequest("u1", "v1", "like"), ActionRequest("u1", "v2", "view")])
+    assert store.asked == 1 and len(bus.published) == 2
+    with pytest.raises(UnknownVideo):
+        service.record([ActionRequest("u1", "v9", "like")])
+    assert store.asked == 2 and len(bus.published) == 2
+
+
+def test_preload_with_the_store_down_learns_nothing_and_ingest_goes_on() -> None:
+    store = CatalogStore({"v1"}, up=False)
+    service, bus = ingest(store)
+    assert service.known_videos.preload() == 0
+    store.up = True
+    service.record([ActionRequest("u1", "v1", "like")])
+    assert store.asked == 2 and len(bus.published) == 1
 
 
 def test_unknown_video_rejects_the_whole_batch() -> None:

@@ -77,6 +77,20 @@ class KnownVideos:
             self._known.update(found)
         return unknown - found
 
+    def preload(self) -> int:
+        """Learn every video id the store holds in one read, so the first action on each
+        video after a start does not cost a store query on the request path. Returns how
+        many ids were learned; with the store unreachable it learns none and ids are asked
+        for one miss at a time, as before."""
+        try:
+            ids = self.store.all_video_ids()
+        except Exception:
+            log.warning("store unreachable: video ids will be looked up as actions arrive")
+            return 0
+        with self._lock:
+            self._known.update(ids)
+        return len(ids)
+
     def all_known(self, video_ids: set[str]) -> bool:
         """True when every id is already known (no store read needed)."""
         with self._lock:

@@ -343,6 +343,10 @@ class SqlStore:
                 out.update(conn.scalars(sa.select(column).where(column.in_(chunk))))
         return out
 
+    def all_video_ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.scalars(sa.select(t.videos.c.video_id)))
+
     def all_videos(self) -> list[Video]:
         with self.engine.connect() as conn:
             return [

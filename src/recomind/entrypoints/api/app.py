@@ -3,6 +3,7 @@ page, the lifespan."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -33,6 +34,10 @@ def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The catalog's ids in the background: requests go on meanwhile, asking per miss.
+        threading.Thread(
+            target=recomind.known_videos.preload, name="known-videos", daemon=True
+        ).start()
         if run_workers:
             recomind.start_workers()
         try:
