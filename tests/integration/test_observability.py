@@ -146,6 +146,8 @@ def test_metrics_count_requests_by_route_template_feeds_ingest_and_consumers(
         assert value(after, "recomind_consumer_lag", group=group) == 0
         assert moved(before, after, "recomind_consumer_lag_errors_total", group=group) == 0
     assert value(after, "recomind_bus_spooled_events") == 0
+    assert value(after, "recomind_feed_refresh_pending") >= 0  # KeyError when missing
+    assert moved(before, after, "recomind_feed_refresh_failures_total") == 0
 
 
 def test_metrics_follow_the_read_path_step_by_step_and_feed_sessions(served: Served) -> None:

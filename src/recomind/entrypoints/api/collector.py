@@ -108,6 +108,14 @@ class RecoMindCollector(Collector):
             "refreshed": counter(
                 "recomind_feeds_refreshed", "Viewer lists rebuilt by the refresh policy"
             ),
+            "refresh_pending": gauge(
+                "recomind_feed_refresh_pending",
+                "Viewers whose list the refresh policy has queued for a rebuild, or is rebuilding",
+            ),
+            "refresh_failed": counter(
+                "recomind_feed_refresh_failures",
+                "List rebuilds that failed (the stored list stays until its TTL)",
+            ),
             "accepted": counter(
                 "recomind_ingest_events_accepted", "Actions accepted by ingest (202) on this node"
             ),
@@ -183,6 +191,8 @@ class RecoMindCollector(Collector):
             f["compute_seconds"].add_metric([path], seconds.get(path, 0.0))
         f["cache_errors"].add_metric([], app.cache.failures)
         f["refreshed"].add_metric([], app.refresher.refreshed)
+        f["refresh_pending"].add_metric([], app.refresher.pending)
+        f["refresh_failed"].add_metric([], app.refresher.failed)
         f["accepted"].add_metric([], app.ingest.accepted)
         f["unverified"].add_metric([], app.known_videos.unverified)
         for runner in app.consumers:
