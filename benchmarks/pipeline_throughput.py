@@ -7,15 +7,19 @@ Then:              python benchmarks/pipeline_throughput.py [--events 10000]
    clients), and single POST /video_action requests/s (8 clients); baseline: the Kafka producer
    alone (idempotent, acks=all) sending the same messages.
 2. Kafka -> PostgreSQL: rows/s of the `recomind-store` consumer group (insert + popularity +
-   profiles in one transaction per batch); baseline: a bare COPY of the same rows.
-3. Kafka -> MariaDB: the same; baseline: a bare LOAD DATA LOCAL INFILE of the same rows.
+   profiles in one transaction per batch); baseline: a bare COPY of the same rows into a table
+   with a primary key only, and again into one with `video_actions`' two secondary indexes.
+3. Kafka -> MariaDB: the same; baseline: a bare LOAD DATA LOCAL INFILE of the same rows (both
+   table shapes).
 4. Kafka -> lake (S3): rows/s of the `recomind-lake` group; baseline: the same rows written as
    one Parquet object with pyarrow.
 
 Beside rows/s, the sinks and their baselines print rows per CPU-second: this process's CPU time
 plus the database server's (read from /proc, by the pid files that scripts/services writes under
 RECOMIND_SERVICES_DIR). On a shared machine wall-clock rates fall with the load of others; CPU
-cost does much less, so the CPU ratio is the steadier comparison.
+cost does much less, so the CPU ratio is the steadier comparison. Before each timed drain the
+set-up's objects are frozen out of the garbage collector, as a worker process does with its
+start-up heap; `--no-freeze` drains without that.
 """
 
 from __future__ import annotations
@@ -147,6 +151,9 @@ def raw_produce(messages: list[tuple[str, bytes]], topic: str) -> float:
     return len(messages) / (time.perf_counter() - start)
 
 
+FREEZE = True  # main() clears it for --no-freeze
+
+
 def timed_drain(recomind: RecoMind, group: str, expected: int, clock: CpuClock) -> float:
     """rows/s of one consumer group over `expected` events (the group join is not timed);
     `clock` takes the CPU time of the timed part."""
@@ -156,8 +163,12 @@ def timed_drain(recomind: RecoMind, group: str, expected: int, clock: CpuClock) 
     while not records:
         records = consumer.poll(runner.batch_size, 1.0)
     # A full collection now, so the timed part does not pay for the garbage of the set-up (the
-    # simulated world, the API run), which a worker process does not hold.
+    # simulated world, the API run), which a worker process does not hold. Then, as `recomind
+    # worker` does with its start-up heap (entrypoints/heap.py), what is alive now is set aside
+    # from later collections, unless --no-freeze.
     gc.collect()
+    if FREEZE:
+        gc.freeze()
     with clock:
         start, done = time.perf_counter(), 0
         while True:
@@ -182,18 +193,30 @@ def rows_of(world_actions: list) -> list[tuple]:  # type: ignore[type-arg]
     ]
 
 
-def copy_postgres(url: str, rows: list[tuple], clock: CpuClock) -> float:  # type: ignore[type-arg]
+def copy_postgres(
+    url: str,
+    rows: list[tuple],  # type: ignore[type-arg]
+    clock: CpuClock,
+    table: str = "copy_baseline",
+    indexed: bool = False,
+) -> float:
+    """A bare COPY into a table of the same columns with a primary key only, or, `indexed`,
+    with the secondary indexes of `video_actions` too."""
     import psycopg
 
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         conn.execute(
-            "CREATE TABLE copy_baseline (id text primary key, user_id text, video_id text,"
+            f"CREATE TABLE {table} (id text primary key, user_id text, video_id text,"
             " action_type text, ts timestamptz, watch_ms int)"
         )
+        if indexed:
+            conn.execute(f"CREATE INDEX ON {table} (user_id, ts)")
+            conn.execute(f"CREATE INDEX ON {table} (video_id)")
+        conn.commit()
         with clock:
             start = time.perf_counter()
-            with conn.cursor().copy("COPY copy_baseline FROM STDIN") as copy:
+            with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             conn.commit()
@@ -201,7 +224,16 @@ def copy_postgres(url: str, rows: list[tuple], clock: CpuClock) -> float:  # typ
         return len(rows) / seconds
 
 
-def load_data_mariadb(url: str, rows: list[tuple], folder: Path, clock: CpuClock) -> float:  # type: ignore[type-arg]
+def load_data_mariadb(
+    url: str,
+    rows: list[tuple],  # type: ignore[type-arg]
+    folder: Path,
+    clock: CpuClock,
+    table: str = "load_baseline",
+    indexed: bool = False,
+) -> float:
+    """A bare LOAD DATA into a table with a primary key only, or, `indexed`, with the
+    secondary indexes of `video_actions` too."""
     path = folder / "rows.csv"
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -211,16 +243,19 @@ def load_data_mariadb(url: str, rows: list[tuple], folder: Path, clock: CpuClock
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "CREATE TABLE load_baseline (id varchar(36) primary key, user_id varchar(64),"
+                f"CREATE TABLE {table} (id varchar(36) primary key, user_id varchar(64),"
                 " video_id varchar(64), action_type varchar(8), ts datetime(6), watch_ms int)"
             )
         )
+        if indexed:
+            conn.execute(sa.text(f"CREATE INDEX ix_{table}_user_ts ON {table} (user_id, ts)"))
+            conn.execute(sa.text(f"CREATE INDEX ix_{table}_video ON {table} (video_id)"))
     with clock:
         start = time.perf_counter()
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE load_baseline"
+                    f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {table}"
                     " FIELDS TERMINATED BY ',' LINES TERMINATED BY '\\r\\n'"
                 )
             )
@@ -270,7 +305,14 @@ def post_singles(url: str, bodies: list[dict], clients: int = 8) -> float:  # ty
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="drain without gc.freeze() first (as workers did before entrypoints/heap.py)",
+    )
     args = parser.parse_args()
+    global FREEZE
+    FREEZE = not args.no_freeze
     missing = [v for v in NEEDED if not os.environ.get(v)]
     if missing:
         sys.exit(f"set {', '.join(missing)}: scripts/services/start.sh && . .services/env.sh")
@@ -328,6 +370,12 @@ def main() -> None:
     base_rate = copy_postgres(pg_url, rows_of(actions), base)
     figures.append(Figure("Kafka -> PostgreSQL", rate, "bare COPY", base_rate, total, sink.seconds))
     figures[-1].base_cpu = base.seconds * total / n  # the same number of rows as the sink
+    base = CpuClock("postgres")
+    base_rate = copy_postgres(pg_url, rows_of(actions), base, "copy_indexed", indexed=True)
+    figures.append(
+        Figure("Kafka -> PostgreSQL", rate, "COPY, 2 indexes", base_rate, total, sink.seconds)
+    )
+    figures[-1].base_cpu = base.seconds * total / n
     # 4. Kafka -> lake, beside one Parquet object
     sink = CpuClock(None)  # the S3 server's CPU is not counted
     rate = timed_drain(pg, "recomind-lake", total, sink)
@@ -352,6 +400,10 @@ def main() -> None:
     rate = timed_drain(my, "recomind-store", n, sink)
     base_rate = load_data_mariadb(my_url, rows_of(actions), tmp, base)
     figures.append(Figure("Kafka -> MariaDB", rate, "bare LOAD DATA", base_rate, n, sink.seconds))
+    figures[-1].base_cpu = base.seconds
+    base = CpuClock("mariadb")
+    base_rate = load_data_mariadb(my_url, rows_of(actions), tmp, base, "load_indexed", True)
+    figures.append(Figure("Kafka -> MariaDB", rate, "LOAD DATA, 2 idx", base_rate, n, sink.seconds))
     figures[-1].base_cpu = base.seconds
     my.close()
 

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     )
     embedded_worker: bool = Field(True, description="Run the consumers inside `serve`")
     consumer_batch: int = Field(
-        5000,
+        20_000,
         ge=1,
         le=100_000,
         description="Most records per poll; a poll takes what is fetched, so a backlog drains in"

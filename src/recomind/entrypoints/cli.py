@@ -185,6 +185,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run the consumers and the retrain schedule until stopped (SIGTERM / Ctrl-C)."""
+    from recomind.entrypoints.heap import freeze_startup_heap
     from recomind.services.consume import EVENT_HANDLERS
 
     unknown = set(group or ()) - set(EVENT_HANDLERS)
@@ -201,6 +202,7 @@ def worker(
             from recomind.entrypoints.api.collector import serve_worker_metrics
 
             serve_worker_metrics(recomind, recomind.settings.host, metrics_port)
+        freeze_startup_heap()
         names = recomind.start_workers(
             schedule_training=train, groups=(group or None) if consumers else ()
         )

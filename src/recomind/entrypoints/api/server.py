@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from recomind.bootstrap import RecoMind, bootstrap
 from recomind.config import AsgiServer, Settings
+from recomind.entrypoints.heap import freeze_startup_heap
 from recomind.entrypoints.logs import configure_logging
 
 FACTORY = "recomind.entrypoints.api.server:app_from_environment"
@@ -40,7 +41,9 @@ def app_from_environment() -> FastAPI:
     _die_with_parent()
     settings = Settings()
     configure_logging(settings.log_level, json=True)
-    return create_app(bootstrap(settings), run_workers=os.environ.get(_RUN_CONSUMERS) == "1")
+    app = create_app(bootstrap(settings), run_workers=os.environ.get(_RUN_CONSUMERS) == "1")
+    freeze_startup_heap()
+    return app
 
 
 def _die_with_parent() -> None:
@@ -79,8 +82,10 @@ def serve(
 
         from recomind.entrypoints.api.app import create_app
 
+        app = create_app(recomind, run_workers=run_consumers)
+        freeze_startup_heap()
         uvicorn.run(
-            create_app(recomind, run_workers=run_consumers),
+            app,
             host=host,
             port=port,
             loop="uvloop",
