@@ -19,6 +19,8 @@ in Redis), then serves, on 127.0.0.1 and with the same ASGI server and worker co
 For each: the maximum requests/s in a closed loop (wrk, bounded by a request count and a time
 limit), then p50/p99 latency in an open loop at a fixed rate of half the bare endpoint's maximum
 (vegeta, a fixed number of requests), and the ratios to (a). Every request's status is checked.
+It also prints each server's CPU per request in the closed loop (every thread and worker
+process, from /proc), which moves much less with the machine's load than requests/s.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,6 +80,21 @@ class Closed:
     bad: int
     p50_ms: float
     p99_ms: float
+    cpu_us: float = 0.0  # the server's CPU (every process and thread) per request
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of the server process and its children (the workers), from /proc:
+    per request, a figure that moves much less with the machine's load than requests/s."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # itself, or a child
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,11 @@ def start_bare(
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url, 30, proc)
     return proc, url
+
+
+def api_pid(api: RecoMindProcess) -> int:
+    assert api.proc is not None
+    return api.proc.pid
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -395,9 +417,11 @@ def main() -> None:
             # the Kafka producer's first metadata)
             warm_up(t, base)
             closed_loop(t, base, 100_000, 1, args.connections, tmp)
-            closed[t.name] = closed_loop(
-                t, base, args.requests, args.seconds, args.connections, tmp
-            )
+            pid = bare_proc.pid if t.slug == "bare" else api_pid(api)
+            cpu = server_cpu_seconds(pid)
+            c = closed_loop(t, base, args.requests, args.seconds, args.connections, tmp)
+            cpu_us = (server_cpu_seconds(pid) - cpu) / max(1, c.requests) * 1e6
+            closed[t.name] = replace(c, cpu_us=cpu_us)
         rate = closed[targets[0].name].rps / 2
         for t in targets:
             base = bare_url if t.slug == "bare" else api.url
@@ -416,13 +440,15 @@ def main() -> None:
     )
     bare_c, bare_o = closed[targets[0].name], opened[targets[0].name]
     print(
-        f"{'endpoint':30} {'max req/s':>10} {'x bare':>7} {'bad':>5} | "
+        f"{'endpoint':30} {'max req/s':>10} {'x bare':>7} {'CPU us/req':>10} {'x bare':>7} "
+        f"{'bad':>5} | "
         f"{'p50 ms':>7} {'p99 ms':>7} {'x bare p99':>10} {'ok':>6}"
     )
     for t in targets:
         c, o = closed[t.name], opened[t.name]
         print(
-            f"{t.name:30} {c.rps:>10,.0f} {c.rps / bare_c.rps:>7.2f} {c.bad:>5} | "
+            f"{t.name:30} {c.rps:>10,.0f} {c.rps / bare_c.rps:>7.2f} {c.cpu_us:>10,.0f} "
+            f"{bare_c.cpu_us / max(c.cpu_us, 1e-9):>7.2f} {c.bad:>5} | "
             f"{o.p50_ms:>7.2f} {o.p99_ms:>7.2f} {o.p99_ms / bare_o.p99_ms:>10.2f} {o.success:>6.1%}"
         )
 

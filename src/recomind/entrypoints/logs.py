@@ -100,6 +100,9 @@ def configure_logging(level: str | int, json: bool = True, stream: TextIO | None
     handler.setFormatter(JsonFormatter() if json else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # Neither formatter prints the thread or the process, which every LogRecord otherwise
+    # looks up (the process id is a system call): one record per request for the access log.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         server_log = logging.getLogger(name)
         server_log.handlers.clear()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -119,8 +120,53 @@ async def _trending_page(
 
 
 def _next_page_headers(scope: Scope, cursor: str) -> list[tuple[bytes, bytes]]:
-    url = URL(scope=scope).include_query_params(cursor=cursor)
+    url = next_page_url(scope, cursor)
     return [(b"x-next-cursor", cursor.encode()), (b"link", f'<{url}>; rel="next"'.encode())]
+
+
+# What `urlsplit`/`urlunsplit`, `parse_qsl` and `urlencode` give back unchanged: a path of
+# plain characters, and query parts `name=value` of characters `quote_plus` keeps as they are.
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/_.~%:@!$'()*+,;=-]*")
+_PLAIN_PARAM = re.compile(r"[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*")
+_ORIGINS: dict[tuple[str, str | None, Any], str] = {}  # (scheme, Host, server) -> scheme://netloc
+_ORIGINS_MAX = 64
+
+
+def next_page_url(scope: Scope, cursor: str) -> str:
+    """The request's URL with `cursor` set, exactly as Starlette's
+    `URL(scope=scope).include_query_params(cursor=cursor)` spells it, which cost about 70 us
+    a page (it parses and joins the whole URL twice). The origin is Starlette's, worked out
+    once per Host header; a plain path and query (a cursor is base64url) are joined here,
+    anything else is left to Starlette."""
+    path: str = scope["path"]
+    query = scope["query_string"].decode("latin-1")
+    parts = query.split("&") if query else []
+    added = f"cursor={cursor}"
+    plain = _PLAIN_PATH.fullmatch(path) and _PLAIN_PARAM.fullmatch(added)
+    origin = _origin(scope) if plain else ""
+    if not origin or not all(_PLAIN_PARAM.fullmatch(part) for part in parts):
+        return str(URL(scope=scope).include_query_params(cursor=cursor))
+    kept = [part for part in parts if not part.startswith("cursor=")]  # the new one goes last
+    return f"{origin}{path}?{'&'.join([*kept, added])}"
+
+
+def _origin(scope: Scope) -> str:
+    """`scheme://netloc` as Starlette's URL makes it from the Host header or the server;
+    "" when it has none."""
+    host = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            break
+    key = (scope.get("scheme", "http"), host, scope.get("server"))
+    origin = _ORIGINS.get(key)
+    if origin is None:
+        url = str(URL(scope={**scope, "path": "/", "query_string": b""}))
+        origin = url[:-1] if "://" in url and url.endswith("/") else ""  # "/": no host known
+        if len(_ORIGINS) >= _ORIGINS_MAX:  # clients choose the Host header: stay bounded
+            _ORIGINS.clear()
+        _ORIGINS[key] = origin
+    return origin
 
 
 class FeedFastPath:
