@@ -15,7 +15,13 @@ from recomind.recommenders.base import top_k
 from recomind.recommenders.data import History, TrainingData, history_from_actions, training_data
 from recomind.recommenders.ease import EASE
 from recomind.recommenders.features import DAY, ItemStats
-from recomind.recommenders.hybrid import REUSABLE, SOURCES, HybridRecommender, rank
+from recomind.recommenders.hybrid import (
+    _SCORE_BATCH,
+    REUSABLE,
+    SOURCES,
+    HybridRecommender,
+    rank,
+)
 from recomind.recommenders.popularity import Popularity
 from recomind.recommenders.user_knn import UserNeighbours
 from recomind.services.simulator import SimulatedWorld, simulate
@@ -111,6 +117,37 @@ def test_a_sliver_held_out_keeps_the_costly_sources_earlier_fit(data: TrainingDa
     ease = refitting.sources["ease"]
     assert isinstance(ease, EASE)
     np.testing.assert_array_equal(ease.prior_, fresh_ease.prior_)
+
+
+def test_pools_built_in_batches_equal_each_viewers_own_pool(data: TrainingData) -> None:
+    """The ranker's groups and the hourly Top-N build pools `_SCORE_BATCH` viewers at a time
+    (each source's `score_many`); a viewer's candidates, source ranks and feature row must be
+    what the viewer's own pool gives, or training and serving would depend on who is batched
+    with whom. Cold cuts and warm viewers, over several batches and a short last one."""
+    hybrid = HybridRecommender(candidates_per_source=40, cold_share=0.3)
+    hybrid.item_ids = np.array([str(v) for v in data.catalog.item_ids], dtype=str)
+    early, histories, labels = hybrid._ranker_windows(data)
+    users = sorted(labels)
+    assert len(users) > 2 * _SCORE_BATCH
+    assert any(len(histories[u]) <= 3 for u in users) and any(len(histories[u]) > 3 for u in users)
+    pools, sources = hybrid._window_pools(early, histories, users)
+    stats = ItemStats.fit(early)
+    excluded = np.array([0, 1, 2])
+    together = hybrid._pools(
+        sources, stats, [histories[u] for u in users[:70]], early.now, [excluded] * 70
+    )
+    for i, u in enumerate(users):
+        alone = hybrid._pool(sources, stats, histories[u], early.now, None)
+        np.testing.assert_array_equal(pools[i].items, alone.items)
+        np.testing.assert_array_equal(pools[i].ranks, alone.ranks)
+        np.testing.assert_allclose(pools[i].features, alone.features, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(pools[i].blend, alone.blend, rtol=1e-9, atol=1e-12)
+        assert pools[i].cold == alone.cold
+        if i < 70:
+            own = hybrid._pool(sources, stats, histories[u], early.now, excluded)
+            np.testing.assert_array_equal(together[i].items, own.items)
+            np.testing.assert_array_equal(together[i].ranks, own.ranks)
+            assert not np.isin(excluded, own.items).any()
 
 
 def test_the_ranker_is_trained_and_uses_collaborative_and_cold_signals(
