@@ -9,13 +9,21 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import rankdata
 
 from recomind.domain.model import ActionType, ActionWeights, VideoAction
 from recomind.recommenders.base import top_k
 from recomind.recommenders.data import History, TrainingData, history_from_actions, training_data
 from recomind.recommenders.ease import EASE
-from recomind.recommenders.features import DAY, ItemStats
-from recomind.recommenders.hybrid import REUSABLE, SOURCES, HybridRecommender, rank
+from recomind.recommenders.features import DAY, ItemStats, feature_names
+from recomind.recommenders.hybrid import (
+    _SCORE_BATCH,
+    COLD_MIXES,
+    REUSABLE,
+    SOURCES,
+    HybridRecommender,
+    rank,
+)
 from recomind.recommenders.popularity import Popularity
 from recomind.recommenders.user_knn import UserNeighbours
 from recomind.services.simulator import SimulatedWorld, simulate
@@ -111,6 +119,37 @@ def test_a_sliver_held_out_keeps_the_costly_sources_earlier_fit(data: TrainingDa
     ease = refitting.sources["ease"]
     assert isinstance(ease, EASE)
     np.testing.assert_array_equal(ease.prior_, fresh_ease.prior_)
+
+
+def test_pools_built_in_batches_equal_each_viewers_own_pool(data: TrainingData) -> None:
+    """The ranker's groups and the hourly Top-N build pools `_SCORE_BATCH` viewers at a time
+    (each source's `score_many`); a viewer's candidates, source ranks and feature row must be
+    what the viewer's own pool gives, or training and serving would depend on who is batched
+    with whom. Cold cuts and warm viewers, over several batches and a short last one."""
+    hybrid = HybridRecommender(candidates_per_source=40, cold_share=0.3)
+    hybrid.item_ids = np.array([str(v) for v in data.catalog.item_ids], dtype=str)
+    early, histories, labels = hybrid._ranker_windows(data)
+    users = sorted(labels)
+    assert len(users) > 2 * _SCORE_BATCH
+    assert any(len(histories[u]) <= 3 for u in users) and any(len(histories[u]) > 3 for u in users)
+    pools, sources = hybrid._window_pools(early, histories, users)
+    stats = ItemStats.fit(early)
+    excluded = np.array([0, 1, 2])
+    together = hybrid._pools(
+        sources, stats, [histories[u] for u in users[:70]], early.now, [excluded] * 70
+    )
+    for i, u in enumerate(users):
+        alone = hybrid._pool(sources, stats, histories[u], early.now, None)
+        np.testing.assert_array_equal(pools[i].items, alone.items)
+        np.testing.assert_array_equal(pools[i].ranks, alone.ranks)
+        np.testing.assert_allclose(pools[i].features, alone.features, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(pools[i].blend, alone.blend, rtol=1e-9, atol=1e-12)
+        assert pools[i].cold == alone.cold
+        if i < 70:
+            own = hybrid._pool(sources, stats, histories[u], early.now, excluded)
+            np.testing.assert_array_equal(together[i].items, own.items)
+            np.testing.assert_array_equal(together[i].ranks, own.ranks)
+            assert not np.isin(excluded, own.items).any()
 
 
 def test_the_ranker_is_trained_and_uses_collaborative_and_cold_signals(
@@ -297,3 +336,79 @@ def test_extra_cold_passes_cut_other_viewers_and_add_cold_groups(data: TrainingD
 def _earlier(data: TrainingData, user: int, label_share: float) -> int:
     n = int(np.count_nonzero(data.users == user))
     return n - max(1, round(n * label_share))
+
+
+def _cold_rows(
+    signal: str, n_groups: int = 240, size: int = 40, seed: int = 3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Cold groups whose labels follow either the popularity column or another feature."""
+    names = feature_names(SOURCES)
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n_groups * size, len(names)))
+    truth = features[:, names.index("popularity_z" if signal == "popularity" else "ease_z")]
+    target = np.zeros(n_groups * size, np.float32)
+    for g in range(n_groups):
+        rows = slice(g * size, (g + 1) * size)
+        target[rows][np.argsort(-truth[rows] + rng.normal(0, 0.3, size))[:3]] = 1.0
+    return features, target, np.full(n_groups, size, np.int64), names
+
+
+@pytest.mark.parametrize("signal", ["popularity", "ease"])
+def test_the_cold_mix_follows_what_predicts_cold_viewers(signal: str) -> None:
+    """The hybrid picks the popularity share of a cold viewer's ordering on cold groups held
+    out from the rankers it compares: all popularity when only popularity predicts the labels
+    (a ranker fitted on a few groups only adds noise to it), none when popularity is noise."""
+    features, target, groups, names = _cold_rows(signal)
+    hybrid = HybridRecommender()
+    mix, gains = hybrid._choose_cold_mix(features, target, groups, names)
+    assert mix in COLD_MIXES and set(gains) == {str(w) for w in COLD_MIXES}
+    if signal == "popularity":
+        assert mix >= 0.75
+        assert gains["1.0"] > gains["0.0"]
+    else:
+        assert mix == 0.0
+        assert gains["0.0"] > gains["1.0"] + 0.2
+
+
+def test_a_cold_viewer_is_ordered_by_the_chosen_mix_and_it_survives_a_reload(
+    model: HybridRecommender, data: TrainingData, tmp_path: Path
+) -> None:
+    assert model.cold_ranker.trained
+    chosen = model.cold_mix_
+    assert model.training_["cold_popularity_mix"] == chosen in COLD_MIXES
+    h = data.user_histories()[3]
+    cold = History(h.items[:2], h.weights[:2], h.timestamps[:2])
+    pool = model._pool(model.sources, model.stats, cold, model.now_, None)
+    (predicted,) = model._predict([pool])
+    for w in (0.0, 0.5, 1.0):
+        model.cold_mix_ = w
+        got = [r.item for r in model.explain(cold, 10)]
+        ranks = (rankdata(predicted) - 1) / (len(predicted) - 1)
+        popularity = (
+            rankdata(pool.features[:, feature_names(SOURCES).index("popularity_z")]) - 1
+        ) / (len(predicted) - 1)
+        mixed = (1 - w) * ranks + w * popularity + 1e-6 * pool.blend[pool.items]
+        expected = pool.items[np.lexsort((pool.items, -mixed))][:10].tolist()
+        assert got == expected
+    # a warm viewer is the ranker's alone, whatever the mix
+    warm_before = [r.item for r in model.explain(h, 10)]
+    model.cold_mix_ = 0.0
+    assert [r.item for r in model.explain(h, 10)] == warm_before
+    model.cold_mix_ = 0.5
+    model.save(tmp_path / "m")
+    loaded = HybridRecommender.load(tmp_path / "m")
+    assert loaded.cold_mix_ == 0.5
+    assert [r.item for r in loaded.explain(cold, 10)] == [r.item for r in model.explain(cold, 10)]
+    model.cold_mix_ = chosen  # the fixture is shared
+
+
+def test_fit_picks_the_cold_mix_itself_when_asked(data: TrainingData) -> None:
+    auto = HybridRecommender(
+        candidates_per_source=60, min_ranker_groups=0, min_cold_groups=0, cold_popularity_mix=None
+    ).fit(data)
+    assert auto.cold_ranker.trained
+    gains = auto.training_["cold_mix_ndcg"]
+    assert set(gains) == {str(w) for w in COLD_MIXES}
+    assert auto.cold_mix_ in COLD_MIXES
+    assert gains[str(auto.cold_mix_)] == max(gains.values())
+    assert auto.training_["cold_popularity_mix"] == auto.cold_mix_
