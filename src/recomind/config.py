@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Item neighbours are found among this many most active videos"
     )
     als_max_pairs: int = Field(
-        2_000_000,
+        1_000_000,
         ge=1,
         description="ALS fits its item factors on a sample of viewers with at most this many "
         "positive (viewer, video) pairs; every viewer is still scored by fold-in",

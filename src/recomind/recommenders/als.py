@@ -122,7 +122,7 @@ class ALS(Recommender):
         iterations: int = 15,
         cg_steps: int = 3,
         seed: int = 0,
-        max_pairs: int = 2_000_000,
+        max_pairs: int = 1_000_000,
     ) -> None:
         self.factors = factors
         self.regularization = regularization

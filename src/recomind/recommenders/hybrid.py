@@ -160,7 +160,7 @@ class HybridRecommender(Recommender):
         affinity_half_life_hours: float = 24.0 * 14,
         ease_max_items: int = 10_000,
         neighbour_max_items: int = 50_000,
-        als_max_pairs: int = 2_000_000,
+        als_max_pairs: int = 1_000_000,
         reuse_share: float = 0.05,
         blas_threads: int = 1,
     ) -> None:

@@ -47,7 +47,7 @@ class TrainSettings:
     # the hybrid's limits for large logs (see HybridRecommender)
     ease_max_items: int = 10_000
     neighbour_max_items: int = 50_000
-    als_max_pairs: int = 2_000_000
+    als_max_pairs: int = 1_000_000
     blas_threads: int = 1
     ranker_max_viewers: int = 5_000
     reuse_fit_share: float = 0.05
