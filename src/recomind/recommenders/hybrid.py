@@ -134,7 +134,9 @@ class _Pool:
     items: np.ndarray
     features: np.ndarray
     ranks: np.ndarray  # candidates x sources
-    blend: np.ndarray  # the fallback blend over the whole catalog
+    # the fallback blend over the whole catalog; empty in the ranker's training pools, which
+    # are never scored (5,000 of them over 100k videos held 4 GB of blends at 20M actions)
+    blend: np.ndarray
     cold: bool  # the viewer has at most COLD_MAX_ACTIONS actions
 
 
@@ -319,7 +321,8 @@ class HybridRecommender(Recommender):
         for model in sources.values():
             model.fit(early)
         stats = ItemStats.fit(early)
-        return self._pools(sources, stats, [histories[u] for u in users], early.now), sources
+        pools = self._pools(sources, stats, [histories[u] for u in users], early.now, blend=False)
+        return pools, sources
 
     def _cold_groups(
         self, data: TrainingData, cold_pass: int
@@ -412,15 +415,25 @@ class HybridRecommender(Recommender):
         histories: Sequence[History],
         now: float,
         excludes: Sequence[np.ndarray | None] | None = None,
+        blend: bool = True,
     ) -> list[_Pool]:
-        """`_pool` for many viewers, each source scoring a batch of them in one product."""
+        """`_pool` for many viewers, each source scoring a batch of them in one product
+        (`blend`: with the fallback blend, which only scoring needs)."""
         excludes = excludes if excludes is not None else [None] * len(histories)
         pools: list[_Pool] = []
         for start in range(0, len(histories), _SCORE_BATCH):
             batch = histories[start : start + _SCORE_BATCH]
             scores = {name: m.score_many(batch) for name, m in sources.items()}
             pools += [
-                self._pool(sources, stats, h, now, e, scores={n: s[i] for n, s in scores.items()})
+                self._pool(
+                    sources,
+                    stats,
+                    h,
+                    now,
+                    e,
+                    scores={n: s[i] for n, s in scores.items()},
+                    blend=blend,
+                )
                 for i, (h, e) in enumerate(
                     zip(batch, excludes[start : start + _SCORE_BATCH], strict=True)
                 )
@@ -436,6 +449,7 @@ class HybridRecommender(Recommender):
         exclude: np.ndarray | None,
         only: np.ndarray | None = None,
         scores: dict[str, np.ndarray] | None = None,
+        blend: bool = True,
     ) -> _Pool:
         n = self.n_items
         blocked = np.zeros(n, dtype=bool)
@@ -460,7 +474,7 @@ class HybridRecommender(Recommender):
             items = np.unique(only[~blocked[only]]).astype(np.int64)
         else:
             items = np.unique(np.concatenate([*tops.values(), np.zeros(0, np.int64)]))
-        blend = self._blend(scores, history)
+        fallback = self._blend(scores, history) if blend else np.zeros(0)
         ranks = np.full((len(items), len(SOURCES)), depth + 1, dtype=np.float64)
         columns: list[np.ndarray] = []
         for j, name in enumerate(SOURCES):
@@ -496,7 +510,7 @@ class HybridRecommender(Recommender):
                 creator_share(stats, history, items),
             ]
         )
-        return _Pool(items, features, ranks, blend, len(history) <= COLD_MAX_ACTIONS)
+        return _Pool(items, features, ranks, fallback, len(history) <= COLD_MAX_ACTIONS)
 
     def _blend(self, scores: dict[str, np.ndarray], history: History) -> np.ndarray:
         weights = self.blend.at(history.positive_count)
