@@ -98,11 +98,13 @@ def run(model_name: str, args: argparse.Namespace) -> None:
             ease_max_items=args.hybrid_ease_items,
             neighbour_max_items=args.neighbour_items,
             max_ranker_viewers=args.ranker_viewers,
+            als_max_pairs=args.als_max_pairs,
+            blas_threads=args.blas_threads,
         )
     elif model_name == "ease":
         model = EASE(max_items=args.ease_items)
     else:
-        model = ALS(factors=args.factors)
+        model = ALS(factors=args.factors, max_pairs=args.als_max_pairs)
     start = time.perf_counter()
     model.fit(data)
     fit = time.perf_counter() - start
@@ -147,6 +149,13 @@ def main() -> None:
     parser.add_argument("--hybrid-ease-items", type=int, default=Settings().ease_max_items)
     parser.add_argument("--neighbour-items", type=int, default=Settings().neighbour_max_items)
     parser.add_argument("--ranker-viewers", type=int, default=Settings().ranker_max_viewers)
+    parser.add_argument("--als-max-pairs", type=int, default=Settings().als_max_pairs)
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=Settings().train_blas_threads,
+        help="the hybrid's BLAS threads (0: the library default)",
+    )
     parser.add_argument("--text-model", default="auto", help="auto (MiniLM up to 20k videos), off")
     parser.add_argument("--models", default="hybrid,ease,als")
     args = parser.parse_args()

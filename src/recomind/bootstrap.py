@@ -167,6 +167,8 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
             rerank=RerankSettings.from_config(s),
             ease_max_items=s.ease_max_items,
             neighbour_max_items=s.neighbour_max_items,
+            als_max_pairs=s.als_max_pairs,
+            blas_threads=s.train_blas_threads,
             ranker_max_viewers=s.ranker_max_viewers,
             reuse_fit_share=s.reuse_fit_share,
         ),

@@ -124,6 +124,18 @@ class Settings(BaseSettings):
     neighbour_max_items: int = Field(
         50_000, ge=1, description="Item neighbours are found among this many most active videos"
     )
+    als_max_pairs: int = Field(
+        1_000_000,
+        ge=1,
+        description="ALS fits its item factors on a sample of viewers with at most this many "
+        "positive (viewer, video) pairs; every viewer is still scored by fold-in",
+    )
+    train_blas_threads: int = Field(
+        1,
+        ge=0,
+        description="BLAS threads the hybrid uses while fitting and precomputing "
+        "(0: the library's default, every core); one was faster on a shared machine",
+    )
     ranker_max_viewers: int = Field(
         5_000, ge=1, description="Viewers sampled for the ranker's training groups"
     )

@@ -139,6 +139,36 @@ def test_als_similar_items_stay_in_the_community(platform: TrainingData) -> None
     assert set(similar) == set(FOOD) - {"food-1"}
 
 
+def test_als_on_a_pair_budget_fits_a_sample_of_viewers_and_still_serves_everyone(
+    platform: TrainingData,
+) -> None:
+    """Capped below the log's positive pairs, ALS fits item factors on a sample of viewers
+    that holds at most the budget, and a viewer left out is served by fold-in all the same."""
+    pairs = platform.positive_matrix()
+    pairs.sum_duplicates()
+    budget = pairs.nnz // 2
+    model = ALS(factors=2, regularization=1.0, alpha=2.0, iterations=10, max_pairs=budget)
+    model.fit(platform)
+    assert 0 < model.fitted_viewers_ < platform.n_users
+    assert 2 * model.fitted_viewers_ <= budget  # each sampled viewer has two pairs or more
+    index = platform.catalog.index()
+    similar = _names(platform, model.similar_items(index["food-1"], 5))
+    assert set(similar) == set(FOOD) - {"food-1"}
+    history = _history(platform, "cat-0", "cat-1")
+    assert set(_names(platform, model.recommend(history, 3))) <= set(CATS)
+
+
+def test_als_within_its_pair_budget_fits_every_viewer_as_without_one(
+    platform: TrainingData,
+) -> None:
+    pairs = platform.positive_matrix()
+    pairs.sum_duplicates()
+    capped = ALS(factors=2, iterations=4, max_pairs=pairs.nnz).fit(platform)
+    uncapped = ALS(factors=2, iterations=4, max_pairs=10**12).fit(platform)
+    assert capped.fitted_viewers_ == platform.n_users
+    np.testing.assert_array_equal(capped.item_factors_, uncapped.item_factors_)
+
+
 def test_conjugate_gradient_reaches_the_exact_least_squares_solution() -> None:
     rng = np.random.default_rng(1)
     n_rows, n_cols, f, reg = 30, 25, 6, 0.3

@@ -27,8 +27,9 @@ Training never lets the ranker see what it is scored on. `fit(data)`:
    them on a log 0.1-5% larger would double the fitting time for next to no change.
 
 At scale, EASE and item neighbours keep only their `ease_max_items` / `neighbour_max_items`
-most active videos (the inverse costs N² memory, co-views grow with N²); the other sources
-still score every video.
+most active videos (the inverse costs N² memory, co-views grow with N²), and ALS fits its
+item factors on a sample of viewers holding at most `als_max_pairs` positive pairs (its cost
+follows the pairs it fits); the other sources still score every video, and ALS every viewer.
 
 A cold viewer's ordering can be anchored on popularity (`cold_popularity_mix`: fixed, or
 picked by the hybrid on its own cold groups); it is off by default (see the constructor).
@@ -49,6 +50,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from scipy.stats import rankdata
+from threadpoolctl import threadpool_limits
 
 from recomind.domain.model import ActionWeights, VideoAction
 from recomind.recommenders.als import ALS
@@ -140,7 +142,9 @@ class _Pool:
     items: np.ndarray
     features: np.ndarray
     ranks: np.ndarray  # candidates x sources
-    blend: np.ndarray  # the fallback blend over the whole catalog
+    # the fallback blend over the whole catalog; empty in the ranker's training pools, which
+    # are never scored (5,000 of them over 100k videos held 4 GB of blends at 20M actions)
+    blend: np.ndarray
     cold: bool  # the viewer has at most COLD_MAX_ACTIONS actions
 
 
@@ -166,14 +170,17 @@ class HybridRecommender(Recommender):
         affinity_half_life_hours: float = 24.0 * 14,
         ease_max_items: int = 10_000,
         neighbour_max_items: int = 50_000,
+        als_max_pairs: int = 1_000_000,
         reuse_share: float = 0.05,
         cold_popularity_mix: float | None = 0.0,
+        blas_threads: int = 1,
     ) -> None:
         defaults: dict[str, dict[str, Any]] = {
             "popularity": {"half_life_hours": popularity_half_life_hours},
             "content": {"half_life_hours": affinity_half_life_hours},
             "ease": {"max_items": ease_max_items},
             "item_knn": {"max_items": neighbour_max_items},
+            "als": {"max_pairs": als_max_pairs},
         }
         self.source_params = {
             name: {**defaults.get(name, {}), **(sources or {}).get(name, {})} for name in SOURCES
@@ -184,6 +191,10 @@ class HybridRecommender(Recommender):
         self.cold_weight = cold_weight
         self.max_ranker_viewers = max_ranker_viewers
         self.reuse_share = reuse_share
+        # BLAS threads while fitting and scoring (0: the library's default, every core). On this
+        # project's shared 2-core machine one thread was faster: at load 5 a 4,000-item EASE
+        # inverse took 1.3 s on one thread and 2.6-4.3 s on two.
+        self.blas_threads = blas_threads
         # Below this many viewers to learn from, a ranker of a few leaves learns noise (on the
         # demo's 120-200 viewers it ranked a viewer's six likes out of their own list): the
         # hand-set blend ranks instead. ML-100K gives ~920 groups, ~190 of them cold.
@@ -239,6 +250,10 @@ class HybridRecommender(Recommender):
     # -- training ------------------------------------------------------------------------
 
     def fit(self, data: TrainingData) -> HybridRecommender:
+        with threadpool_limits(limits=self.blas_threads or None, user_api="blas"):
+            return self._fit(data)
+
+    def _fit(self, data: TrainingData) -> HybridRecommender:
         self.item_ids = np.array([str(v) for v in data.catalog.item_ids], dtype=str)
         early, histories, labels = self._ranker_windows(data)
         pools, sources = self._window_pools(early, histories, sorted(labels))
@@ -363,7 +378,8 @@ class HybridRecommender(Recommender):
         for model in sources.values():
             model.fit(early)
         stats = ItemStats.fit(early)
-        return self._pools(sources, stats, [histories[u] for u in users], early.now), sources
+        pools = self._pools(sources, stats, [histories[u] for u in users], early.now, blend=False)
+        return pools, sources
 
     def _cold_groups(
         self, data: TrainingData, cold_pass: int
@@ -456,15 +472,25 @@ class HybridRecommender(Recommender):
         histories: Sequence[History],
         now: float,
         excludes: Sequence[np.ndarray | None] | None = None,
+        blend: bool = True,
     ) -> list[_Pool]:
-        """`_pool` for many viewers, each source scoring a batch of them in one product."""
+        """`_pool` for many viewers, each source scoring a batch of them in one product
+        (`blend`: with the fallback blend, which only scoring needs)."""
         excludes = excludes if excludes is not None else [None] * len(histories)
         pools: list[_Pool] = []
         for start in range(0, len(histories), _SCORE_BATCH):
             batch = histories[start : start + _SCORE_BATCH]
             scores = {name: m.score_many(batch) for name, m in sources.items()}
             pools += [
-                self._pool(sources, stats, h, now, e, scores={n: s[i] for n, s in scores.items()})
+                self._pool(
+                    sources,
+                    stats,
+                    h,
+                    now,
+                    e,
+                    scores={n: s[i] for n, s in scores.items()},
+                    blend=blend,
+                )
                 for i, (h, e) in enumerate(
                     zip(batch, excludes[start : start + _SCORE_BATCH], strict=True)
                 )
@@ -480,6 +506,7 @@ class HybridRecommender(Recommender):
         exclude: np.ndarray | None,
         only: np.ndarray | None = None,
         scores: dict[str, np.ndarray] | None = None,
+        blend: bool = True,
     ) -> _Pool:
         n = self.n_items
         blocked = np.zeros(n, dtype=bool)
@@ -504,7 +531,7 @@ class HybridRecommender(Recommender):
             items = np.unique(only[~blocked[only]]).astype(np.int64)
         else:
             items = np.unique(np.concatenate([*tops.values(), np.zeros(0, np.int64)]))
-        blend = self._blend(scores, history)
+        fallback = self._blend(scores, history) if blend else np.zeros(0)
         ranks = np.full((len(items), len(SOURCES)), depth + 1, dtype=np.float64)
         columns: list[np.ndarray] = []
         for j, name in enumerate(SOURCES):
@@ -540,7 +567,7 @@ class HybridRecommender(Recommender):
                 creator_share(stats, history, items),
             ]
         )
-        return _Pool(items, features, ranks, blend, len(history) <= COLD_MAX_ACTIONS)
+        return _Pool(items, features, ranks, fallback, len(history) <= COLD_MAX_ACTIONS)
 
     def _blend(self, scores: dict[str, np.ndarray], history: History) -> np.ndarray:
         weights = self.blend.at(history.positive_count)
@@ -556,7 +583,8 @@ class HybridRecommender(Recommender):
         self, histories: Sequence[History], excludes: Sequence[np.ndarray | None]
     ) -> list[tuple[_Pool, np.ndarray]]:
         """Each viewer's pool with its final scores over the whole catalog."""
-        pools = self._pools(self.sources, self.stats, histories, self.now_, excludes)
+        with threadpool_limits(limits=self.blas_threads or None, user_api="blas"):
+            pools = self._pools(self.sources, self.stats, histories, self.now_, excludes)
         return [
             (p, self._final(p, self._anchored(p, s)))
             for p, s in zip(pools, self._predict(pools), strict=True)

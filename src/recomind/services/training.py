@@ -47,6 +47,8 @@ class TrainSettings:
     # the hybrid's limits for large logs (see HybridRecommender)
     ease_max_items: int = 10_000
     neighbour_max_items: int = 50_000
+    als_max_pairs: int = 1_000_000
+    blas_threads: int = 1
     ranker_max_viewers: int = 5_000
     reuse_fit_share: float = 0.05
 
@@ -107,6 +109,8 @@ class Trainer:
             affinity_half_life_hours=self.settings.affinity_half_life_hours,
             ease_max_items=self.settings.ease_max_items,
             neighbour_max_items=self.settings.neighbour_max_items,
+            als_max_pairs=self.settings.als_max_pairs,
+            blas_threads=self.settings.blas_threads,
             max_ranker_viewers=self.settings.ranker_max_viewers,
             reuse_share=self.settings.reuse_fit_share,
         ).fit(data)

@@ -88,6 +88,8 @@ def train_from_lake(inputs: TrainingInputs) -> JobReport:
         affinity_half_life_hours=s.affinity_half_life_hours,
         ease_max_items=s.ease_max_items,
         neighbour_max_items=s.neighbour_max_items,
+        als_max_pairs=s.als_max_pairs,
+        blas_threads=s.train_blas_threads,
         max_ranker_viewers=s.ranker_max_viewers,
         reuse_share=s.reuse_fit_share,
     ).fit(data)
