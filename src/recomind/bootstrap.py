@@ -158,20 +158,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
         feed,
         registry,
         holder,
-        TrainSettings(
-            weights=weights,
-            popularity_half_life_hours=s.popularity_half_life_hours,
-            affinity_half_life_hours=s.affinity_half_life_hours,
-            top_n=s.top_n,
-            recommendations_ttl=s.recommendations_ttl_seconds,
-            rerank=RerankSettings.from_config(s),
-            ease_max_items=s.ease_max_items,
-            neighbour_max_items=s.neighbour_max_items,
-            als_max_pairs=s.als_max_pairs,
-            blas_threads=s.train_blas_threads,
-            ranker_max_viewers=s.ranker_max_viewers,
-            reuse_fit_share=s.reuse_fit_share,
-        ),
+        TrainSettings.from_config(s),
         clock,
     )
     refresher = FeedRefresher(

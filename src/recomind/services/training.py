@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,37 @@ class TrainSettings:
     blas_threads: int = 1
     ranker_max_viewers: int = 5_000
     reuse_fit_share: float = 0.05
+
+    @classmethod
+    def from_config(cls, s: Any) -> TrainSettings:
+        """From `recomind.config.Settings`."""
+        return cls(
+            weights=s.action_weights,
+            popularity_half_life_hours=s.popularity_half_life_hours,
+            affinity_half_life_hours=s.affinity_half_life_hours,
+            top_n=s.top_n,
+            recommendations_ttl=s.recommendations_ttl_seconds,
+            rerank=RerankSettings.from_config(s),
+            ease_max_items=s.ease_max_items,
+            neighbour_max_items=s.neighbour_max_items,
+            als_max_pairs=s.als_max_pairs,
+            blas_threads=s.train_blas_threads,
+            ranker_max_viewers=s.ranker_max_viewers,
+            reuse_fit_share=s.reuse_fit_share,
+        )
+
+    def model(self) -> HybridRecommender:
+        """An unfitted hybrid with these settings: what the hourly job and the lake job fit."""
+        return HybridRecommender(
+            popularity_half_life_hours=self.popularity_half_life_hours,
+            affinity_half_life_hours=self.affinity_half_life_hours,
+            ease_max_items=self.ease_max_items,
+            neighbour_max_items=self.neighbour_max_items,
+            als_max_pairs=self.als_max_pairs,
+            blas_threads=self.blas_threads,
+            max_ranker_viewers=self.ranker_max_viewers,
+            reuse_share=self.reuse_fit_share,
+        )
 
 
 @dataclass(frozen=True)
@@ -104,16 +136,7 @@ class Trainer:
             raise RecoMindError("the catalog is empty: add videos before training")
         progress(f"fitting on {len(data.users):,} actions")
         start = time.perf_counter()
-        model = HybridRecommender(
-            popularity_half_life_hours=self.settings.popularity_half_life_hours,
-            affinity_half_life_hours=self.settings.affinity_half_life_hours,
-            ease_max_items=self.settings.ease_max_items,
-            neighbour_max_items=self.settings.neighbour_max_items,
-            als_max_pairs=self.settings.als_max_pairs,
-            blas_threads=self.settings.blas_threads,
-            max_ranker_viewers=self.settings.ranker_max_viewers,
-            reuse_share=self.settings.reuse_fit_share,
-        ).fit(data)
+        model = self.settings.model().fit(data)
         fit_seconds = time.perf_counter() - start
         info = {
             "actions": len(data.users),

@@ -19,9 +19,9 @@ from recomind.bootstrap import TrainingInputs
 from recomind.domain.errors import InvalidInput, RecoMindError
 from recomind.domain.model import Video, VideoAction
 from recomind.recommenders.data import training_data
-from recomind.recommenders.hybrid import HybridRecommender
 from recomind.services.catalog import to_video
 from recomind.services.importer import FORMATS, read_rows
+from recomind.services.training import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -83,16 +83,7 @@ def train_from_lake(inputs: TrainingInputs) -> JobReport:
     if len(data.users) == 0:
         raise RecoMindError("none of the lake's actions is on a video of the catalog")
     start = time.perf_counter()
-    model = HybridRecommender(
-        popularity_half_life_hours=s.popularity_half_life_hours,
-        affinity_half_life_hours=s.affinity_half_life_hours,
-        ease_max_items=s.ease_max_items,
-        neighbour_max_items=s.neighbour_max_items,
-        als_max_pairs=s.als_max_pairs,
-        blas_threads=s.train_blas_threads,
-        max_ranker_viewers=s.ranker_max_viewers,
-        reuse_share=s.reuse_fit_share,
-    ).fit(data)
+    model = TrainSettings.from_config(s).model().fit(data)
     fit_seconds = time.perf_counter() - start
     info = {
         "source": "lake",
