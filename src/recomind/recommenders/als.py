@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from recomind.recommenders.base import Recommender, top_k
+from recomind.recommenders.blas import blas_threads
 from recomind.recommenders.data import History, TrainingData
 from recomind.recommenders.prior import popularity_prior
 
@@ -142,7 +142,7 @@ class ALS(Recommender):
         # Gram FᵀF of 100k x 64 factors took 2-5 s instead of 0.02-0.05 s on one thread
         # (2 cores at load 5), 30 times per fit. These products are memory-bound, so a second
         # thread has little to give even on an idle machine.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with blas_threads(1):
             return self._fit(data)
 
     def _fit(self, data: TrainingData) -> ALS:

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import erf
-from threadpoolctl import threadpool_limits
+
+from recomind.recommenders.blas import blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class SentenceEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         # These matmuls are small: with BLAS threads on a busy machine they ran 14x slower
         # (6 vs 85 texts/s at load 14 on 2 cores), so the encoder keeps to `threads`.
-        with threadpool_limits(limits=self.threads, user_api="blas"):
+        with blas_threads(self.threads):
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 out[chunk] = self._encode_batch([texts[i] for i in chunk])
@@ -212,7 +213,7 @@ def tfidf_svd_vectors(texts: Sequence[str], dim: int = 64) -> np.ndarray:
     idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
     x = sp.csr_matrix(counts.multiply(idf[None, :]))
     if min(x.shape) > dim:
-        with threadpool_limits(limits=1, user_api="blas"):  # small products: see `encode`
+        with blas_threads(1):  # small products: see `encode`
             dense = _truncated_svd(x, dim)
     else:
         dense = np.asarray(x.todense())

@@ -50,11 +50,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 from scipy.stats import rankdata
-from threadpoolctl import threadpool_limits
 
 from recomind.domain.model import ActionWeights, VideoAction
 from recomind.recommenders.als import ALS
 from recomind.recommenders.base import Recommender, load_model, top_k, unit_max
+from recomind.recommenders.blas import blas_threads
 from recomind.recommenders.content import TagContent
 from recomind.recommenders.data import History, TrainingData, history_from_actions
 from recomind.recommenders.ease import EASE
@@ -250,7 +250,7 @@ class HybridRecommender(Recommender):
     # -- training ------------------------------------------------------------------------
 
     def fit(self, data: TrainingData) -> HybridRecommender:
-        with threadpool_limits(limits=self.blas_threads or None, user_api="blas"):
+        with blas_threads(self.blas_threads or None):
             return self._fit(data)
 
     def _fit(self, data: TrainingData) -> HybridRecommender:
@@ -583,7 +583,7 @@ class HybridRecommender(Recommender):
         self, histories: Sequence[History], excludes: Sequence[np.ndarray | None]
     ) -> list[tuple[_Pool, np.ndarray]]:
         """Each viewer's pool with its final scores over the whole catalog."""
-        with threadpool_limits(limits=self.blas_threads or None, user_api="blas"):
+        with blas_threads(self.blas_threads or None):
             pools = self._pools(self.sources, self.stats, histories, self.now_, excludes)
         return [
             (p, self._final(p, self._anchored(p, s)))
