@@ -113,15 +113,16 @@ def test_openapi_still_describes_the_single_action(keyed: Served) -> None:
 
 
 def test_the_fast_path_and_the_fastapi_route_answer_alike(keyed: Served) -> None:
-    """The same app without `ActionFastPath` routes through FastAPI: same statuses and
-    problems for bad input, and the fast path is what the served app used (metrics label)."""
+    """The same app without its hot routes (`ActionFastPath`) routes through FastAPI: same
+    statuses and problems for bad input, and the fast path is what the served app used
+    (metrics label)."""
     import asyncio
 
-    from recomind.entrypoints.api.actions import ActionFastPath
     from recomind.entrypoints.api.app import create_app
+    from recomind.entrypoints.api.hot_paths import RecoMindAPI
 
-    plain = create_app(keyed.recomind, run_workers=False)
-    plain.user_middleware = [m for m in plain.user_middleware if m.cls is not ActionFastPath]
+    plain = create_app(keyed.recomind, run_workers=False, hot_routes=False)
+    assert isinstance(plain, RecoMindAPI) and plain.hot_routes is None
     bodies: list[object] = [
         {"user_id": "alike", "video_id": "v2", "action_type": "view"},
         {"user_id": "bad id", "video_id": "v1", "action_type": "like"},

@@ -18,7 +18,7 @@ import pytest
 from recomind.domain import cache_keys
 from recomind.domain.ports import Cache
 from recomind.entrypoints.api.app import create_app
-from recomind.entrypoints.api.feed_fast_path import FeedFastPath
+from recomind.entrypoints.api.hot_paths import RecoMindAPI
 from recomind.entrypoints.logs import RequestIdFilter
 from recomind.services.packed_list import PackedList
 from tests.integration.conftest import CACHE_IDS, CACHE_URLS, Served, clean_cache_url, seeded
@@ -87,8 +87,8 @@ def comparable(r: httpx.Response) -> tuple[Any, ...]:
 
 
 def test_the_fast_path_and_the_fastapi_routes_answer_alike(served: Served) -> None:
-    plain = create_app(served.recomind, run_workers=False)
-    plain.user_middleware = [m for m in plain.user_middleware if m.cls is not FeedFastPath]
+    plain = create_app(served.recomind, run_workers=False, hot_routes=False)
+    assert isinstance(plain, RecoMindAPI) and plain.hot_routes is None
 
     async def via_plain() -> list[tuple[Any, ...]]:
         transport = httpx.ASGITransport(app=plain)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from recomind.entrypoints.logs import configure_logging
+from recomind.entrypoints.logs import _HANDLER_MARK, configure_logging
 
 
 @contextmanager
@@ -26,6 +26,19 @@ def captured_json_logs() -> Iterator[io.StringIO]:
             lg.handlers[:] = handlers
             lg.setLevel(level)
             lg.propagate = propagate
+
+
+@contextmanager
+def only_our_handler() -> Iterator[None]:
+    """The root logger with RecoMind's handler alone, as in a served process: pytest's
+    capture handlers set aside meanwhile (they would take every record too)."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = [h for h in saved if getattr(h, _HANDLER_MARK, False)]
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved
 
 
 def log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:

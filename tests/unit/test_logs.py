@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from recomind.entrypoints.logs import configure_logging, request_id
-from tests.support.logs import captured_json_logs, log_lines
+from recomind.entrypoints.logs import DirectLines, configure_logging, request_id
+from tests.support.logs import captured_json_logs, log_lines, only_our_handler
 
 
 @pytest.fixture
@@ -76,3 +76,45 @@ def test_json_timestamps_match_isoformat_across_seconds() -> None:
     for created in sorted(stamps) + stamps:  # in order, and jumping back and forth
         expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
         assert formatter._timestamp(created) == expected
+
+
+def test_direct_access_lines_are_the_formatters_lines(lines: io.StringIO) -> None:
+    log = logging.getLogger("recomind.access")
+    direct = DirectLines(log)
+    access = {"method": "GET", "path": "/x", "route": "/x", "status": 200, "duration_ms": 0.4}
+    token = request_id.set("req-9")
+    try:
+        with only_our_handler():
+            handler = direct.handler()
+            assert handler is not None
+            log.info("GET /x 200", extra=access)
+            direct.write(handler, logging.INFO, "GET /x 200", access)
+            direct.write(handler, logging.ERROR, "GET /x 500", {**access, "status": 500})
+    finally:
+        request_id.reset(token)
+    via_logging, via_direct, error = read(lines)
+    assert via_logging.pop("ts")[:16] == via_direct.pop("ts")[:16]
+    assert list(via_direct) == list(via_logging) and via_direct == via_logging
+    assert (error["level"], error["status"]) == ("ERROR", 500)
+
+
+def test_direct_lines_step_aside_when_records_go_anywhere_else(lines: io.StringIO) -> None:
+    log = logging.getLogger("recomind.access")
+    direct = DirectLines(log)
+    assert direct.handler() is None  # pytest's capture handlers are on the root logger
+    with only_our_handler():
+        assert direct.handler() is not None
+        extra = logging.Handler()
+        for owner in (logging.getLogger(), log, logging.getLogger("recomind")):
+            owner.addHandler(extra)
+            try:
+                assert direct.handler() is None
+            finally:
+                owner.removeHandler(extra)
+        log.propagate = False
+        try:
+            assert direct.handler() is None
+        finally:
+            log.propagate = True
+        configure_logging("info", json=False, stream=io.StringIO())
+        assert direct.handler() is None  # text lines are the formatter's business

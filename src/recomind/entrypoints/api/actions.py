@@ -2,8 +2,8 @@
 
 `POST /video_action` is the hottest write path, so it skips FastAPI's per-request machinery
 (routing through every route, dependency solving, body parsing, response-model validation,
-thread hops): `ActionFastPath`, a pure ASGI layer inside the auth and observation
-middleware, answers it before FastAPI's router runs. The body is validated in one pass by
+thread hops): `ActionFastPath` answers it for `hot_paths.HotRoutes`, before FastAPI's
+middleware and router run. The body is validated in one pass by
 `ActionIn`'s compiled pydantic validator; errors become the same `RequestValidationError`
 FastAPI would raise and go through the app's own exception handlers, so every 4xx is the
 same problem+json. The event is handed to the ingest's publisher, whose future the loop
@@ -26,11 +26,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from recomind.domain.errors import InvalidInput
 from recomind.entrypoints.api.deps import App
-from recomind.entrypoints.api.problems import MEDIA_TYPE, send_handled
+from recomind.entrypoints.api.problems import MEDIA_TYPE
 from recomind.entrypoints.api.schemas import ActionAccepted, ActionIn, ActionsAccepted, Problem
 from recomind.services.ingest import ActionIngest, ActionRequest
 
@@ -96,35 +96,26 @@ _ACCEPTED_HEADERS = [(b"content-type", b"application/json")]
 
 
 class ActionFastPath:
-    """Answers `POST /video_action` without FastAPI's router (see the module docstring)."""
+    """Answers `POST /video_action` without FastAPI's router (see the module docstring);
+    `hot_paths.HotRoutes` routes the requests here and sends the answers."""
 
-    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
-        self.app = app
+    def __init__(self, api: FastAPI) -> None:
         self.api = api
-        self.route: BaseRoute | None = None
+        self._route: BaseRoute | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH):
-            await self.app(scope, receive, send)
-            return
-        if self.route is None:  # this module's own route object (no prefix on this router)
-            self.route = next(r for r in router.routes if getattr(r, "path", None) == PATH)
-        scope["route"] = self.route  # the metrics' route label, as if FastAPI had routed it
-        scope["app"] = self.api
-        request = Request(scope, receive)
-        try:
-            body = await _accept(request)
-        except Exception as exc:
-            await send_handled(self.api, request, exc, send)
-            return
-        headers = [*_ACCEPTED_HEADERS, (b"content-length", str(len(body)).encode())]
-        start: Message = {"type": "http.response.start", "status": 202, "headers": headers}
-        await send(start)
-        await send({"type": "http.response.body", "body": body})
+    @staticmethod
+    def match(method: str, path: str) -> str | None:
+        return PATH if method == "POST" and path == PATH else None
 
+    def route(self, template: str) -> BaseRoute:
+        if self._route is None:  # this module's own route object (no prefix on this router)
+            self._route = next(r for r in router.routes if getattr(r, "path", None) == template)
+        return self._route
 
-def install_fast_path(app: FastAPI) -> None:
-    app.add_middleware(ActionFastPath, api=app)
+    async def answer(self, scope: Scope, receive: Receive) -> tuple[int, list[Any], bytes]:
+        """The 202, or the exception the FastAPI route would raise (for the app's handlers)."""
+        body = await _accept(Request(scope, receive))
+        return 202, [*_ACCEPTED_HEADERS, (b"content-length", str(len(body)).encode())], body
 
 
 @router.post(

@@ -14,22 +14,15 @@ from fastapi.staticfiles import StaticFiles
 
 from recomind import __version__
 from recomind.bootstrap import RecoMind
-from recomind.entrypoints.api import (
-    actions,
-    auth,
-    catalog,
-    feed_fast_path,
-    feeds,
-    metrics,
-    problems,
-    system,
-)
+from recomind.entrypoints.api import actions, auth, catalog, feeds, metrics, problems, system
 from recomind.entrypoints.api.checks import DependencyChecks
-from recomind.entrypoints.api.observe import ObserveRequests
+from recomind.entrypoints.api.hot_paths import HotRoutes, RecoMindAPI
+from recomind.entrypoints.api.observe import Observer, ObserveRequests
 
 
-def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
-    """An app around a wired RecoMind; with `run_workers` the consumers run in-process."""
+def create_app(recomind: RecoMind, run_workers: bool = True, hot_routes: bool = True) -> FastAPI:
+    """An app around a wired RecoMind; with `run_workers` the consumers run in-process.
+    Without `hot_routes` every request goes through FastAPI's routes (tests compare both)."""
     checks = DependencyChecks()  # deadlines for /ready and the bus calls of /metrics
 
     @asynccontextmanager
@@ -46,7 +39,7 @@ def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
             checks.close()
             recomind.close()
 
-    app = FastAPI(
+    app = RecoMindAPI(
         title="RecoMind",
         version=__version__,
         description="Personalised short-video feeds: record actions, serve Top-N lists.",
@@ -55,10 +48,12 @@ def create_app(recomind: RecoMind, run_workers: bool = True) -> FastAPI:
     app.state.recomind = recomind
     app.state.checks = checks
     problems.install(app)
-    actions.install_fast_path(app)  # innermost: behind the keys and the observation
-    feed_fast_path.install_fast_path(app)  # GET feed and trending pages, likewise
-    auth.install(app, recomind.settings.api_keys.get_secret_value())  # inside ObserveRequests
-    app.add_middleware(ObserveRequests, metrics=metrics.install(app, recomind, checks))
+    keys = recomind.settings.api_keys.get_secret_value()
+    auth.install(app, keys)  # inside ObserveRequests
+    http_metrics = metrics.install(app, recomind, checks)
+    app.add_middleware(ObserveRequests, metrics=http_metrics)
+    if hot_routes:  # feed, trending and POST /video_action, in front of all of it
+        app.hot_routes = HotRoutes(app, Observer(http_metrics), auth.parse_keys(keys))
     for module in (actions, feeds, catalog, system):
         app.include_router(module.router)
     web = resources.files("recomind") / "web"

@@ -69,11 +69,10 @@ _HEADERS = [
 ]
 
 
-class RequireApiKey:
-    """Refuses requests without a configured key (see the module docstring)."""
+class KeyCheck:
+    """Constant-time comparisons of a request's key against every configured key."""
 
-    def __init__(self, app: ASGIApp, keys: tuple[bytes, ...]) -> None:
-        self.app = app
+    def __init__(self, keys: tuple[bytes, ...]) -> None:
         self.keys = keys
 
     def _valid(self, key: bytes) -> bool:
@@ -82,16 +81,31 @@ class RequireApiKey:
             ok |= hmac.compare_digest(key, known)
         return ok
 
+    def refusal(self, headers: Iterable[tuple[bytes, bytes]]) -> tuple[list[Any], bytes] | None:
+        """None when the request carries a valid key; else the 401's headers and body."""
+        key = presented_key(headers)
+        if key is not None and self._valid(key):
+            return None
+        body = _MISSING if key is None else _WRONG
+        return [*_HEADERS, (b"content-length", str(len(body)).encode())], body
+
+
+class RequireApiKey:
+    """Refuses requests without a configured key (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, keys: tuple[bytes, ...]) -> None:
+        self.app = app
+        self.check = KeyCheck(keys)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
-        key = presented_key(scope["headers"])
-        if key is not None and self._valid(key):
+        refused = self.check.refusal(scope["headers"])
+        if refused is None:
             await self.app(scope, receive, send)
             return
-        body = _MISSING if key is None else _WRONG
-        headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
+        headers, body = refused
         await send({"type": "http.response.start", "status": 401, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

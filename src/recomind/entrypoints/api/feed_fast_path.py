@@ -1,13 +1,14 @@
 """GET /recommendations/{user_id} and GET /trending without FastAPI's per-request machinery.
 
-`FeedFastPath` is a pure ASGI layer inside the API-key and observation middleware, like
-`ActionFastPath`: it skips routing through every route, dependency solving and the
-`Request`/`Response` objects, parses the path and the query by hand, and sends the page's
-bytes. Its answers match the FastAPI routes in `feeds.py` byte for byte: the query is
-validated by pydantic with the routes' own constraints (`limit` 1-100, `explain` a bool),
-in the same order (the viewer id first, then the query, then the cursor), and every error
-goes through the app's own exception handlers, so each 4xx is the same problem+json. A
-path it does not recognise (`/recommendations/a/b`, `HEAD`) goes on to FastAPI.
+`FeedFastPath` answers them for `hot_paths.HotRoutes`, which takes these requests (and
+`POST /video_action`) before FastAPI's middleware and router: it skips routing through every
+route, dependency solving and the `Request`/`Response` objects, parses the path and the
+query by hand, and returns the page's bytes. Its answers match the FastAPI routes in
+`feeds.py` byte for byte: the query is validated by pydantic with the routes' own
+constraints (`limit` 1-100, `explain` a bool), in the same order (the viewer id first, then
+the query, then the cursor), and every error is raised for the app's own exception
+handlers, so each 4xx is the same problem+json. A path it does not match
+(`/recommendations/a/b`, `HEAD`) goes on to FastAPI.
 
 A page whose list is in the cache is answered on the event loop: one quick read of the
 cache (`Cache.get_quick`: the blocking Redis client with 100 ms timeouts, which costs less
@@ -36,18 +37,17 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import URL, QueryParams
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from recomind.bootstrap import RecoMind
 from recomind.domain import cache_keys
 from recomind.domain.validation import validate_id
 from recomind.entrypoints.api import feeds
-from recomind.entrypoints.api.problems import send_handled
 from recomind.services.feed import FeedPage
 
 FEED_PREFIX = "/recommendations/"
@@ -169,48 +169,49 @@ def _origin(scope: Scope) -> str:
     return origin
 
 
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
+
+
 class FeedFastPath:
     """Answers the feed and trending pages without FastAPI's router (see the module
-    docstring)."""
+    docstring); `hot_paths.HotRoutes` routes the requests here and sends the answers."""
 
-    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
-        self.app = app
+    def __init__(self, api: FastAPI) -> None:
         self.api = api
         self.routes: dict[str, BaseRoute] = {}
         self._threads: ThreadPoolExecutor | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        if path.startswith(FEED_PREFIX) and "/" not in path[len(FEED_PREFIX) :]:
-            user_id, route = path[len(FEED_PREFIX) :], FEED_ROUTE
-        elif path == TRENDING:
-            user_id, route = "", TRENDING
-        else:
-            await self.app(scope, receive, send)
-            return
-        if not user_id and route == FEED_ROUTE:  # `/recommendations/`: FastAPI's 404
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = self._route(route)  # the metrics' route label, as if routed
-        scope["app"] = self.api
+    def match(self, method: str, path: str) -> str | None:
+        """The route template this path is answered under here, or None (FastAPI's)."""
+        if method != "GET":
+            return None
+        if path.startswith(FEED_PREFIX):
+            user_id = path[len(FEED_PREFIX) :]
+            # `/recommendations/` and `/recommendations/a/b` are FastAPI's 404s
+            return FEED_ROUTE if user_id and "/" not in user_id else None
+        return TRENDING if path == TRENDING else None
+
+    def route(self, template: str) -> BaseRoute:
+        """The FastAPI route object of `template` (the metrics' route label, as if routed)."""
+        route = self.routes.get(template)
+        if route is None:
+            route = next(r for r in feeds.router.routes if getattr(r, "path", None) == template)
+            self.routes[template] = route
+        return route
+
+    async def answer(self, scope: Scope, template: str) -> Answer:
+        """A 200 page, or the exception a FastAPI route would raise (for the app's handlers)."""
         recomind: RecoMind = self.api.state.recomind
-        try:
-            if route == FEED_ROUTE:
-                body, headers = await _feed_page(recomind, scope, user_id, self._off_loop)
-            else:
-                body, headers = await _trending_page(recomind, scope, self._off_loop)
-        except Exception as exc:
-            await send_handled(self.api, Request(scope, receive), exc, send)
-            return
+        if template == FEED_ROUTE:
+            user_id = scope["path"][len(FEED_PREFIX) :]
+            body, headers = await _feed_page(recomind, scope, user_id, self._off_loop)
+        else:
+            body, headers = await _trending_page(recomind, scope, self._off_loop)
         headers += [
             (b"content-length", str(len(body)).encode()),
             (b"content-type", b"application/json"),
         ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        return 200, headers, body
 
     async def _off_loop(self, call: Callable[..., T], *args: Any) -> T:
         """`call(*args)` in one of the fast path's threads, in this request's context."""
@@ -219,14 +220,3 @@ class FeedFastPath:
         context = contextvars.copy_context()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, partial(context.run, call, *args))
-
-    def _route(self, path: str) -> BaseRoute:
-        route = self.routes.get(path)
-        if route is None:
-            route = next(r for r in feeds.router.routes if getattr(r, "path", None) == path)
-            self.routes[path] = route
-        return route
-
-
-def install_fast_path(app: FastAPI) -> None:
-    app.add_middleware(FeedFastPath, api=app)

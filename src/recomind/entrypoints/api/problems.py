@@ -5,11 +5,10 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.types import Send
 
 from recomind.domain.errors import Conflict, InvalidInput, NotFound, RecoMindError
 
@@ -26,21 +25,6 @@ def problem(status: int, detail: str, errors: list[dict[str, Any]] | None = None
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
-
-
-async def send_handled(api: FastAPI, request: Request, exc: Exception, send: Send) -> None:
-    """Answer `exc` with the app's own exception handler, as FastAPI would for a route;
-    an exception no handler takes is raised again (a 500, as from any route)."""
-    handler = next(
-        (api.exception_handlers[k] for k in type(exc).__mro__ if k in api.exception_handlers),
-        None,
-    )
-    if handler is None:
-        raise exc
-    response = handler(request, exc)
-    if not isinstance(response, Response):
-        response = await response
-    await response(request.scope, request.receive, send)
 
 
 def install(app: FastAPI) -> None:
