@@ -15,6 +15,8 @@ project's machine the blocking client costs less per read than redis.asyncio (AD
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -48,7 +50,7 @@ class RedisCache:
 
     def __init__(self, client: redis.Redis, quick: redis.Redis | None = None) -> None:
         self._client = client
-        self._quick = quick if quick is not None else client
+        self._quick = QuickReads(quick if quick is not None else client)
         self._append = client.register_script(_APPEND_CAPPED)
 
     @classmethod
@@ -94,7 +96,7 @@ class RedisCache:
             pipe.execute()
 
     def get_quick(self, key: str) -> bytes | None:
-        return cast("bytes | None", self._quick.get(key))
+        return self._quick.get(key)
 
     def ping(self) -> None:
         self._client.ping()
@@ -102,6 +104,62 @@ class RedisCache:
     def close(self) -> None:
         self._client.close()
         self._quick.close()
+
+
+class QuickReads:
+    """GETs on one kept connection of `client`'s pool, written as RESP by hand.
+
+    A GET through `redis.Redis` checks a connection out of the pool and back in (a lock,
+    the pool's fork check and a poll of the socket each way) and packs the command
+    generically: about half of a cached page's read in a micro-benchmark on this project's
+    machine (16 against 8 us of CPU a read). The feed's event loop is the one caller, so
+    one connection serves it; a second thread arriving meanwhile (or a forked child) is
+    served by the pool as before. A connection that failed is dropped; when the kept one was
+    closed by the server (a restart, an idle timeout) the read is tried once more on a new
+    connection, with the client's timeouts, as the pool would.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._connection: redis.Connection | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        if self._pid != os.getpid() or not self._lock.acquire(blocking=False):
+            return cast("bytes | None", self._client.get(key))
+        try:
+            raw = key.encode()
+            command = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(raw), raw)
+            kept = self._connection is not None
+            try:
+                return self._send(command)
+            except redis.ConnectionError:
+                if not kept:
+                    raise
+                return self._send(command)  # the server closed the kept one: once more, anew
+        finally:
+            self._lock.release()
+
+    def _send(self, command: bytes) -> bytes | None:
+        connection = self._connection
+        if connection is None:
+            connection = cast("redis.Connection", self._client.connection_pool.make_connection())
+            self._connection = connection
+        try:
+            connection.send_packed_command([command], check_health=False)
+            return cast("bytes | None", connection.read_response())
+        except BaseException:
+            self._connection = None
+            connection.disconnect()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.disconnect()
+                self._connection = None
+        self._client.close()
 
 
 def _options(connect: float, command: float) -> dict[str, Any]:
