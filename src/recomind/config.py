@@ -240,6 +240,11 @@ class Settings(BaseSettings):
     api_keys: SecretStr = Field(
         SecretStr(""), description="Comma-separated API keys; empty: the API needs no key"
     )
+    otel: bool = Field(
+        False,
+        description="FastAPI's native OpenTelemetry hooks (traces, metrics, logs to the "
+        "process's global OTel providers); off, the API skips their check on every request",
+    )
 
     @field_validator("ranker_url")
     @classmethod

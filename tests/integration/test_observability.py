@@ -290,3 +290,26 @@ def test_a_worker_serves_its_own_metrics(served: Served) -> None:
         dict(labels)["group"] for name, labels in samples if name == "recomind_consumer_lag"
     }
     assert not any(name.startswith("recomind_http_") for name, _ in samples)
+
+
+def test_fastapis_otel_hooks_are_off_unless_asked_for(served: Served) -> None:
+    """`RECOMIND_OTEL=false` (the default) turns FastAPI's native OpenTelemetry hooks off,
+    in the FastAPI versions that have them; `true` leaves FastAPI's defaults."""
+    import inspect
+
+    from fastapi import FastAPI
+
+    from recomind.entrypoints.api.app import create_app
+
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        pytest.skip("this FastAPI has no native telemetry")
+    settings = served.recomind.settings
+    assert settings.otel is False
+    off = create_app(served.recomind, run_workers=False)
+    assert not any(off._telemetry[k] for k in ("tracing", "metrics", "logs"))  # type: ignore[attr-defined]
+    served.recomind.settings = settings.model_copy(update={"otel": True})
+    try:
+        on = create_app(served.recomind, run_workers=False)
+    finally:
+        served.recomind.settings = settings
+    assert all(on._telemetry[k] for k in ("tracing", "metrics", "logs"))  # type: ignore[attr-defined]
