@@ -69,3 +69,23 @@ def test_a_list_read_again_is_not_parsed_again_and_equal_bytes_read_alike() -> N
     other = PackedList.from_bytes(PackedList.pack(items[:2]).to_bytes())
     assert other is not None and other.ids == ["v0", "v1"]
     assert PackedList.from_bytes(raw[:-1]) is None  # a cut value is still a miss
+
+
+def test_lists_of_the_previous_format_are_still_read() -> None:
+    items = [{"video_id": f"old{n}", "title": "t", "url": "u", "tags": []} for n in range(3)]
+    packed = PackedList.pack(items)
+    header = orjson.dumps({"ids": packed.ids, "ends": packed.ends})
+    old = b"RMF1" + len(header).to_bytes(4, "big") + header + packed.body
+    read = PackedList.from_bytes(old)
+    assert read is not None and read.items() == items
+    assert PackedList.from_bytes(old[:-1]) is None
+
+
+def test_a_list_whose_digest_does_not_match_its_bytes_is_a_miss() -> None:
+    items = [{"video_id": f"d{n}", "title": "title", "url": "u", "tags": []} for n in range(3)]
+    raw = PackedList.pack(items).to_bytes()
+    assert raw.startswith(b"RMF2")
+    tampered = raw.replace(b"title", b"TITLE", 1)
+    assert len(tampered) == len(raw) and tampered != raw
+    assert PackedList.from_bytes(tampered) is None
+    assert PackedList.from_bytes(raw) is not None

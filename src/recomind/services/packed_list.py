@@ -6,24 +6,39 @@ is stored as each item's JSON already made: the public object (`video_id`, `titl
 where each part ends. A page is then the chosen items' bytes joined into a JSON array (with
 `reason` spliced in for `explain=true`), without parsing or serialising an item again.
 
-    b"RMF1" | length of header (4 bytes, big-endian) | header JSON {"ids", "ends"} | parts
+    b"RMF2" | digest (16 bytes) | length of header (4 bytes, big-endian) | header JSON
+    {"ids", "ends"} | parts
+
+The digest (BLAKE2b of everything after it) names the content: a list read again is found
+among the lists parsed lately by its digest and length, without hashing its bytes again
+(what a page of a hot list cost most before it). Lists written by the previous format,
+`RMF1` (no digest), are still read, remembered by their whole bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
-MAGIC = b"RMF1"
+MAGIC = b"RMF2"
+OLD_MAGIC = b"RMF1"
+DIGEST_BYTES = 16
 _LENGTH = struct.Struct(">I")
-_PREFIX = len(MAGIC) + _LENGTH.size
-_PARSED: dict[bytes, PackedList] = {}  # lists read lately, by their bytes
+_PREFIX = len(MAGIC) + DIGEST_BYTES + _LENGTH.size
+_OLD_PREFIX = len(OLD_MAGIC) + _LENGTH.size
+# lists read lately: by (digest, length), or by their whole bytes for RMF1
+_PARSED: dict[tuple[bytes, int] | bytes, PackedList] = {}
 _PARSED_MAX = 512
 
 FeedItem = dict[str, Any]  # {"video_id","title","url","tags"} (+ "reason")
+
+
+def _digest(content: bytes) -> bytes:
+    return hashlib.blake2b(content, digest_size=DIGEST_BYTES).digest()
 
 
 class PackedList:
@@ -50,36 +65,53 @@ class PackedList:
     def from_bytes(cls, raw: bytes) -> PackedList | None:
         """The list `to_bytes` wrote; None for anything else (an older format is a miss).
 
-        The lists read lately are remembered by their bytes: a hot list read again (every
-        page of a viewer, trending) is not parsed again. A PackedList is never changed."""
-        known = _PARSED.get(raw)
+        The lists read lately are remembered by their digest and length: a hot list read
+        again (every page of a viewer, trending) is not parsed again. A list is remembered
+        only once its digest matched its bytes. A PackedList is never changed."""
+        key: tuple[bytes, int] | bytes
+        if raw.startswith(MAGIC):
+            key = (raw[len(MAGIC) : len(MAGIC) + DIGEST_BYTES], len(raw))
+        elif raw.startswith(OLD_MAGIC):
+            key = raw
+        else:
+            return None
+        known = _PARSED.get(key)
         if known is not None:
             return known
         packed = cls._parse(raw)
         if packed is not None:
             if len(_PARSED) >= _PARSED_MAX:
                 _PARSED.clear()  # the hot lists come back at once
-            _PARSED[raw] = packed
+            _PARSED[key] = packed
         return packed
 
     @classmethod
     def _parse(cls, raw: bytes) -> PackedList | None:
-        if not raw.startswith(MAGIC) or len(raw) < _PREFIX:
+        if raw.startswith(OLD_MAGIC):
+            prefix = _OLD_PREFIX
+        elif len(raw) >= _PREFIX and raw[len(MAGIC) : len(MAGIC) + DIGEST_BYTES] == _digest(
+            raw[len(MAGIC) + DIGEST_BYTES :]
+        ):
+            prefix = _PREFIX
+        else:
             return None
-        (length,) = _LENGTH.unpack_from(raw, len(MAGIC))
+        if len(raw) < prefix:
+            return None
+        (length,) = _LENGTH.unpack_from(raw, prefix - _LENGTH.size)
         try:
-            header = orjson.loads(raw[_PREFIX : _PREFIX + length])
+            header = orjson.loads(raw[prefix : prefix + length])
             ids, ends = header["ids"], header["ends"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return None
-        body = raw[_PREFIX + length :]
+        body = raw[prefix + length :]
         if len(ends) != 2 * len(ids) or (ends and ends[-1] != len(body)):
             return None
         return cls(ids, ends, body)
 
     def to_bytes(self) -> bytes:
         header = orjson.dumps({"ids": self.ids, "ends": self.ends})
-        return MAGIC + _LENGTH.pack(len(header)) + header + self.body
+        content = _LENGTH.pack(len(header)) + header + self.body
+        return MAGIC + _digest(content) + content
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -6,8 +6,8 @@ offset. Every answer is bytes in a plain `Response`: `response_model` documents 
 shape in OpenAPI, but FastAPI does not validate a returned `Response`. Feed and trending
 pages are cut out of the cached lists' bytes (`services/packed_list.py`), with no
 pydantic pass and no item serialised again. `feed_fast_path.FeedFastPath` answers the
-feed and trending pages of the served app without these routes' per-request machinery;
-the routes stay for OpenAPI and as the fallback.
+feed and trending pages of the served app (through `hot_paths.HotRoutes`) without these
+routes' per-request machinery; the routes stay for OpenAPI and as the fallback.
 """
 
 from __future__ import annotations
