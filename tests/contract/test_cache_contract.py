@@ -182,6 +182,17 @@ def test_append_creates_appends_and_keeps_the_tail(cache: Cache, key: Keys) -> N
     assert cache.get(a) == b"23456789"
 
 
+def test_append_writes_every_key_of_a_large_flush(cache: Cache, key: Keys) -> None:
+    """More keys than one Redis script call takes (`APPEND_KEYS_PER_CALL`), each its own
+    value, some appended to, some trimmed to the cap."""
+    keys = [key(f"many{n}") for n in range(1_203)]
+    cache.append({k: b"ab" for k in keys[:600]}, 6, LONG)
+    cache.append({k: f"-{n}".encode() for n, k in enumerate(keys)}, 6, LONG)
+    got = cache.get_many(keys)
+    want = [(b"ab" + f"-{n}".encode())[-6:] if n < 600 else f"-{n}".encode() for n in range(1_203)]
+    assert got == want
+
+
 def test_append_sets_the_ttl_of_what_it_writes(cache: Cache, key: Keys) -> None:
     kept, trimmed = key("kept"), key("trimmed")
     cache.set(kept, b"old", LONG)
