@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--mixes", default="0.25,0.5,0.75,1")
     parser.add_argument("--tuned", type=Path, help="tuned baseline parameters (JSON)")
+    parser.add_argument("--dump", type=Path, help="write every cut's NDCG per variant (JSON)")
     args = parser.parse_args()
     variants = {
         name: json.loads(kw) for name, kw in (v.split("=", 1) for v in args.variants.split(";"))
@@ -89,6 +90,23 @@ def main() -> None:
             if model.cold_ranker.trained:
                 pools = model._pools(model.sources, model.stats, histories, model.now_)
                 ranked = [model.cold_ranker.predict(p.features.astype(np.float32)) for p in pools]
+                if model.transitions.n_items:
+                    starts = model.transitions.starts_
+                    moves = [model.transitions.score(h) for h in histories]
+                    for w in [*mixes, -1.0]:  # -1: by evidence, S / (S + shrink)
+                        lists = []
+                        for pool, predicted, move, h in zip(
+                            pools, ranked, moves, histories, strict=True
+                        ):
+                            s = float(starts[np.unique(h.items)].sum())
+                            v = s / (s + model.transitions.shrink) if w < 0 else w
+                            mixed = (1 - v) * _percentile(predicted) + v * _percentile(
+                                move[pool.items]
+                            )
+                            order = np.lexsort((pool.items, -mixed))
+                            lists.append(pool.items[order[:10]].tolist())
+                        label = "evidence" if w < 0 else f"{w:g}"
+                        score(lists, f"{name} ranker x transitions {label}")
                 for w in mixes:
                     lists = []
                     for pool, predicted in zip(pools, ranked, strict=True):
@@ -103,6 +121,8 @@ def main() -> None:
                 f"seed {seed} {name}: {took:.0f}s, training {json.dumps(model.training_)}",
                 flush=True,
             )
+    if args.dump:
+        args.dump.write_text(json.dumps(gains))
     base = float(np.mean(gains["popularity"]))
     print("validation cold_start NDCG@10, seeds pooled")
     for name, values in gains.items():

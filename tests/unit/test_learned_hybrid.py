@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -252,6 +253,50 @@ def test_cold_viewers_are_ranked_by_the_cold_ranker(
     assert not warm.cold
     (predicted,) = model._predict([warm])
     np.testing.assert_array_equal(predicted, model.ranker.predict(warm.features.astype(np.float32)))
+
+
+def test_a_cold_viewer_whose_start_enough_viewers_shared_is_ordered_by_the_transitions(
+    model: HybridRecommender, data: TrainingData, tmp_path: Path
+) -> None:
+    assert model.cold_order == "transitions" and model.transitions.n_items == model.n_items
+    # this small world is below the default gate (100 viewers who started with the history's
+    # videos), so its cold viewers keep the cold ranker: use case 1 above is measured on it
+    histories = data.user_histories()
+    colds = [History(h.items[:2], h.weights[:2], h.timestamps[:2]) for h in histories[:30]]
+    assert max(model.transitions.starters(c) for c in colds) < model.cold_min_starters
+    by_ranker = [[r.item for r in model.explain(c, 10)] for c in colds]
+    warm = histories[4]
+    warm_before = [r.item for r in model.explain(warm, 10)]
+    try:
+        model.cold_min_starters = 0.0
+        by_transitions = [[r.item for r in model.explain(c, 10)] for c in colds]
+        for cold, got in zip(colds, by_transitions, strict=True):
+            scores = model.transitions.score(cold).copy()
+            scores[cold.items] = -np.inf
+            assert got == [i for i, _ in top_k(scores, 10)]
+            # given candidates are ordered the same way
+            candidates = np.array([*got[::-1], int(cold.items[0])], dtype=np.int64)
+            assert [r.item for r in model.rank_candidates(cold, candidates)] == got
+        assert by_transitions != by_ranker
+        assert [r.item for r in model.explain(warm, 10)] == warm_before  # warm: the ranker
+        model.save(tmp_path / "m")
+        loaded = HybridRecommender.load(tmp_path / "m")
+        assert loaded.cold_order == "transitions" and loaded.cold_min_starters == 0.0
+        assert [[r.item for r in loaded.explain(c, 10)] for c in colds] == by_transitions
+        # an artifact from before the transitions orders cold viewers by its cold ranker
+        meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+        del meta["params"]["cold_order"], meta["params"]["cold_min_starters"]
+        (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
+        old = HybridRecommender.load(tmp_path / "m")
+        assert old.cold_order == "ranker"
+        assert [[r.item for r in old.explain(c, 10)] for c in colds] == by_ranker
+    finally:
+        model.cold_min_starters = 100.0  # the fixture is shared
+
+
+def test_cold_order_must_be_known() -> None:
+    with pytest.raises(ValueError, match="cold_order"):
+        HybridRecommender(cold_order="popularity")
 
 
 def test_an_artifact_from_before_the_ranker_still_loads_and_serves(

@@ -18,6 +18,7 @@ import pytest
 
 from recomind.domain.model import ActionWeights
 from recomind.recommenders.base import Recommender, load_model
+from recomind.recommenders.cold_start import StartTransitions
 from recomind.recommenders.content import TagContent
 from recomind.recommenders.data import History, TrainingData, training_data
 from recomind.recommenders.hybrid import HybridRecommender
@@ -36,6 +37,7 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "item_knn_restricted": lambda: ItemNeighbours(neighbours=20, max_items=30),
     "user_knn": lambda: UserNeighbours(neighbours=10),
     "hybrid": lambda: HybridRecommender(),
+    "start_transitions": lambda: StartTransitions(shrink=5.0),
 }
 
 
