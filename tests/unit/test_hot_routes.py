@@ -44,7 +44,9 @@ def hot_app(answer: Any) -> tuple[RecoMindAPI, CollectorRegistry]:
 
     hot = HotRoutes(app, Observer(metrics), (KEY,))
 
-    async def fake(scope: dict[str, Any], template: str) -> tuple[int, list[Any], bytes]:
+    async def fake(
+        scope: dict[str, Any], receive: Any, template: str
+    ) -> tuple[int, list[Any], bytes]:
         return await answer(scope)
 
     hot.feed.answer = fake  # type: ignore[method-assign,assignment]

@@ -112,7 +112,9 @@ class ActionFastPath:
             self._route = next(r for r in router.routes if getattr(r, "path", None) == template)
         return self._route
 
-    async def answer(self, scope: Scope, receive: Receive) -> tuple[int, list[Any], bytes]:
+    async def answer(
+        self, scope: Scope, receive: Receive, template: str
+    ) -> tuple[int, list[Any], bytes]:
         """The 202, or the exception the FastAPI route would raise (for the app's handlers)."""
         body = await _accept(Request(scope, receive))
         return 202, [*_ACCEPTED_HEADERS, (b"content-length", str(len(body)).encode())], body

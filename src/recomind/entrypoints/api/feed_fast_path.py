@@ -42,7 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import URL, QueryParams
 from starlette.routing import BaseRoute
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 
 from recomind.bootstrap import RecoMind
 from recomind.domain import cache_keys
@@ -199,7 +199,7 @@ class FeedFastPath:
             self.routes[template] = route
         return route
 
-    async def answer(self, scope: Scope, template: str) -> Answer:
+    async def answer(self, scope: Scope, receive: Receive, template: str) -> Answer:
         """A 200 page, or the exception a FastAPI route would raise (for the app's handlers)."""
         recomind: RecoMind = self.api.state.recomind
         if template == FEED_ROUTE:

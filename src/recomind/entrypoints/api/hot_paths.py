@@ -101,10 +101,7 @@ class HotRoutes:
             scope["route"] = path.route(template)  # as if FastAPI had routed it
             scope["app"] = self.api
             try:
-                if isinstance(path, FeedFastPath):
-                    status, headers, body = await path.answer(scope, template)
-                else:
-                    status, headers, body = await path.answer(scope, receive)
+                status, headers, body = await path.answer(scope, receive, template)
             except Exception as exc:
                 handled = await self._handled(scope, receive, exc)
                 if handled is None:
