@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -351,3 +352,38 @@ def test_an_unusable_cursor_key_file_is_an_error(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(ValueError, match="cursor key"):
         cursor_key(path)
+
+
+def test_records_being_flushed_are_counted_by_a_read_meanwhile() -> None:
+    """A flush takes the buffer, then writes: a read in between must still count those
+    records (it waits for the write), or a rebuild would not demote what was just served."""
+    import threading
+
+    class SlowAppend(MemoryCache):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writing = threading.Event()
+            self.release = threading.Event()
+
+        def append(self, values: Any, max_bytes: int, ttl_seconds: float) -> None:
+            self.writing.set()
+            assert self.release.wait(5)
+            super().append(values, max_bytes, ttl_seconds)
+
+    cache = SlowAppend()
+    log = ImpressionLog(cache, ttl_seconds=60, flush_seconds=3600)  # flushed by hand
+    log.record("u1", ["a", "b"], now=1.0)
+    flusher = threading.Thread(target=log.flush)
+    flusher.start()
+    assert cache.writing.wait(5)  # the buffer is taken, the write not done
+    counted: list[dict[str, int]] = []
+    reader = threading.Thread(
+        target=lambda: counted.append(log.times_served("u1", ["a", "b"], 2.0))
+    )
+    reader.start()
+    time.sleep(0.05)
+    cache.release.set()
+    flusher.join(5)
+    reader.join(5)
+    assert counted == [{"a": 1, "b": 1}]
+    log.close()

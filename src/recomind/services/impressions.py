@@ -169,11 +169,15 @@ class ImpressionLog:
     def times_served(
         self, user_id: str, video_ids: Sequence[str], now: float | None = None
     ) -> dict[str, int]:
-        """How often the viewer was served these videos within the TTL (buffered ones too)."""
-        raw = self.cache.get(cache_keys.impressions(user_id))
+        """How often the viewer was served these videos within the TTL (buffered ones too).
+
+        Read while no flush is writing: a flush takes the buffer before its write lands, and
+        a read between the two would see those records in neither place."""
+        with self._flushing:
+            raw = self.cache.get(cache_keys.impressions(user_id))
+            with self._lock:
+                buffered = bytes(self._pending.get(user_id, b""))
         self.reads["miss" if raw is None else "hit"] += 1
-        with self._lock:
-            buffered = bytes(self._pending.get(user_id, b""))
         raw = raw or b""
         raw = raw[len(raw) % RECORD.itemsize :] + buffered  # whole records, counted from the end
         now = self.clock() if now is None else now
