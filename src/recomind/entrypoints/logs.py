@@ -116,12 +116,11 @@ class DirectLines:
     The access log writes a line per request. Through `logging` (record, filters, handler,
     formatter) that line cost about 23 us of a cached feed page's CPU in-process, 14 us made
     here (most of it the write and flush), in back-to-back runs on this project's machine;
-    it is the same JSON line (the fields of `JsonFormatter.format`, in its order). It is used
-    only while the line would
-    reach exactly that handler and nothing else: the logger has no handlers or filters of its
-    own, propagates, and the root logger's only handler is the one `configure_logging`
-    installed with JSON lines. Otherwise `handler()` is None and the caller logs as usual
-    (a test capturing records, another handler added later).
+    it is the same JSON line (the fields of `JsonFormatter.format`, in its order). It is
+    used only while the line would reach exactly that handler and nothing else: the logger
+    has no handlers or filters of its own, propagates, and the root logger's only handler is
+    the one `configure_logging` installed with JSON lines. Otherwise `handler()` is None and
+    the caller logs as usual (a test capturing records, another handler added later).
     """
 
     def __init__(self, logger: logging.Logger) -> None:

@@ -63,7 +63,8 @@ class PackedList:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> PackedList | None:
-        """The list `to_bytes` wrote; None for anything else (an older format is a miss).
+        """The list `to_bytes` wrote (or an RMF1 list); None for anything else (a list cached
+        before RMF1 is a miss, rebuilt).
 
         The lists read lately are remembered by their digest and length: a hot list read
         again (every page of a viewer, trending) is not parsed again. A list is remembered

@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope
 
 from recomind.domain.errors import InvalidInput
-from recomind.entrypoints.api.deps import App
+from recomind.entrypoints.api.deps import Answer, App
 from recomind.entrypoints.api.problems import MEDIA_TYPE
 from recomind.entrypoints.api.schemas import ActionAccepted, ActionIn, ActionsAccepted, Problem
 from recomind.services.ingest import ActionIngest, ActionRequest
@@ -112,9 +112,7 @@ class ActionFastPath:
             self._route = next(r for r in router.routes if getattr(r, "path", None) == template)
         return self._route
 
-    async def answer(
-        self, scope: Scope, receive: Receive, template: str
-    ) -> tuple[int, list[Any], bytes]:
+    async def answer(self, scope: Scope, receive: Receive, template: str) -> Answer:
         """The 202, or the exception the FastAPI route would raise (for the app's handlers)."""
         body = await _accept(Request(scope, receive))
         return 202, [*_ACCEPTED_HEADERS, (b"content-length", str(len(body)).encode())], body

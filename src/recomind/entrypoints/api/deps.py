@@ -1,8 +1,9 @@
-"""Shared request dependencies: the wired RecoMind and validated path ids."""
+"""Shared request dependencies: the wired RecoMind and validated path ids; and `Answer`,
+what the fast paths return to `hot_paths.HotRoutes`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 
@@ -16,6 +17,7 @@ async def get_recomind(request: Request) -> RecoMind:
 
 
 App = Annotated[RecoMind, Depends(get_recomind)]
+Answer = tuple[int, list[Any], bytes]  # status, headers, body
 
 
 async def _user_id(user_id: Annotated[str, Path()]) -> str:

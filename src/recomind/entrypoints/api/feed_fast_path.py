@@ -48,6 +48,7 @@ from recomind.bootstrap import RecoMind
 from recomind.domain import cache_keys
 from recomind.domain.validation import validate_id
 from recomind.entrypoints.api import feeds
+from recomind.entrypoints.api.deps import Answer
 from recomind.services.feed import FeedPage
 
 FEED_PREFIX = "/recommendations/"
@@ -167,9 +168,6 @@ def _origin(scope: Scope) -> str:
             _ORIGINS.clear()
         _ORIGINS[key] = origin
     return origin
-
-
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
 
 
 class FeedFastPath:

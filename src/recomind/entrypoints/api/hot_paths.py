@@ -11,20 +11,21 @@ What a client sees is what that stack would give it: the same `X-Request-Id`, th
 401 problem+json (counted under the `<unmatched>` route, as the key check refuses before
 routing), the app's own exception handlers for 4xx problems, and for an exception no
 handler takes a plain-text 500 like Starlette's `ServerErrorMiddleware`, the exception
-then raised for the server to log. On the cached feed page this layering cost about a
-tenth of the served app's CPU per request (`benchmarks/serving_load.py`).
+then raised for the server to log. On the cached feed page the layers skipped cost about a
+tenth of the app's CPU per request, measured in-process (docs/benchmarks.md, "Hot routes in
+front of the middleware").
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recomind.entrypoints.api.actions import ActionFastPath
 from recomind.entrypoints.api.auth import KeyCheck
+from recomind.entrypoints.api.deps import Answer
 from recomind.entrypoints.api.feed_fast_path import FeedFastPath
 from recomind.entrypoints.api.observe import (
     HEADER,
@@ -35,7 +36,6 @@ from recomind.entrypoints.api.observe import (
 )
 from recomind.entrypoints.logs import request_id
 
-Answer = tuple[int, list[Any], bytes]
 _SERVER_ERROR: Answer = (
     500,
     [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
