@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -223,3 +224,101 @@ def test_a_withdrawn_submission_is_never_published() -> None:
     bus.gate.set()
     assert held.result(5) is None and kept.result(5) is None
     assert bus.sizes == [1, 1]  # u1 left out of the second publish
+
+
+class SizedBus:
+    """Records every publish; fails the messages whose values are in `lose`."""
+
+    def __init__(self, lose: frozenset[bytes] = frozenset()) -> None:
+        self.publishes: list[list[tuple[str, bytes]]] = []
+        self.lose = lose
+
+    def publish(self, topic: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        self.publishes.append(list(messages))
+        lost = [i for i, (_, value) in enumerate(messages) if value in self.lose]
+        if lost:
+            raise BusUnavailable("broker away", undelivered=lost)
+
+
+def on_loop(bus: SizedBus) -> ActionIngest:
+    service = ActionIngest(bus, KnownVideos(CatalogStore({"v1"})))  # type: ignore[arg-type]
+    service.known_videos.preload()
+    return service
+
+
+def test_submissions_of_one_turn_of_the_loop_are_published_together() -> None:
+    bus = SizedBus()
+    service = on_loop(bus)
+
+    async def turn() -> list[list[str]]:
+        submitted = [
+            service.on_loop(asyncio.get_running_loop()).submit(
+                [ActionRequest(f"u{i}", "v1", "like")]
+            )
+            for i in range(5)
+        ]
+        assert all(s is not None for s in submitted)
+        for _, durable in submitted:  # type: ignore[misc]
+            await asyncio.wait_for(durable, 5)
+        return [ids for ids, _ in submitted]  # type: ignore[misc]
+
+    ids = asyncio.run(turn())
+    assert [len(p) for p in bus.publishes] == [5]  # one publish for the whole turn
+    published = [VideoActionRecorded.from_json(v).action.id for _, v in bus.publishes[0]]
+    assert published == [i for (i,) in ids] and service.accepted == 5
+
+
+def test_a_lost_message_of_a_turn_fails_only_its_own_request() -> None:
+    service = on_loop(bus := SizedBus())
+    outcomes: list[BaseException | None] = []
+
+    async def turn() -> None:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for i in range(3):
+            submitted = service.on_loop(loop).submit([ActionRequest(f"u{i}", "v1", "like")])
+            assert submitted is not None
+            futures.append(submitted[1])
+        # the second request's event is the one the broker loses
+        bus.lose = frozenset({service.on_loop(loop)._turn[1][0][0][1]})
+        for future in futures:
+            try:
+                await asyncio.wait_for(future, 5)
+                outcomes.append(None)
+            except BusUnavailable as exc:
+                outcomes.append(exc)
+
+    asyncio.run(turn())
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], BusUnavailable) and outcomes[1].undelivered == [0]
+    assert service.accepted == 2
+
+
+def test_a_request_cancelled_before_the_hand_over_is_never_published() -> None:
+    service = on_loop(bus := SizedBus())
+
+    async def turn() -> None:
+        turns = service.on_loop(asyncio.get_running_loop())
+        gone = turns.submit([ActionRequest("u1", "v1", "like")])
+        kept = turns.submit([ActionRequest("u2", "v1", "like")])
+        assert gone is not None and kept is not None
+        gone[1].cancel()  # the request went away within the same turn
+        await asyncio.wait_for(kept[1], 5)
+
+    asyncio.run(turn())
+    users = [key for publish in bus.publishes for key, _ in publish]
+    assert users == ["u2"] and service.accepted == 1
+
+
+def test_a_turn_submission_of_an_unknown_video_is_left_to_record() -> None:
+    service = on_loop(bus := SizedBus())
+
+    async def turn() -> None:
+        turns = service.on_loop(asyncio.get_running_loop())
+        assert turns.submit([ActionRequest("u1", "v9", "like")]) is None
+        with pytest.raises(InvalidInput):
+            turns.submit([ActionRequest("u1", "v1", "meh")])
+        await asyncio.sleep(0)
+
+    asyncio.run(turn())
+    assert bus.publishes == [] and service.accepted == 0

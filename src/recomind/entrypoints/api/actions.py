@@ -6,8 +6,9 @@ thread hops): `ActionFastPath` answers it for `hot_paths.HotRoutes`, before Fast
 middleware and router run. The body is validated in one pass by
 `ActionIn`'s compiled pydantic validator; errors become the same `RequestValidationError`
 FastAPI would raise and go through the app's own exception handlers, so every 4xx is the
-same problem+json. The event is handed to the ingest's publisher, whose future the loop
-awaits: no worker thread is held while Kafka acknowledges or the local log fsyncs. Only an
+same problem+json. The event is handed to the ingest's publisher with the others of the same
+turn of the event loop (`TurnBatches`), and the loop awaits its future: no worker thread is
+held while Kafka acknowledges or the local log fsyncs. Only an
 action on a video id not seen yet (the catalog must be asked) runs in a worker thread.
 
 The FastAPI route below stays: it is what the OpenAPI document describes (the body, the
@@ -83,12 +84,12 @@ async def _accept(request: Request) -> bytes:
     """Validate and record one action; the 202 body, or an exception for the handlers."""
     action = parse_action(await request.body(), request.headers.get("content-type"))
     ingest: ActionIngest = request.app.state.recomind.ingest
-    submitted = ingest.try_submit([_request(action)])
+    submitted = ingest.on_loop(asyncio.get_running_loop()).submit([_request(action)])
     if submitted is None:  # the catalog has to be asked about this video: a blocking read
         (event_id,) = await run_in_threadpool(ingest.record, [_request(action)])
     else:
         (event_id,), durable = submitted
-        await asyncio.wrap_future(durable)
+        await durable
     return orjson.dumps({"id": event_id, "status": "accepted"})
 
 
