@@ -142,6 +142,15 @@ class _Deliveries:
                 self.done.set()
 
 
+# librdkafka waits `linger.ms` (5 by default) for more messages before it sends a batch. Every
+# publish here waits for its acknowledgements, and `GroupPublisher` already sends what arrived
+# meanwhile together, so the wait was added to every `POST /video_action`: at 32 concurrent
+# requests it held the API to about 3,700/s at 5 ms, 6,600/s at 1 ms and 7,700/s at 0 on this
+# project's machine (docs/benchmarks.md). A backlog still goes in batches: what queues while a
+# request is in flight is sent together. A URL option (`?linger.ms=5`) overrides it.
+PRODUCER_DEFAULTS: dict[str, Any] = {"linger.ms": 0}
+
+
 class KafkaBus:
     """The EventBus port on Apache Kafka; clients are created on first use."""
 
@@ -174,9 +183,13 @@ class KafkaBus:
     def from_url(cls, url: str, partitions: int = 6) -> KafkaBus:
         return cls(KafkaSettings.from_url(url, partitions))
 
-    def _config(self, **overrides: Any) -> dict[str, Any]:
+    def _config(
+        self, defaults: dict[str, Any] | None = None, /, **overrides: Any
+    ) -> dict[str, Any]:
+        """The librdkafka config: `defaults`, then the URL's options, then `overrides`."""
         return {
             "bootstrap.servers": self.settings.bootstrap_servers,
+            **(defaults or {}),
             **self.settings.client_config,
             **overrides,
         }
@@ -192,13 +205,14 @@ class KafkaBus:
             if self._producer is None:
                 self._producer = Producer(
                     self._config(
+                        PRODUCER_DEFAULTS,
                         **{
                             "enable.idempotence": True,
                             "acks": "all",
                             "partitioner": "murmur2_random",
                             "allow.auto.create.topics": False,
                             "message.timeout.ms": int(self.settings.publish_timeout * 1000),
-                        }
+                        },
                     )
                 )
             return self._producer
