@@ -30,8 +30,11 @@ from recomind.services.impressions import (
     ImpressionLog,
     Impressions,
     demote,
+    records,
     short_hash,
+    video_hash,
 )
+from recomind.services.packed_list import PackedList
 
 SESSION = "00112233445566778899aabb"
 
@@ -387,3 +390,19 @@ def test_records_being_flushed_are_counted_by_a_read_meanwhile() -> None:
     reader.join(5)
     assert counted == [{"a": 1, "b": 1}]
     log.close()
+
+
+def test_a_lists_hashes_made_once_page_as_its_video_ids_do() -> None:
+    ids = [f"v{i}" for i in range(12)]
+    packed = PackedList.pack([{"video_id": v, "title": v, "url": "", "tags": []} for v in ids])
+    assert packed.hashes == tuple(video_hash(v) for v in ids)
+    assert packed.hashes is packed.hashes  # made once per list
+    clock = Clock()
+    by_ids, by_hashes = sessions(clock), sessions(clock)
+    first = by_ids.open("u1", None)
+    cursor = by_ids.record(first, ids[:4] + ids[:1], more=True)  # a repeat counts once
+    same = by_hashes.record(first, ids[:4] + ids[:1], True, packed.hashes[:4] + packed.hashes[:1])
+    assert cursor == same
+    second = by_ids.open("u1", cursor)
+    assert second.fresh(ids) == second.fresh(ids, packed.hashes) == list(range(4, 12))
+    assert records(ids[:3], 5.0) == records(ids[:3], 5.0, packed.hashes[:3])

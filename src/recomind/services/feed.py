@@ -126,11 +126,14 @@ class FeedService:
 
     def _page_of(self, feed: Feed, position: Position, limit: int, explain: bool) -> FeedPage:
         self.sources[feed.source] += 1
-        ids = feed.items.ids
-        fresh = position.fresh(ids)
+        ids, hashes = feed.items.ids, feed.items.hashes
+        fresh = position.fresh(ids, hashes)
         chosen = fresh[:limit]
         video_ids = [ids[n] for n in chosen]
-        next_cursor = self.sessions.record(position, video_ids, more=len(fresh) > limit)
+        chosen_hashes = [hashes[n] for n in chosen]
+        next_cursor = self.sessions.record(
+            position, video_ids, more=len(fresh) > limit, hashes=chosen_hashes
+        )
         body = feed.items.page(chosen, explain)
         return FeedPage(body, video_ids, feed.source, position.event, next_cursor)
 

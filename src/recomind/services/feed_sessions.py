@@ -38,7 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from recomind.domain.errors import InvalidInput
-from recomind.services.impressions import ImpressionLog, short_hash
+from recomind.services.impressions import SHORT_MASK, ImpressionLog, short_hash, video_hash
 
 CURSOR_VERSION = 2
 SESSION_BYTES = 12
@@ -151,12 +151,15 @@ class Position:
     event: SessionEvent
     now: float
 
-    def fresh(self, video_ids: Sequence[str]) -> list[int]:
-        """Positions in `video_ids` of the videos this session has not served yet."""
+    def fresh(self, video_ids: Sequence[str], hashes: Sequence[int] | None = None) -> list[int]:
+        """Positions in `video_ids` of the videos this session has not served yet.
+        `hashes`: their `video_hash`, when the caller has them (`PackedList.hashes`)."""
         if not self.served:
             return list(range(len(video_ids)))
         served = set(self.served)
-        return [n for n, v in enumerate(video_ids) if short_hash(v) not in served]
+        if hashes is None:
+            return [n for n, v in enumerate(video_ids) if short_hash(v) not in served]
+        return [n for n, h in enumerate(hashes) if h & SHORT_MASK not in served]
 
 
 class FeedSessions:
@@ -198,12 +201,20 @@ class FeedSessions:
         session = f"{random.getrandbits(8 * SESSION_BYTES):0{2 * SESSION_BYTES}x}"
         return Position(user_id, session, 0, (), event, now)
 
-    def record(self, position: Position, video_ids: list[str], more: bool) -> str | None:
+    def record(
+        self,
+        position: Position,
+        video_ids: list[str],
+        more: bool,
+        hashes: Sequence[int] | None = None,
+    ) -> str | None:
         """The page was served: its impressions are logged; the next page's cursor when
-        there is one."""
+        there is one. `hashes`: the videos' `video_hash`, when the caller has them."""
         self.pages[position.event] += 1
-        self.impressions_log.record(position.user_id, video_ids, position.now)
-        served = _extend(position.served, video_ids)
+        self.impressions_log.record(position.user_id, video_ids, position.now, hashes)
+        if hashes is None:
+            hashes = [video_hash(v) for v in video_ids]
+        served = _extend(position.served, hashes)
         if not more or position.page + 1 > MAX_PAGE or len(served) > MAX_SERVED:
             return None
         cursor = Cursor(position.session, position.page + 1, int(position.now), served)
@@ -217,7 +228,8 @@ class FeedSessions:
         self.impressions_log.close()
 
 
-def _extend(served: tuple[int, ...], video_ids: Iterable[str]) -> tuple[int, ...]:
+def _extend(served: tuple[int, ...], hashes: Iterable[int]) -> tuple[int, ...]:
+    """`served` and the short hashes of these videos (by `video_hash`) it has not yet."""
     known = set(served)
-    added = [h for h in dict.fromkeys(short_hash(v) for v in video_ids) if h not in known]
+    added = [h for h in dict.fromkeys(h & SHORT_MASK for h in hashes) if h not in known]
     return served + tuple(added)

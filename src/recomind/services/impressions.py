@@ -45,9 +45,12 @@ def video_hash(video_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(video_id.encode(), digest_size=8).digest(), "little")
 
 
+SHORT_MASK = 0xFFFFFFFF
+
+
 def short_hash(video_id: str) -> int:
     """32 bits of `video_hash`: what a feed cursor keeps per served video."""
-    return video_hash(video_id) & 0xFFFFFFFF
+    return video_hash(video_id) & SHORT_MASK
 
 
 _SERVED_ONCE = struct.Struct("<dI")  # a record's tail: served at, times
@@ -58,10 +61,13 @@ def _hash_bytes(video_id: str) -> bytes:
     return video_hash(video_id).to_bytes(8, "little")
 
 
-def records(video_ids: Sequence[str], now: float) -> bytes:
-    """One record per distinct video: served once, now."""
+def records(video_ids: Sequence[str], now: float, hashes: Sequence[int] | None = None) -> bytes:
+    """One record per distinct video: served once, now. `hashes` are the ids' `video_hash`
+    when the caller has them already (a cached list's are made once, `PackedList.hashes`)."""
     tail = _SERVED_ONCE.pack(now, 1)
-    return b"".join(_hash_bytes(v) + tail for v in dict.fromkeys(video_ids))
+    if hashes is None:
+        return b"".join(_hash_bytes(v) + tail for v in dict.fromkeys(video_ids))
+    return b"".join(h.to_bytes(8, "little") + tail for h in dict.fromkeys(hashes))
 
 
 class Impressions:
@@ -137,11 +143,18 @@ class ImpressionLog:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def record(self, user_id: str, video_ids: Sequence[str], now: float) -> None:
-        """These videos were served to the viewer now; written to the cache shortly."""
+    def record(
+        self,
+        user_id: str,
+        video_ids: Sequence[str],
+        now: float,
+        hashes: Sequence[int] | None = None,
+    ) -> None:
+        """These videos were served to the viewer now; written to the cache shortly.
+        `hashes`: their `video_hash`, when the caller has them (see `records`)."""
         if not video_ids:
             return
-        packed = records(video_ids, now)
+        packed = records(video_ids, now, hashes)
         with self._lock:
             buffered = self._pending.get(user_id)
             if buffered is None:

@@ -20,9 +20,12 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from typing import Any
 
 import orjson
+
+from recomind.services.impressions import video_hash
 
 MAGIC = b"RMF2"
 OLD_MAGIC = b"RMF1"
@@ -116,6 +119,12 @@ class PackedList:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def hashes(self) -> tuple[int, ...]:
+        """Each video's `video_hash`, made once per list: a remembered list serves many
+        pages, and each page's session and impressions need its videos' hashes."""
+        return tuple(video_hash(v) for v in self.ids)
 
     def _parts(self, i: int) -> tuple[bytes, bytes]:
         start = self.ends[2 * i - 1] if i else 0
