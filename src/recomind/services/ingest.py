@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from recomind.domain.clock import Clock, SystemClock
 from recomind.domain.errors import BusUnavailable, UnknownVideo
@@ -152,11 +153,7 @@ class GroupPublisher:
     def submit(self, messages: Sequence[tuple[str, bytes]]) -> Future[None]:
         """Queue the messages; the future resolves once they are durable. Cancelling it
         before its publish starts withdraws them."""
-        return self.submit_many([messages])[0]
-
-    def submit_many(self, batches: Sequence[Sequence[tuple[str, bytes]]]) -> list[Future[None]]:
-        """`submit` for several callers at once, with one wake-up of a publisher thread."""
-        waiting = [_Waiting(messages) for messages in batches]
+        waiting = _Waiting(messages)
         with self._cond:
             if not self._threads:
                 for i in range(self.in_flight):
@@ -165,9 +162,9 @@ class GroupPublisher:
                     )
                     thread.start()
                     self._threads.append(thread)
-            self._queue += waiting
+            self._queue.append(waiting)
             self._cond.notify()
-        return [w.done for w in waiting]
+        return waiting.done
 
     def _run(self) -> None:
         while True:
@@ -202,18 +199,27 @@ class GroupPublisher:
 
     @staticmethod
     def _fail(group: list[_Waiting], exc: BusUnavailable) -> None:
-        missing = None if exc.undelivered is None else set(exc.undelivered)
-        start = 0
-        for w in group:
-            end = start + len(w.messages)
-            mine = (
-                None if missing is None else [i - start for i in range(start, end) if i in missing]
-            )
-            if mine is None or mine:
-                w.done.set_exception(BusUnavailable(str(exc), mine))
-            else:
+        errors = split_failure([len(w.messages) for w in group], exc)
+        for w, error in zip(group, errors, strict=True):
+            if error is None:
                 w.done.set_result(None)
-            start = end
+            else:
+                w.done.set_exception(error)
+
+
+def split_failure(sizes: Sequence[int], exc: BusUnavailable) -> list[BusUnavailable | None]:
+    """`exc` of one publish of several callers' messages (`sizes` of each, in order) as each
+    caller's own: its undelivered messages by its own positions, or None when all of its were
+    delivered. Every caller fails when `exc` does not say which messages were lost."""
+    missing = None if exc.undelivered is None else set(exc.undelivered)
+    errors: list[BusUnavailable | None] = []
+    start = 0
+    for size in sizes:
+        end = start + size
+        mine = None if missing is None else [i - start for i in range(start, end) if i in missing]
+        errors.append(BusUnavailable(str(exc), mine) if mine is None or mine else None)
+        start = end
+    return errors
 
 
 class ActionIngest:
@@ -292,6 +298,9 @@ class ActionIngest:
             self.accepted += n
 
 
+_Submitted = tuple[list[tuple[str, bytes]], "asyncio.Future[None]", int]  # messages, future, events
+
+
 class TurnBatches:
     """`ActionIngest.try_submit` for callers on one event loop, handed over once per turn.
 
@@ -299,9 +308,10 @@ class TurnBatches:
     `Condition.notify`) and, once durable, a thread-safe call back into the loop
     (`asyncio.wrap_future`): together about a fifth of `POST /video_action`'s GIL time in a
     profile of the served API. Here what the requests submit during one turn of the loop goes
-    to the publisher at the start of the next turn, with one wake-up, and their futures are
-    settled on the loop by one call once all of them are durable or failed; each caller still
-    gets its own outcome (`GroupPublisher` fails only the callers whose messages it lost).
+    to the publisher at the start of the next turn as one submission (one wake-up, one
+    future), and their futures are settled on the loop by one call once it is durable or
+    failed; each caller still gets its own outcome (`split_failure`: only the callers whose
+    messages were lost fail).
 
     A caller's future cancelled before the hand-over withdraws its messages; after it, they
     are published all the same (a request cancelled meanwhile gets no answer anyway).
@@ -310,7 +320,7 @@ class TurnBatches:
     def __init__(self, ingest: ActionIngest, loop: asyncio.AbstractEventLoop) -> None:
         self.ingest = ingest
         self.loop = loop
-        self._turn: list[tuple[list[tuple[str, bytes]], asyncio.Future[None], int]] = []
+        self._turn: list[_Submitted] = []
 
     def submit(
         self, requests: Sequence[ActionRequest]
@@ -331,37 +341,30 @@ class TurnBatches:
         self._turn = []
         if not turn:
             return
-        dones = self.ingest.publisher.submit_many([messages for messages, _, _ in turn])
-        left = len(dones)
-        lock = threading.Lock()
+        done = self.ingest.publisher.submit([m for messages, _, _ in turn for m in messages])
+        done.add_done_callback(partial(self._settle_soon, turn))
 
-        def one_done(_: Future[None]) -> None:  # in a publisher thread
-            nonlocal left
-            with lock:
-                left -= 1
-                if left:
-                    return
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                self.loop.call_soon_threadsafe(self._settle, turn, dones)
+    def _settle_soon(self, turn: list[_Submitted], done: Future[None]) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self.loop.call_soon_threadsafe(self._settle, turn, done)
 
-        for done in dones:
-            done.add_done_callback(one_done)
-
-    def _settle(
-        self,
-        turn: list[tuple[list[tuple[str, bytes]], asyncio.Future[None], int]],
-        dones: list[Future[None]],
-    ) -> None:
+    def _settle(self, turn: list[_Submitted], done: Future[None]) -> None:
+        error = done.exception()
+        if error is None:
+            errors: list[BaseException | None] = [None] * len(turn)
+        elif isinstance(error, BusUnavailable):
+            errors = [*split_failure([len(messages) for messages, _, _ in turn], error)]
+        else:  # every caller of the publish sees what went wrong
+            errors = [error] * len(turn)
         published = 0
-        for (_, future, events), done in zip(turn, dones, strict=True):
-            error = done.exception()
-            if error is None:
+        for (_, future, events), mine in zip(turn, errors, strict=True):
+            if mine is None:
                 published += events
             if future.cancelled():
                 continue
-            if error is None:
+            if mine is None:
                 future.set_result(None)
             else:
-                future.set_exception(error)
+                future.set_exception(mine)
         if published:
             self.ingest.count(published)

@@ -26,6 +26,7 @@ from fastapi import APIRouter, Body, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope
 
@@ -80,10 +81,10 @@ def parse_action(body: bytes, content_type: str | None) -> ActionIn:
         raise RequestValidationError(errors) from None
 
 
-async def _accept(request: Request) -> bytes:
+async def _accept(api: FastAPI, body: bytes, content_type: str | None) -> bytes:
     """Validate and record one action; the 202 body, or an exception for the handlers."""
-    action = parse_action(await request.body(), request.headers.get("content-type"))
-    ingest: ActionIngest = request.app.state.recomind.ingest
+    action = parse_action(body, content_type)
+    ingest: ActionIngest = api.state.recomind.ingest
     submitted = ingest.on_loop(asyncio.get_running_loop()).submit([_request(action)])
     if submitted is None:  # the catalog has to be asked about this video: a blocking read
         (event_id,) = await run_in_threadpool(ingest.record, [_request(action)])
@@ -94,6 +95,18 @@ async def _accept(request: Request) -> bytes:
 
 
 _ACCEPTED_HEADERS = [(b"content-type", b"application/json")]
+
+
+async def _request_body(receive: Receive) -> bytes:
+    """The whole body, as Starlette's `Request.body()` reads it (without the object)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 class ActionFastPath:
@@ -115,7 +128,12 @@ class ActionFastPath:
 
     async def answer(self, scope: Scope, receive: Receive, template: str) -> Answer:
         """The 202, or the exception the FastAPI route would raise (for the app's handlers)."""
-        body = await _accept(Request(scope, receive))
+        content_type = None
+        for name, value in scope["headers"]:  # as Starlette's Headers.get: the first one
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+        body = await _accept(self.api, await _request_body(receive), content_type)
         return 202, [*_ACCEPTED_HEADERS, (b"content-length", str(len(body)).encode())], body
 
 
@@ -128,7 +146,8 @@ class ActionFastPath:
 )
 async def post_video_action(request: Request) -> Response:
     """Record one action. 202 means it is durably on the event log and will be applied once."""
-    return Response(await _accept(request), status_code=202, media_type="application/json")
+    body = await _accept(request.app, await request.body(), request.headers.get("content-type"))
+    return Response(body, status_code=202, media_type="application/json")
 
 
 @router.post("/video_actions", status_code=202, response_model=ActionsAccepted)
