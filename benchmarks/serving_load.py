@@ -14,7 +14,9 @@ in Redis), then serves, on 127.0.0.1 and with the same ASGI server and worker co
 (a) `benchmarks/bare_asgi.py`: one Redis GET of `recommendations:{user}`, the bytes returned;
 (b) `recomind serve` (Kafka bus, PostgreSQL store, Redis cache) with API-key auth, metrics and
     JSON access logs on: `GET /recommendations/{user}` (cached), `GET /trending` and
-    `POST /video_action`, cycling over many viewers and videos.
+    `POST /video_action`, cycling over many viewers and videos. The cached feed is also
+    served by a second `recomind serve` whose cache URL turns the near cache off
+    (`?near_cache=false`, ADR 0006), so each run shows the feed with and without it.
 
 For each: the maximum requests/s in a closed loop (wrk, bounded by a request count and a time
 limit), then p50/p99 latency in an open loop at a fixed rate of half the bare endpoint's maximum
@@ -393,6 +395,15 @@ def main() -> None:
             auth,
             200,
         ),
+        Target(
+            "  the same, near cache off",
+            "feed-far",
+            "GET",
+            [f"/recommendations/{u}" for u in users[:n]],
+            None,
+            auth,
+            200,
+        ),
         Target("GET /trending", "trending", "GET", ["/trending"], None, auth, 200),
         Target(
             "POST /video_action",
@@ -408,27 +419,33 @@ def main() -> None:
     api = RecoMindProcess(tmp / "home", "serve", env=env)
     api.env["RECOMIND_LOG_LEVEL"] = "info"
     api.start()
+    # the same API, reading Redis on every page: what the near cache is worth
+    far_env = {**env, "RECOMIND_CACHE_URL": f"{redis_url}?near_cache=false"}
+    far = RecoMindProcess(tmp / "home", "serve", env=far_env)
+    far.env["RECOMIND_LOG_LEVEL"] = "info"
+    far.start()
+    servers = {"bare": (bare_url, bare_proc.pid), "feed-far": (far.url, api_pid(far))}
     closed: dict[str, Closed] = {}
     opened: dict[str, Open] = {}
     try:
         for t in targets:
-            base = bare_url if t.slug == "bare" else api.url
+            base, pid = servers.get(t.slug, (api.url, api_pid(api)))
             # warm-up: every distinct request once, then 1 s of load (connections, caches,
             # the Kafka producer's first metadata)
             warm_up(t, base)
             closed_loop(t, base, 100_000, 1, args.connections, tmp)
-            pid = bare_proc.pid if t.slug == "bare" else api_pid(api)
             cpu = server_cpu_seconds(pid)
             c = closed_loop(t, base, args.requests, args.seconds, args.connections, tmp)
             cpu_us = (server_cpu_seconds(pid) - cpu) / max(1, c.requests) * 1e6
             closed[t.name] = replace(c, cpu_us=cpu_us)
         rate = closed[targets[0].name].rps / 2
         for t in targets:
-            base = bare_url if t.slug == "bare" else api.url
+            base, _ = servers.get(t.slug, (api.url, 0))
             opened[t.name] = open_loop(t, base, rate, args.open_seconds, tmp)
     finally:
         stop(bare_proc)
         api.stop()
+        far.stop()
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
