@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from recomind.domain import cache_keys
 from recomind.domain.ports import Cache
@@ -176,6 +177,9 @@ class CountingCache:
         self.calls.append("get_quick")
         return self.inner.get_quick(key)
 
+    def near_reads(self) -> Mapping[str, int]:
+        return self.inner.near_reads()
+
     def ping(self) -> None:
         self.inner.ping()
 
@@ -246,3 +250,30 @@ def test_log_lines_written_while_the_page_is_built_carry_the_request_id(
     assert r.headers["x-feed-source"] != "cache"
     assert len(records) == 1 and records[0].getMessage().startswith("building a page in feed")
     assert [getattr(rec, "request_id", None) for rec in records] == ["trace-feed-24"]
+
+
+def test_trending_read_again_at_once_is_answered_by_the_near_cache_on_redis(
+    served: Served,
+) -> None:
+    def near(result: str) -> float:
+        scraped = served.http.get("/metrics", headers=AUTH)
+        assert scraped.status_code == 200
+        for family in text_string_to_metric_families(scraped.text):
+            for sample in family.samples:
+                if sample.name == "recomind_feed_cache_requests_total" and sample.labels == {
+                    "cache": "near",
+                    "result": result,
+                }:
+                    return sample.value
+        return -1.0  # no such sample: no near cache
+
+    redis = served.recomind.settings.cache_url.startswith("redis")
+    before = near("hit"), near("miss")
+    for _ in range(3):
+        assert served.http.get("/trending", headers=AUTH).status_code == 200
+    after = near("hit"), near("miss")
+    if not redis:  # the in-process cache has no near cache: no such samples at all
+        assert before == after == (-1.0, -1.0)
+        return
+    assert after[0] - before[0] >= 2  # read again within the near cache's second
+    assert after[0] - before[0] + after[1] - before[1] == 3

@@ -86,6 +86,9 @@ class FailSoftCache:
             self._failed("get_quick", exc)
             return None
 
+    def near_reads(self) -> Mapping[str, int]:
+        return self.inner.near_reads()
+
     def ping(self) -> None:
         self.inner.ping()  # readiness wants the truth
 

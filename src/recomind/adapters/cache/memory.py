@@ -81,6 +81,9 @@ class MemoryCache:
     def get_quick(self, key: str) -> bytes | None:
         return self.get(key)  # in-process: nothing to wait for
 
+    def near_reads(self) -> Mapping[str, int]:
+        return {}  # the cache is in this process already
+
     def ping(self) -> None:
         return None
 

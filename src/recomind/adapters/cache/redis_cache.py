@@ -121,6 +121,12 @@ class RedisCache:
     def get_quick(self, key: str) -> bytes | None:
         return self._quick.get(key)
 
+    def near_reads(self) -> Mapping[str, int]:
+        quick = self._quick
+        if quick.near_entries <= 0:
+            return {}
+        return {"hit": quick.near_hits, "miss": quick.near_misses}
+
     def ping(self) -> None:
         self._client.ping()
 

@@ -70,7 +70,9 @@ class RecoMindCollector(Collector):
             "cache": counter(
                 "recomind_feed_cache_requests",
                 "Feed cache reads (recommendations:{user_id}, popular_videos, and "
-                "impressions:{user_id} when a list is rebuilt) by hit or miss",
+                'impressions:{user_id} when a list is rebuilt) by hit or miss; cache="near": '
+                "the event loop's reads of the first two answered by the API's near cache of "
+                "Redis (hit) or by Redis (miss)",
                 ("cache", "result"),
             ),
             "fallbacks": counter(
@@ -174,6 +176,9 @@ class RecoMindCollector(Collector):
         trending = dict(app.feed.trending_cache)
         for result in ("hit", "miss"):
             f["cache"].add_metric(["popular_videos", result], trending.get(result, 0))
+        near = app.cache.near_reads()
+        for result in ("hit", "miss") if near else ():
+            f["cache"].add_metric(["near", result], near.get(result, 0))
         impressions = dict(app.feed.sessions.impressions_log.reads)
         for result in ("hit", "miss"):
             f["cache"].add_metric(["impressions", result], impressions.get(result, 0))
