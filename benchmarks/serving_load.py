@@ -159,6 +159,19 @@ def start_bare(
     return proc, url
 
 
+def start_api(home: Path, env: dict[str, str]) -> RecoMindProcess:
+    """`recomind serve` with JSON access lines; a port taken meanwhile (by one of the load
+    generator's outgoing connections) is retried on another, up to three servers."""
+    for attempt in range(3):
+        api = RecoMindProcess(home, "serve", env={**env, "RECOMIND_LOG_LEVEL": "info"})
+        try:
+            return api.start()
+        except RuntimeError:
+            if attempt == 2 or "address already in use" not in api.log_tail().lower():
+                raise
+    raise AssertionError("unreachable")
+
+
 def api_pid(api: RecoMindProcess) -> int:
     assert api.proc is not None
     return api.proc.pid
@@ -416,14 +429,10 @@ def main() -> None:
         ),
     ]
     bare_proc, bare_url = start_bare(args.server, args.workers, redis_url, tmp / "bare.log")
-    api = RecoMindProcess(tmp / "home", "serve", env=env)
-    api.env["RECOMIND_LOG_LEVEL"] = "info"
-    api.start()
+    api = start_api(tmp / "home", env)
     # the same API, reading Redis on every page: what the near cache is worth
     far_env = {**env, "RECOMIND_CACHE_URL": f"{redis_url}?near_cache=false"}
-    far = RecoMindProcess(tmp / "home", "serve", env=far_env)
-    far.env["RECOMIND_LOG_LEVEL"] = "info"
-    far.start()
+    far = start_api(tmp / "home", far_env)
     servers = {"bare": (bare_url, bare_proc.pid), "feed-far": (far.url, api_pid(far))}
     closed: dict[str, Closed] = {}
     opened: dict[str, Open] = {}
