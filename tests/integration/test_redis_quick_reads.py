@@ -15,7 +15,7 @@ from unittest.mock import patch
 import pytest
 import redis
 
-from recomind.adapters.cache.redis_cache import RedisCache
+from recomind.adapters.cache.redis_cache import RedisCache, _Wire
 from recomind.domain.errors import InvalidInput
 
 URL = os.environ.get("RECOMIND_TEST_REDIS_URL")
@@ -47,17 +47,22 @@ def test_quick_reads_answer_as_the_pooled_client(cache: RedisCache) -> None:
     cache.delete(*keys, keys[0] + ":list")
 
 
+def kill_quick_connection(cache: RedisCache) -> _Wire:
+    """The server closes `get_quick`'s kept connection (as a restart would); returns it."""
+    wire = cache._quick._wire
+    assert wire is not None
+    connection_id = wire.call(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n", lambda keys: None)
+    cache._client.client_kill_filter(_id=connection_id)
+    return wire
+
+
 def test_a_connection_the_server_closed_is_replaced_in_the_same_read(cache: RedisCache) -> None:
     k = key("kill")
     cache.set(k, b"still here", 30)
     assert cache.get_quick(k) == b"still here"
-    quick = cache._quick
-    wire = quick._wire
-    assert wire is not None
-    connection_id = wire.call(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n", lambda keys: None)
-    cache._client.client_kill_filter(_id=connection_id)
+    wire = kill_quick_connection(cache)
     assert cache.get_quick(k) == b"still here"  # no error, no miss: a new connection
-    assert quick._wire is not None and quick._wire is not wire
+    assert cache._quick._wire is not None and cache._quick._wire is not wire
     cache.delete(k)
 
 
@@ -147,11 +152,8 @@ def test_a_failed_connection_takes_its_near_cache_with_it(cache: RedisCache) -> 
     k = key("lost")
     cache.set(k, b"before", 30)
     assert cache.get_quick(k) == b"before"
-    quick = cache._quick
-    wire = quick._wire
-    assert wire is not None and k in quick._near
-    connection_id = wire.call(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n", lambda keys: None)
-    cache._client.client_kill_filter(_id=connection_id)  # invalidations sent now are lost
+    assert k in cache._quick._near
+    kill_quick_connection(cache)  # invalidations sent from now on are lost
     other_client().set(k, b"after", px=30_000)
     assert cache.get_quick(k) == b"after"
     cache.delete(k)
