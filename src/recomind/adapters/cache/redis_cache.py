@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -152,8 +153,9 @@ class QuickReads:
     every read first takes whatever invalidations have arrived (one non-blocking `recv`). A
     write is seen here as soon as its invalidation arrives, which Redis sends as it applies
     the write; a connection that fails loses its near cache with it (it may have missed
-    invalidations). A server that refuses RESP3 or tracking (Redis before 6, some proxies)
-    is read without a near cache; `near_entries=0` turns it off.
+    invalidations). A server that refuses RESP3 or tracking (Redis before 6, some proxies),
+    or one reached over TLS (`rediss://`), is read without a near cache; `near_entries=0`
+    turns it off.
 
     A second thread arriving while the loop reads (or a forked child) is served by the pool
     as before. A connection that failed is dropped; when the kept one was closed by the
@@ -279,9 +281,11 @@ class _Wire:
             connection.protocol = 3
             try:
                 connection.connect()
-                connection.send_command("CLIENT", "TRACKING", "ON")
-                if connection.read_response() in (b"OK", "OK"):
-                    return cls(connection, True, timeout)
+                # TLS: an SSL socket cannot peek without blocking (`take_pushes`), so no near cache
+                if not isinstance(connection._sock, ssl.SSLSocket):
+                    connection.send_command("CLIENT", "TRACKING", "ON")
+                    if connection.read_response() in (b"OK", "OK"):
+                        return cls(connection, True, timeout)
             except redis.ResponseError:  # no RESP3 or no tracking here: no near cache
                 pass
             connection.disconnect()
