@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Sequence
@@ -322,3 +323,14 @@ def test_a_turn_submission_of_an_unknown_video_is_left_to_record() -> None:
 
     asyncio.run(turn())
     assert bus.publishes == [] and service.accepted == 0
+
+
+def test_a_closed_loop_is_not_kept_alive_by_its_turn_batches() -> None:
+    service = on_loop(SizedBus())
+    loop = asyncio.new_event_loop()
+    service.on_loop(loop)
+    assert len(service._turns) == 1
+    loop.close()
+    del loop
+    gc.collect()
+    assert len(service._turns) == 0

@@ -319,7 +319,9 @@ class TurnBatches:
 
     def __init__(self, ingest: ActionIngest, loop: asyncio.AbstractEventLoop) -> None:
         self.ingest = ingest
-        self.loop = loop
+        # weakly: `ActionIngest` keeps this per loop in a WeakKeyDictionary, which a strong
+        # reference from its value would keep alive for ever
+        self._loop = weakref.ref(loop)
         self._turn: list[_Submitted] = []
 
     def submit(
@@ -330,9 +332,10 @@ class TurnBatches:
         if prepared is None:
             return None
         ids, messages = prepared
-        future = self.loop.create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         if not self._turn:
-            self.loop.call_soon(self._hand_over)
+            loop.call_soon(self._hand_over)
         self._turn.append((messages, future, len(ids)))
         return ids, future
 
@@ -345,8 +348,11 @@ class TurnBatches:
         done.add_done_callback(partial(self._settle_soon, turn))
 
     def _settle_soon(self, turn: list[_Submitted], done: Future[None]) -> None:
+        loop = self._loop()
+        if loop is None:  # gone, and everyone who waited on it
+            return
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self.loop.call_soon_threadsafe(self._settle, turn, done)
+            loop.call_soon_threadsafe(self._settle, turn, done)
 
     def _settle(self, turn: list[_Submitted], done: Future[None]) -> None:
         error = done.exception()
