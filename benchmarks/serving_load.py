@@ -23,6 +23,10 @@ limit), then p50/p99 latency in an open loop at a fixed rate of half the bare en
 (vegeta, a fixed number of requests), and the ratios to (a). Every request's status is checked.
 It also prints each server's CPU per request in the closed loop (every thread and worker
 process, from /proc), which moves much less with the machine's load than requests/s.
+
+Then (`--freshness`, default both stacks) it runs `feed_freshness.py` on the embedded defaults
+and on Kafka + PostgreSQL + Redis, as its child: the time from a like to a rebuilt feed while
+500 other actions a second flow.
 """
 
 from __future__ import annotations
@@ -355,6 +359,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--open-seconds", type=float, default=8.0, help="open loop duration")
     parser.add_argument("--viewers", type=int, default=300)
+    parser.add_argument(
+        "--freshness",
+        choices=("both", "embedded", "kafka", "none"),
+        default="both",
+        help="then action -> refreshed feed latency under load on these stacks "
+        "(benchmarks/feed_freshness.py, run as a child)",
+    )
     args = parser.parse_args()
     missing = [v for v in NEEDED if not os.environ.get(v)]
     if missing:
@@ -477,6 +488,21 @@ def main() -> None:
             f"{bare_c.cpu_us / max(c.cpu_us, 1e-9):>7.2f} {c.bad:>5} | "
             f"{o.p50_ms:>7.2f} {o.p99_ms:>7.2f} {o.p99_ms / bare_o.p99_ms:>10.2f} {o.success:>6.1%}"
         )
+    stacks = {"both": ("embedded", "kafka"), "none": ()}.get(args.freshness, (args.freshness,))
+    for stack in stacks:
+        freshness(stack)
+
+
+def freshness(stack: str) -> None:
+    """`feed_freshness.py --stack STACK` as a child of this process; its figures printed."""
+    command = [sys.executable, str(REPO / "benchmarks" / "feed_freshness.py"), "--stack", stack]
+    print(f"\naction -> refreshed feed under load: {' '.join(command[1:])}")
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        sys.exit(f"feed_freshness.py --stack {stack} failed:\n{run.stderr[-2000:]}")
+    for line in run.stdout.splitlines():
+        if line.startswith((f"{stack}:", "like ->")):
+            print(line)
 
 
 if __name__ == "__main__":
