@@ -199,19 +199,28 @@ def test_an_undelivered_message_fails_only_its_own_caller() -> None:
     assert failed[0].undelivered == [1]
 
 
-def test_try_submit_needs_known_videos_and_counts_once_durable() -> None:
+def test_a_loop_submission_needs_known_videos_and_counts_once_durable() -> None:
     store = CatalogStore({"v1"})
     service, bus = ingest(store)
-    assert service.try_submit([ActionRequest("u1", "v1", "like")]) is None  # not known yet
+
+    async def submit(action: str) -> tuple[list[str], asyncio.Future[None]] | None:
+        return service.on_loop(asyncio.get_running_loop()).submit(
+            [ActionRequest("u2", "v1", action)]
+        )
+
+    async def durable(action: str) -> list[str]:
+        submitted = await submit(action)
+        assert submitted is not None
+        await asyncio.wait_for(submitted[1], 5)
+        return submitted[0]
+
+    assert asyncio.run(submit("like")) is None  # not known yet: left to `record`
     assert store.asked == 0 and bus.published == []
     service.record([ActionRequest("u1", "v1", "like")])  # asks the store once
-    submitted = service.try_submit([ActionRequest("u2", "v1", "view")])
-    assert submitted is not None
-    ids, durable = submitted
-    assert durable.result(5) is None and len(ids) == 1
+    assert len(asyncio.run(durable("view"))) == 1
     assert len(bus.published) == 2 and service.accepted == 2 and store.asked == 1
     with pytest.raises(InvalidInput):
-        service.try_submit([ActionRequest("u2", "v1", "meh")])
+        asyncio.run(submit("meh"))
 
 
 def test_a_withdrawn_submission_is_never_published() -> None:

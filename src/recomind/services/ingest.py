@@ -247,28 +247,12 @@ class ActionIngest:
         self.count(len(actions))
         return [a.id for a in actions]
 
-    def try_submit(
-        self, requests: Sequence[ActionRequest]
-    ) -> tuple[list[str], Future[None]] | None:
-        """`record` without blocking, for callers on an event loop: validates (raising as
-        `record` does) and queues the events; the future resolves once they are durable.
-        None when a video id has to be looked up in the store first: call `record` then,
-        where blocking is fine."""
-        prepared = self.prepare(requests)
-        if prepared is None:
-            return None
-        ids, messages = prepared
-        done = self.publisher.submit(messages)
-        done.add_done_callback(
-            lambda f: None if f.cancelled() or f.exception() else self.count(len(ids))
-        )
-        return ids, done
-
     def prepare(
         self, requests: Sequence[ActionRequest]
     ) -> tuple[list[str], list[tuple[str, bytes]]] | None:
         """The event ids and the messages to publish, validated as `record` does (raising
-        as it does); None when a video id has to be looked up in the store first."""
+        as it does); None when a video id has to be looked up in the store first: call
+        `record` then, where blocking is fine."""
         actions = self._validated(requests)
         if not self.known_videos.all_known({a.video_id for a in actions}):
             return None
@@ -302,7 +286,7 @@ _Submitted = tuple[list[tuple[str, bytes]], "asyncio.Future[None]", int]  # mess
 
 
 class TurnBatches:
-    """`ActionIngest.try_submit` for callers on one event loop, handed over once per turn.
+    """Submissions without blocking, for callers on one event loop, handed over once per turn.
 
     Submitted one request at a time, each action costs a wake-up of a publisher thread (a
     `Condition.notify`) and, once durable, a thread-safe call back into the loop
@@ -327,7 +311,9 @@ class TurnBatches:
     def submit(
         self, requests: Sequence[ActionRequest]
     ) -> tuple[list[str], asyncio.Future[None]] | None:
-        """As `ActionIngest.try_submit`, with a future of this loop; call it on the loop."""
+        """Validate and queue the actions (raising as `record` does); their ids and a future
+        of this loop that resolves once they are durable. None when a video id has to be
+        looked up in the store first (`ActionIngest.prepare`). Call it on the loop."""
         prepared = self.ingest.prepare(requests)
         if prepared is None:
             return None
