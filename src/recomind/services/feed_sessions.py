@@ -38,7 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from recomind.domain.errors import InvalidInput
-from recomind.services.impressions import SHORT_MASK, ImpressionLog, short_hash, video_hash
+from recomind.services.impressions import SHORT_MASK, ImpressionLog, video_hash
 
 CURSOR_VERSION = 2
 SESSION_BYTES = 12
@@ -158,7 +158,7 @@ class Position:
             return list(range(len(video_ids)))
         served = set(self.served)
         if hashes is None:
-            return [n for n, v in enumerate(video_ids) if short_hash(v) not in served]
+            hashes = [video_hash(v) for v in video_ids]
         return [n for n, h in enumerate(hashes) if h & SHORT_MASK not in served]
 
 
@@ -211,9 +211,9 @@ class FeedSessions:
         """The page was served: its impressions are logged; the next page's cursor when
         there is one. `hashes`: the videos' `video_hash`, when the caller has them."""
         self.pages[position.event] += 1
-        self.impressions_log.record(position.user_id, video_ids, position.now, hashes)
         if hashes is None:
             hashes = [video_hash(v) for v in video_ids]
+        self.impressions_log.record(position.user_id, video_ids, position.now, hashes)
         served = _extend(position.served, hashes)
         if not more or position.page + 1 > MAX_PAGE or len(served) > MAX_SERVED:
             return None

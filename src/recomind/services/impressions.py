@@ -56,17 +56,12 @@ def short_hash(video_id: str) -> int:
 _SERVED_ONCE = struct.Struct("<dI")  # a record's tail: served at, times
 
 
-@lru_cache(maxsize=65_536)
-def _hash_bytes(video_id: str) -> bytes:
-    return video_hash(video_id).to_bytes(8, "little")
-
-
 def records(video_ids: Sequence[str], now: float, hashes: Sequence[int] | None = None) -> bytes:
     """One record per distinct video: served once, now. `hashes` are the ids' `video_hash`
     when the caller has them already (a cached list's are made once, `PackedList.hashes`)."""
     tail = _SERVED_ONCE.pack(now, 1)
     if hashes is None:
-        return b"".join(_hash_bytes(v) + tail for v in dict.fromkeys(video_ids))
+        hashes = [video_hash(v) for v in video_ids]
     return b"".join(h.to_bytes(8, "little") + tail for h in dict.fromkeys(hashes))
 
 
