@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from recomind.adapters.lake import open_lake
+from recomind.domain.events import VIDEO_ACTIONS_TOPIC, VideoActionRecorded
 from recomind.domain.model import ActionType, VideoAction
-from recomind.domain.ports import Lake, LakeRecord
+from recomind.domain.ports import BusRecord, Lake, LakeRecord
 
 T0 = datetime(2024, 3, 1, 9, 15, 0, tzinfo=UTC)
 
@@ -292,3 +293,57 @@ def test_a_failed_write_of_one_partition_keeps_the_others_and_the_replay_adds_th
     assert open_again().write_actions(batch) == 0
     assert sorted(a.id for a in lake.read_actions()) == sorted(r.action.id for r in batch)
     assert lake.last_offsets() == {0: 8, 1: 8, 2: 8, 3: 8}
+
+
+# -- bus events handed over undecoded (the lake sink's path) ----------------------------------
+
+
+def bus_records(lake_records: list[LakeRecord]) -> list[BusRecord]:
+    return [
+        BusRecord(
+            VIDEO_ACTIONS_TOPIC,
+            r.partition,
+            r.offset,
+            r.action.user_id,
+            VideoActionRecorded(r.action).to_json(),
+        )
+        for r in lake_records
+    ]
+
+
+def test_bus_events_are_archived_as_their_decoded_actions(lake_url: str, lake: Lake) -> None:
+    batch = records(0, range(1, 6)) + records(2, range(40, 43), T0 + timedelta(hours=5))
+    batch.append(LakeRecord(0, 6, batch[1].action))  # a resend: archived once
+    assert lake.write_events(bus_records(batch)) == []
+    assert by_id(lake.read_actions()) == by_id([r.action for r in batch])
+    assert lake.count_actions() == 8
+    assert lake.last_offsets() == {0: 5, 2: 42}  # the resend at 6 is in no object
+    assert object_names(lake_url) == [
+        "video_actions/dt=2024-03-01/hour=09/p000-000000000001-000000000005.parquet",
+        "video_actions/dt=2024-03-01/hour=14/p002-000000000040-000000000042.parquet",
+    ]
+    assert lake.write_events(bus_records(batch)) == []  # a replay writes nothing
+    assert lake.count_actions() == 8
+
+
+def test_poison_among_bus_events_is_refused_with_its_reason_and_the_rest_archived(
+    lake: Lake,
+) -> None:
+    good = bus_records(records(1, range(10, 14)))
+    poison = [
+        BusRecord(VIDEO_ACTIONS_TOPIC, 1, 14, "u1", b"not json"),
+        BusRecord(
+            VIDEO_ACTIONS_TOPIC,
+            1,
+            15,
+            "u1",
+            VideoActionRecorded(action(99)).to_json().replace(b'"view"', b'"share"'),
+        ),
+    ]
+    refused = lake.write_events([good[0], poison[0], *good[1:], poison[1]])
+    assert [(r.offset, reason) for r, reason in refused] == [
+        (14, "event is not JSON: invalid literal, expected 'null': line 1 column 1 (char 0)"),
+        (15, "field 'action_type': must be one of view, like, skip (got 'share')"),
+    ]
+    assert lake.count_actions() == 4
+    assert lake.last_offsets() == {1: 13}

@@ -208,6 +208,11 @@ class Lake(Protocol):
         copy of an event id in the same partition and dt/hour; return how many were written."""
         ...
 
+    def write_events(self, records: Sequence[BusRecord]) -> list[tuple[BusRecord, str]]:
+        """Decode bus events (`VideoActionRecorded`) and write them as `write_actions` does;
+        return the records that can never be written, each with the reason."""
+        ...
+
     def archive_actions(self, actions: Sequence[VideoAction]) -> int:
         """Write actions that did not come through the bus (imports)."""
         ...

@@ -9,7 +9,8 @@ and the idempotent effects make the replay harmless:
   refreshes the top tags, all in one transaction (on PostgreSQL and MariaDB as
   set-based SQL over the batch); after the commit it applies the feed refresh policy and nudges
   the retrainer;
-- `recomind-lake` archives every event to the lake, named by partition and offset;
+- `recomind-lake` archives every event to the lake, named by partition and offset; the lake
+  decodes the events itself, a batch at a time into columns;
 - `recomind-analytics` writes per-batch feature deltas (per video, per viewer, per
   viewer and tag) to the lake's feature tables, named the same way.
 
@@ -38,7 +39,6 @@ from recomind.domain.ports import (
     Cache,
     EventBus,
     Lake,
-    LakeRecord,
     Store,
     StoreTransaction,
 )
@@ -93,6 +93,8 @@ class Effects:
 
 TxHandler = Callable[[StoreTransaction, list[VideoAction], Effects], None]
 RecordHandler = Callable[[list[tuple[BusRecord, VideoAction]], Effects], None]
+# Takes the events undecoded and returns those it refuses, each with the reason.
+EventHandler = Callable[[Sequence[BusRecord], Effects], list[tuple[BusRecord, str]]]
 
 
 # -- handlers --------------------------------------------------------------------------
@@ -109,8 +111,8 @@ def update_profiles(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -
     fx.cache.delete(*(cache_keys.user_profile(u) for u in users))
 
 
-def archive_to_lake(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> None:
-    fx.lake.write_actions([LakeRecord(r.partition, r.offset, a) for r, a in batch])
+def archive_to_lake(records: Sequence[BusRecord], fx: Effects) -> list[tuple[BusRecord, str]]:
+    return fx.lake.write_events(records)
 
 
 def write_features(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> None:
@@ -120,7 +122,8 @@ def write_features(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> N
 
 @dataclass(frozen=True)
 class ConsumerGroup:
-    """One consumer group: handlers run in the store transaction, or per record batch.
+    """One consumer group: handlers run in the store transaction, or per record batch, or one
+    handler takes the batch undecoded (`on_events`, the lake's: it decodes into columns).
 
     A `buffered` group (the lake's sinks) gathers records over several polls and applies them
     by size or age, as Kafka Connect's S3 sink does, so the lake gets fewer, larger files.
@@ -128,12 +131,13 @@ class ConsumerGroup:
 
     in_transaction: tuple[TxHandler, ...] = ()
     on_records: tuple[RecordHandler, ...] = ()
+    on_events: EventHandler | None = None
     buffered: bool = False
 
 
 EVENT_HANDLERS: dict[str, ConsumerGroup] = {
     "recomind-store": ConsumerGroup(in_transaction=(update_popularity, update_profiles)),
-    "recomind-lake": ConsumerGroup(on_records=(archive_to_lake,), buffered=True),
+    "recomind-lake": ConsumerGroup(on_events=archive_to_lake, buffered=True),
     "recomind-analytics": ConsumerGroup(on_records=(write_features,), buffered=True),
 }
 
@@ -261,6 +265,11 @@ class ConsumerRunner:
 
     def handle(self, records: Sequence[BusRecord]) -> None:
         """Apply one polled batch: decode, dead-letter poison, retry the rest until applied."""
+        on_events = self.group.on_events
+        if on_events is not None:
+            if records:
+                self._until_applied(len(records), lambda: on_events(records, self.fx))
+            return
         batch: list[tuple[BusRecord, VideoAction]] = []
         poison: list[tuple[BusRecord, str]] = []
         for record in records:
@@ -270,11 +279,17 @@ class ConsumerRunner:
                 poison.append((record, str(exc)))
         if poison:
             self._dead_letter(poison)
+        if batch:
+            self._until_applied(len(batch), lambda: apply_batch(self.group, batch, self.fx))
+
+    def _until_applied(self, size: int, apply: Callable[[], list[tuple[BusRecord, str]]]) -> None:
+        """Run `apply` (it returns the records it refuses) until it succeeds: a failure is a
+        dependency down, so the batch is retried with back-off, never dropped."""
         delay = 0.1
-        while batch:
+        while True:
             try:
-                refused = apply_batch(self.group, batch, self.fx)
-                self.processed += len(batch) - len(refused)
+                refused = apply()
+                self.processed += size - len(refused)
                 if refused:
                     self._dead_letter(refused)
                 return

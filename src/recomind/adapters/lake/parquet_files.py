@@ -28,13 +28,18 @@ from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from recomind.adapters.lake.event_columns import decode_columns
+from recomind.domain.errors import InvalidInput
+from recomind.domain.events import VideoActionRecorded
 from recomind.domain.model import ActionType, VideoAction
-from recomind.domain.ports import LakeRecord
+from recomind.domain.ports import BusRecord, LakeRecord
 
 ACTIONS_SCHEMA = pa.schema(
     [
@@ -185,6 +190,36 @@ class ParquetLake:
         return found
 
     def write_actions(self, records: Sequence[LakeRecord]) -> int:
+        return self._write_rows(
+            actions_table([r.action for r in records], [(r.partition, r.offset) for r in records])
+        )
+
+    def write_events(self, records: Sequence[BusRecord]) -> list[tuple[BusRecord, str]]:
+        """Decoded a batch at a time (`event_columns`); a batch with anything the columns do not
+        take is decoded event by event, and the events the rules refuse are returned."""
+        table = decode_columns([r.value for r in records])
+        refused: list[tuple[BusRecord, str]] = []
+        if table is None:
+            decoded = []
+            for r in records:
+                try:
+                    action = VideoActionRecorded.from_json(r.value).action
+                except InvalidInput as exc:
+                    refused.append((r, str(exc)))
+                    continue
+                decoded.append(LakeRecord(r.partition, r.offset, action))
+            self.write_actions(decoded)
+            return refused
+        positions = {
+            "bus_partition": pa.array([r.partition for r in records], pa.int32()),
+            "bus_offset": pa.array([r.offset for r in records], pa.int64()),
+        }
+        for name, column in positions.items():
+            table = table.append_column(name, column)
+        self._write_rows(table)
+        return refused
+
+    def _write_rows(self, table: pa.Table) -> int:
         """An offset is in the lake iff a file of its partition in its own dt/hour folder covers
         it: a batch is a contiguous run of offsets, so that file holds every event of the run
         that belongs to the folder. Offsets already covered are left out, and so is a second
@@ -193,34 +228,47 @@ class ParquetLake:
         Each folder is listed once per call. Partitions are written in parallel (objects are
         independent, and a PUT mostly waits on the server), each partition's files in order of
         offset, so a crash part-way leaves no gap below a written file of that partition."""
+        if table.num_rows == 0:
+            return 0
+        table = table.combine_chunks()
+        folder_of = pc.dictionary_encode(
+            pc.strftime(table["timestamp"].chunk(0), format="dt=%Y-%m-%d/hour=%H")
+        )
+        folder_names = folder_of.dictionary.to_pylist()
+        folder_codes = folder_of.indices.to_numpy()
+        partitions = table["bus_partition"].to_numpy()
+        offsets = table["bus_offset"].to_numpy()
+        ids = table["id"].to_pylist()
+        # (folder, partition) groups, each in order of offset, the groups by their first offset
+        keys = folder_codes.astype(np.int64) << 32 | partitions
+        order = np.lexsort((offsets, keys))
+        groups = np.split(order, np.flatnonzero(np.diff(keys[order])) + 1)
+        groups.sort(key=lambda rows: offsets[rows[0]])
         with self._lock:
-            groups: dict[tuple[str, int], list[LakeRecord]] = defaultdict(list)
-            for r in records:
-                groups[(self._folder(r.action), r.partition)].append(r)
             listings: dict[str, list[tuple[str, int, int, int]]] = {}
-            plans: dict[int, list[tuple[str, str, list[LakeRecord]]]] = defaultdict(list)
-            for (folder, partition), group in sorted(groups.items(), key=lambda g: g[1][0].offset):
+            plans: dict[int, list[tuple[str, str, list[int]]]] = defaultdict(list)
+            for rows in groups:
+                folder = folder_names[folder_codes[rows[0]]]
+                partition = int(partitions[rows[0]])
                 where = f"{self.actions_dir}/{folder}"
                 if where not in listings:
                     listings[where] = self._listed(where)
                 files = [(path, a, b) for path, p, a, b in listings[where] if p == partition]
                 known = self._archived.of(folder, partition, (path for path, _, _ in files))
-                fresh = _first_copies(
-                    (r for r in group if not any(a <= r.offset <= b for _, a, b in files)), known
-                )
+                uncovered = np.ones(len(rows), dtype=bool)
+                for _, a, b in files:
+                    uncovered &= (offsets[rows] < a) | (offsets[rows] > b)
+                candidates = rows[uncovered]
+                fresh = candidates[_first_copies([ids[i] for i in candidates], known)].tolist()
                 if fresh:
-                    name = (
-                        f"p{partition:03d}-{fresh[0].offset:012d}-{fresh[-1].offset:012d}.parquet"
-                    )
+                    first, last = offsets[fresh[0]], offsets[fresh[-1]]
+                    name = f"p{partition:03d}-{first:012d}-{last:012d}.parquet"
                     plans[partition].append((folder, f"{where}/{name}", fresh))
-            done: list[tuple[str, int, str, list[LakeRecord]]] = []
+            done: list[tuple[str, int, str, list[int]]] = []
 
             def write_partition(partition: int) -> None:
                 for folder, path, fresh in plans[partition]:
-                    table = actions_table(
-                        [r.action for r in fresh], [(r.partition, r.offset) for r in fresh]
-                    )
-                    self._write(path, table)
+                    self._write(path, table.take(fresh))
                     done.append((folder, partition, path, fresh))
 
             try:
@@ -232,7 +280,7 @@ class ParquetLake:
                             future.result()
             finally:  # remember what was written, even when another write failed
                 for folder, partition, path, fresh in done:
-                    self._archived.add(folder, partition, path, (r.action.id for r in fresh))
+                    self._archived.add(folder, partition, path, (ids[i] for i in fresh))
             return sum(len(fresh) for _, _, _, fresh in done)
 
     def archive_actions(self, actions: Sequence[VideoAction]) -> int:
@@ -334,7 +382,8 @@ class ParquetLake:
                     listings[where] = self._listed(where)
                 paths = [path for path, p, _, _ in listings[where] if p == partition]
                 known = self._counted.of(folder, partition, paths)
-                fresh += _first_copies(group, known)
+                group.sort(key=lambda r: r.offset)
+                fresh += [group[i] for i in _first_copies([r.action.id for r in group], known)]
             return sorted(fresh, key=lambda r: (r.partition, r.offset))
 
     def mark_counted(self, records: Sequence[LakeRecord]) -> None:
@@ -362,14 +411,14 @@ class ParquetLake:
         return rows
 
 
-def _first_copies(records: Iterable[LakeRecord], known: set[str]) -> list[LakeRecord]:
-    """In offset order, the records whose event id is neither known nor seen earlier."""
-    fresh: list[LakeRecord] = []
+def _first_copies(ids: Sequence[str], known: set[str]) -> list[int]:
+    """The positions of the ids (given in offset order) neither known nor seen earlier."""
+    fresh: list[int] = []
     seen: set[str] = set()
-    for r in sorted(records, key=lambda r: r.offset):
-        if r.action.id not in known and r.action.id not in seen:
-            seen.add(r.action.id)
-            fresh.append(r)
+    for i, event_id in enumerate(ids):
+        if event_id not in known and event_id not in seen:
+            seen.add(event_id)
+            fresh.append(i)
     return fresh
 
 

@@ -1,0 +1,151 @@
+"""The lake's batch decoder agrees with the domain's per-event rules on every event it takes.
+
+`decode_columns` may refuse a batch the rules would take (it then falls back to them), but
+whatever it takes must decode to exactly what `VideoActionRecorded.from_json` gives.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from recomind.adapters.lake.event_columns import decode_columns
+from recomind.domain.errors import InvalidInput
+from recomind.domain.events import VideoActionRecorded
+from recomind.domain.model import ActionType, VideoAction
+
+T0 = datetime(2026, 12, 3, 5, 35, 28, 123456, tzinfo=UTC)
+
+
+def event(n: int, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "id": f"6ff5d2ac-5b53-4cca-865e-{n:012x}",
+        "user_id": f"u{n % 7}",
+        "video_id": f"v.{n % 11}:x-y_z",
+        "action_type": ("view", "like", "skip")[n % 3],
+        "timestamp": (T0 + timedelta(seconds=n)).isoformat(),
+    }
+    if n % 2:
+        body["watch_ms"] = n * 100
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def encoded(bodies: list[dict[str, object]]) -> list[bytes]:
+    return [orjson.dumps(b) for b in bodies]
+
+
+def by_rules(values: list[bytes]) -> list[dict[str, object]] | None:
+    """What the per-event rules make of each value; None when they refuse any."""
+    rows = []
+    for value in values:
+        try:
+            a = VideoActionRecorded.from_json(value).action
+        except InvalidInput:
+            return None
+        rows.append(
+            {
+                "id": a.id,
+                "user_id": a.user_id,
+                "video_id": a.video_id,
+                "action_type": a.action_type.value,
+                "timestamp": a.timestamp,
+                "watch_ms": a.watch_ms,
+            }
+        )
+    return rows
+
+
+def test_events_as_the_bus_writes_them_decode_as_the_rules_do() -> None:
+    actions = [
+        VideoAction(
+            id=f"00000000-0000-4000-8000-{n:012d}",
+            user_id=f"viewer-{n}",
+            video_id=f"clip:{n % 4}",
+            action_type=(ActionType.VIEW, ActionType.LIKE, ActionType.SKIP)[n % 3],
+            # whole seconds (isoformat writes no fraction), an hour ahead of UTC, microseconds
+            timestamp=[T0.replace(microsecond=0), T0.astimezone(timezone(timedelta(hours=1))), T0][
+                n % 3
+            ]
+            + timedelta(minutes=n),
+            watch_ms=None if n % 4 == 0 else n * 250,
+        )
+        for n in range(50)
+    ]
+    values = [VideoActionRecorded(a).to_json() for a in actions]
+    table = decode_columns(values)
+    assert table is not None
+    assert table.to_pylist() == by_rules(values)
+
+
+ODD_BUT_VALID = [
+    {"timestamp": "2026-12-03T05:35:28Z"},
+    {"timestamp": "2026-12-03T06:35:28+01:00"},
+    {"timestamp": "2026-12-03 05:35:28+00:00"},
+    {"timestamp": "2026-12-03T05:35:28.5+00:00"},
+    {"timestamp": "2026-12-03T05:35:28"},
+    {"timestamp": 1796276128},
+    {"action_type": "LIKE"},
+    {"action_type": " like "},
+    {"id": "6FF5D2AC-5B53-4CCA-865E-A93B8E5E5AD5"},
+    {"id": "6ff5d2ac5b534cca865ea93b8e5e5ad5"},
+    {"watch_ms": None},
+    {"extra": {"nested": [1, 2]}},
+]
+POISON = [
+    {"id": "not-a-uuid"},
+    {"id": ...},
+    {"user_id": ""},
+    {"user_id": "has space"},
+    {"user_id": "x" * 65},
+    {"user_id": None},
+    {"video_id": 12},
+    {"video_id": ...},
+    {"action_type": "share"},
+    {"timestamp": "2026-02-30T05:35:28+00:00"},
+    {"timestamp": "2026-12-03T24:00:00+00:00"},
+    {"timestamp": "yesterday"},
+    {"timestamp": ...},
+    {"watch_ms": -1},
+    {"watch_ms": 1.5},
+    {"watch_ms": True},
+    {"watch_ms": "100"},
+]
+
+
+@pytest.mark.parametrize("changes", ODD_BUT_VALID + POISON, ids=repr)
+def test_a_batch_with_one_odd_event_is_taken_only_as_the_rules_take_it(
+    changes: dict[str, object],
+) -> None:
+    bodies = [event(n) for n in range(5)]
+    bodies[2] = event(2, **changes)
+    values = encoded(bodies)
+    table = decode_columns(values)
+    expected = by_rules(values)
+    if changes in POISON:
+        assert expected is None  # the rules refuse it: so must the columns
+    if table is not None:
+        assert table.to_pylist() == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [b""],
+        [b"not json"],
+        [b"[1, 2]"],
+        [b'{"id": "a", "id": "b"}'],
+        [orjson.dumps(event(1), option=orjson.OPT_INDENT_2)],  # one event over several lines
+        [orjson.dumps(event(1)) + b"\n" + orjson.dumps(event(2))],  # two events in one value
+        [orjson.dumps(event(1)) + b"\r" + orjson.dumps(event(2))],
+        [orjson.dumps(event(1))[:-1] + b',"note":"\xff"}'],  # not UTF-8
+    ],
+    ids=repr,
+)
+def test_values_that_are_not_one_event_each_are_left_to_the_rules(values: list[bytes]) -> None:
+    assert decode_columns(values) is None
+    if values:  # nor does it take them beside a good event
+        assert decode_columns([orjson.dumps(event(0)), *values]) is None
