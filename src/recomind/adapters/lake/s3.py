@@ -6,6 +6,10 @@ unset = AWS itself), `AWS_DEFAULT_REGION` (default us-east-1), and the
 credentials through the AWS SDK's default chain, which takes
 `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) first,
 then a profile or an instance role. Requests use path-style addressing.
+
+Objects are opened lazily (`allow_delayed_open`): a lake object is small and written whole, so
+it goes as one PUT when its stream closes, instead of a round trip to open it first. A failure
+then shows at the close, which the lake waits for before it counts the object as written.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ def s3_filesystem() -> pafs.S3FileSystem:
     endpoint = os.environ.get("RECOMIND_S3_ENDPOINT_URL")
     region = os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     if not endpoint:
-        return pafs.S3FileSystem(region=region, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        return pafs.S3FileSystem(
+            region=region, connect_timeout=CONNECT_TIMEOUT_SECONDS, allow_delayed_open=True
+        )
     parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
     if not parts.netloc:
         raise InvalidInput(f"RECOMIND_S3_ENDPOINT_URL {endpoint!r} names no host")
@@ -35,6 +41,7 @@ def s3_filesystem() -> pafs.S3FileSystem:
         endpoint_override=parts.netloc,
         scheme=parts.scheme,
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        allow_delayed_open=True,
     )
 
 
