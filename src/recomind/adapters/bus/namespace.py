@@ -38,10 +38,16 @@ class NamespacedConsumer:
         ]
 
     def commit(self, records: Sequence[BusRecord]) -> None:
+        # Offsets are committed per partition: its last record says it all.
+        last: dict[tuple[str, int], BusRecord] = {}
+        for r in records:
+            seen = last.get((r.topic, r.partition))
+            if seen is None or r.offset > seen.offset:
+                last[(r.topic, r.partition)] = r
         self.inner.commit(
             [
                 BusRecord(self.prefix + r.topic, r.partition, r.offset, r.key, r.value)
-                for r in records
+                for r in last.values()
             ]
         )
 
