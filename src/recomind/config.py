@@ -67,7 +67,12 @@ class Settings(BaseSettings):
         description="Most records per poll; a poll takes what is fetched, so a backlog drains in"
         " larger batches (fewer rows per event to upsert, fewer round trips)",
     )
-    lake_flush_rows: int = Field(5000, ge=1, description="Lake sinks write after this many")
+    lake_flush_rows: int = Field(
+        50_000,
+        ge=1,
+        description="Lake sinks write after this many (one object per partition and hour each"
+        " time: fewer, larger Parquet objects, as Kafka Connect's S3 sink makes them)",
+    )
     lake_flush_seconds: float = Field(5.0, ge=0, description="…or once the oldest is this old")
 
     refresh_policy: RefreshPolicy = RefreshPolicy.AFTER_N

@@ -187,7 +187,7 @@ class ConsumerRunner:
         bus: EventBus,
         fx: Effects,
         batch_size: int = 500,
-        flush_rows: int = 5000,
+        flush_rows: int = 50_000,
         flush_seconds: float = 5.0,
     ) -> None:
         self.name = name
