@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from recomind.domain.model import (
     Engagement,
@@ -150,8 +150,9 @@ class Cache(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class BusRecord:
+class BusRecord(NamedTuple):
+    """One message as a consumer polled it (a tuple: a poll makes thousands of them at once)."""
+
     topic: str
     partition: int
     offset: int

@@ -470,11 +470,11 @@ class KafkaConsumer:
             key = msg.key()
             records.append(
                 BusRecord(
-                    topic=msg.topic() or self.topic,
-                    partition=msg.partition() or 0,
-                    offset=msg.offset() or 0,
-                    key=key.decode() if isinstance(key, bytes) else (key or ""),
-                    value=msg.value() or b"",
+                    msg.topic() or self.topic,
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                    key.decode() if isinstance(key, bytes) else (key or ""),
+                    msg.value() or b"",
                 )
             )
         return records
