@@ -186,21 +186,6 @@ def _release_years(titles: list[str] | tuple[str, ...]) -> np.ndarray:
     return np.where(np.isnan(years), np.nanmedian(years), years)
 
 
-def _subset(data: TrainingData, keep: np.ndarray) -> TrainingData:
-    rows = keep[data.users]
-    return TrainingData(
-        catalog=data.catalog,
-        user_ids=data.user_ids,
-        users=data.users[rows],
-        items=data.items[rows],
-        actions=data.actions[rows],
-        weights=data.weights[rows],
-        timestamps=data.timestamps[rows],
-        now=data.now,
-        engaged=data.engagement()[rows],
-    )
-
-
 class Groups:
     """Feature rows of many viewers over their candidates, padded to one width."""
 
@@ -292,7 +277,9 @@ def main() -> None:
         pool = np.argsort(-everyone.popularity, kind="stable")[: args.pool]
         fold = np.random.default_rng([seed, 1]).integers(0, args.folds, data.n_users)
         folds = [
-            CutStatistics(_subset(data, fold != f), years, data.n_users / np.sum(fold != f))
+            CutStatistics(
+                data.subset((fold != f)[data.users]), years, data.n_users / np.sum(fold != f)
+            )
             for f in range(args.folds)
         ]
         order = np.lexsort((data.timestamps, data.users))

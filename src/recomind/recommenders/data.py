@@ -70,6 +70,21 @@ class TrainingData:
         """Per action: engaged (see `engaged`), as booleans."""
         return self.engaged if self.engaged is not None else self.weights > 0
 
+    def subset(self, rows: np.ndarray, now: float | None = None) -> TrainingData:
+        """The same catalog and viewers with only these actions (indexes or a mask), as of
+        `now` (default: the same instant)."""
+        return TrainingData(
+            catalog=self.catalog,
+            user_ids=self.user_ids,
+            users=self.users[rows],
+            items=self.items[rows],
+            actions=self.actions[rows],
+            weights=self.weights[rows],
+            timestamps=self.timestamps[rows],
+            now=self.now if now is None else now,
+            engaged=self.engagement()[rows],
+        )
+
     def positive_matrix(self) -> sp.csr_matrix:
         """Users x items, summing the positive weights (views and likes) of each pair."""
         mask = self.weights > 0

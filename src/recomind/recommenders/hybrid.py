@@ -473,17 +473,7 @@ class HybridRecommender(Recommender):
             cuts[u] = (start, stop)
         rows = np.sort(order[keep])
         early_now = float(data.timestamps[rows].max()) if len(rows) else data.now
-        early = TrainingData(
-            catalog=data.catalog,
-            user_ids=data.user_ids,
-            users=data.users[rows],
-            items=data.items[rows],
-            actions=data.actions[rows],
-            weights=data.weights[rows],
-            timestamps=data.timestamps[rows],
-            now=early_now,
-            engaged=engaged[rows],
-        )
+        early = data.subset(rows, early_now)
         histories = {
             u: History(
                 items=data.items[order[a:b]],
