@@ -574,3 +574,56 @@ def test_the_store_group_counts_each_event_id_once(store: Store, tmp_path: Path)
         assert profile is not None
         assert profile.top_tags == scoring.top_tags(mine.values())
     assert store.existing_user_ids(["u1", "u2"]) == {"u1", "u2"}
+
+
+# -- schema ----------------------------------------------------------------------------
+
+
+def test_the_migrated_tables_have_the_indexes_the_schema_declares(store: Store) -> None:
+    """What the migrations make is what schema.py says, index for index (the primary keys
+    aside); `video_actions` is read by viewer and time only, so that is its one index."""
+    import sqlalchemy as sa
+
+    from recomind.adapters.store import schema
+
+    inspector = sa.inspect(store.engine)  # type: ignore[attr-defined]
+    for table in schema.metadata.sorted_tables:
+        made = {ix["name"]: list(ix["column_names"]) for ix in inspector.get_indexes(table.name)}
+        declared = {str(ix.name): [c.name for c in ix.columns] for ix in table.indexes}
+        assert made == declared, table.name
+    assert {ix.name for ix in schema.video_actions.indexes} == {"ix_video_actions_user_time"}
+
+
+def test_opening_a_store_made_before_0002_drops_the_unread_index(tmp_path: Path) -> None:
+    """A database migrated to 0001 keeps its rows and loses `ix_video_actions_video`."""
+    from importlib import resources
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(
+            sa.text(
+                "INSERT INTO video_actions VALUES"
+                " ('e1', 'u1', 'v1', 'view', '2024-03-01 12:00:00.000000', NULL)"
+            )
+        )
+    assert "ix_video_actions_video" in {
+        ix["name"] for ix in sa.inspect(engine).get_indexes("video_actions")
+    }
+    engine.dispose()
+
+    opened = open_store(url)
+    try:
+        indexes = {ix["name"] for ix in sa.inspect(opened.engine).get_indexes("video_actions")}  # type: ignore[attr-defined]
+        assert indexes == {"ix_video_actions_user_time"}
+        assert [a.id for a in opened.user_actions("u1")] == ["e1"]
+    finally:
+        opened.close()
