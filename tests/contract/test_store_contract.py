@@ -576,6 +576,62 @@ def test_the_store_group_counts_each_event_id_once(store: Store, tmp_path: Path)
     assert store.existing_user_ids(["u1", "u2"]) == {"u1", "u2"}
 
 
+def test_a_concurrent_writer_of_the_same_ids_counts_them_once(store: Store, tmp_path: Path) -> None:
+    """Two store transactions apply the same batch at once (two workers over one partition, as
+    during a rebalance): the second waits for the first, then fails or finds the ids stored;
+    retried as the consumer retries, it adds nothing, so every effect counts each id once."""
+    import threading
+
+    from recomind.adapters.cache.memory import MemoryCache
+    from recomind.adapters.lake import open_lake
+    from recomind.domain.model import ActionWeights
+    from recomind.services.consume import EVENT_HANDLERS, Effects, store_new_actions
+
+    store.add_videos([video(v, tags=tags) for v, tags in TAGS.items()])
+    weights = ActionWeights()
+    fx = Effects(
+        store, MemoryCache(), open_lake(f"file://{tmp_path / 'lake'}"), weights, 48.0, 336.0
+    )
+    group = EVENT_HANDLERS["recomind-store"]
+    batch = [
+        action(i, user=f"u{i % 2}", video=f"v{i % 3 + 1}", at=T0 + timedelta(minutes=i))
+        for i in range(1, 7)
+    ]
+    second: dict[str, object] = {"failures": 0}
+
+    def second_worker() -> None:
+        for _ in range(20):
+            try:
+                with store.transaction() as tx:
+                    second["new"] = store_new_actions(tx, batch, group, fx)
+                return
+            except Exception:  # the consumer retries a failed batch
+                second["failures"] = int(second["failures"]) + 1  # type: ignore[call-overload]
+                threading.Event().wait(0.1)
+
+    with store.transaction() as tx:
+        assert store_new_actions(tx, batch, group, fx) == batch
+        worker = threading.Thread(target=second_worker)
+        worker.start()
+        worker.join(1.0)  # it waits on this transaction's rows (or, on SQLite, its lock)
+        assert worker.is_alive()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert second["new"] == []
+
+    assert store.count_actions() == len(batch)
+    want_pop = scoring.apply_popularity({}, batch, weights, 48.0)
+    got_pop = {p.video_id: p for p in store.top_popularity(10)}
+    assert got_pop.keys() == want_pop.keys()
+    for key, want in want_pop.items():
+        assert got_pop[key].score == pytest.approx(want.score, rel=CLOSE), key
+    want_tags = scoring.apply_tag_weights({}, batch, TAGS, weights, 336.0)
+    for user in ("u0", "u1"):
+        got = {w.tag: w.weight for w in store.tag_weights(user)}
+        mine = {tag: w.weight for (u, tag), w in want_tags.items() if u == user}
+        assert got == pytest.approx(mine, rel=CLOSE), user
+
+
 # -- schema ----------------------------------------------------------------------------
 
 

@@ -147,7 +147,7 @@ class SqlTransaction:
         if not unique:
             return []
         if self.dialect == "postgresql":
-            # Insert what is new, and learn which ids those were, from one COPY and one INSERT.
+            # The stored ids by primary key, then the new rows by one COPY (pg_bulk).
             inserted = set(
                 pg_bulk.insert_new_actions(
                     self.conn,
