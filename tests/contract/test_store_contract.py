@@ -683,3 +683,34 @@ def test_opening_a_store_made_before_0002_drops_the_unread_index(tmp_path: Path)
         assert [a.id for a in opened.user_actions("u1")] == ["e1"]
     finally:
         opened.close()
+
+
+def test_a_value_its_column_cannot_hold_fails_the_whole_insert(store: Store) -> None:
+    """Never stored cut short, never skipped as if it were a duplicate: the batch fails."""
+    if store.url.startswith("sqlite"):  # type: ignore[attr-defined]
+        pytest.skip("SQLite does not enforce a column's length")
+    too_long = action(2, user="u" * 65)  # user ids are at most 64 characters
+    with pytest.raises(Exception), store.transaction() as tx:  # noqa: B017 (each driver's own)
+        tx.insert_new_actions([action(1), too_long])
+    assert store.count_actions() == 0
+    with store.transaction() as tx:  # and stored ids are still skipped without a complaint
+        tx.insert_new_actions([action(1)])
+    with store.transaction() as tx:
+        assert tx.insert_new_actions([action(1), action(3)]) == [action(3)]
+
+
+@pytest.mark.parametrize("stored_every", [7, 11_000])
+def test_a_large_batch_with_some_ids_stored_returns_exactly_the_others(
+    store: Store, stored_every: int
+) -> None:
+    """Stored ids scattered through a batch of several statements' worth, or only near its
+    end (after statements that met none): each id comes back once if new, never if stored."""
+    n = 12_000
+    actions = [action(i, user=f"u{i % 700}", video=f"v{i % 3000}") for i in range(n)]
+    stored = [a for i, a in enumerate(actions) if i % stored_every == stored_every - 1]
+    with store.transaction() as tx:
+        assert tx.insert_new_actions(stored) == stored
+    with store.transaction() as tx:
+        new = tx.insert_new_actions(actions)
+    assert sorted(a.id for a in new) == sorted({a.id for a in actions} - {a.id for a in stored})
+    assert store.count_actions() == n
