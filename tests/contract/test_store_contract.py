@@ -574,3 +574,143 @@ def test_the_store_group_counts_each_event_id_once(store: Store, tmp_path: Path)
         assert profile is not None
         assert profile.top_tags == scoring.top_tags(mine.values())
     assert store.existing_user_ids(["u1", "u2"]) == {"u1", "u2"}
+
+
+def test_a_concurrent_writer_of_the_same_ids_counts_them_once(store: Store, tmp_path: Path) -> None:
+    """Two store transactions apply the same batch at once (two workers over one partition, as
+    during a rebalance): the second waits for the first, then fails or finds the ids stored;
+    retried as the consumer retries, it adds nothing, so every effect counts each id once."""
+    import threading
+
+    from recomind.adapters.cache.memory import MemoryCache
+    from recomind.adapters.lake import open_lake
+    from recomind.domain.model import ActionWeights
+    from recomind.services.consume import EVENT_HANDLERS, Effects, store_new_actions
+
+    store.add_videos([video(v, tags=tags) for v, tags in TAGS.items()])
+    weights = ActionWeights()
+    fx = Effects(
+        store, MemoryCache(), open_lake(f"file://{tmp_path / 'lake'}"), weights, 48.0, 336.0
+    )
+    group = EVENT_HANDLERS["recomind-store"]
+    batch = [
+        action(i, user=f"u{i % 2}", video=f"v{i % 3 + 1}", at=T0 + timedelta(minutes=i))
+        for i in range(1, 7)
+    ]
+    second: dict[str, object] = {"failures": 0}
+
+    def second_worker() -> None:
+        for _ in range(20):
+            try:
+                with store.transaction() as tx:
+                    second["new"] = store_new_actions(tx, batch, group, fx)
+                return
+            except Exception:  # the consumer retries a failed batch
+                second["failures"] = int(second["failures"]) + 1  # type: ignore[call-overload]
+                threading.Event().wait(0.1)
+
+    with store.transaction() as tx:
+        assert store_new_actions(tx, batch, group, fx) == batch
+        worker = threading.Thread(target=second_worker)
+        worker.start()
+        worker.join(1.0)  # it waits on this transaction's rows (or, on SQLite, its lock)
+        assert worker.is_alive()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert second["new"] == []
+
+    assert store.count_actions() == len(batch)
+    want_pop = scoring.apply_popularity({}, batch, weights, 48.0)
+    got_pop = {p.video_id: p for p in store.top_popularity(10)}
+    assert got_pop.keys() == want_pop.keys()
+    for key, want in want_pop.items():
+        assert got_pop[key].score == pytest.approx(want.score, rel=CLOSE), key
+    want_tags = scoring.apply_tag_weights({}, batch, TAGS, weights, 336.0)
+    for user in ("u0", "u1"):
+        got = {w.tag: w.weight for w in store.tag_weights(user)}
+        mine = {tag: w.weight for (u, tag), w in want_tags.items() if u == user}
+        assert got == pytest.approx(mine, rel=CLOSE), user
+
+
+# -- schema ----------------------------------------------------------------------------
+
+
+def test_the_migrated_tables_have_the_indexes_the_schema_declares(store: Store) -> None:
+    """What the migrations make is what schema.py says, index for index (the primary keys
+    aside); `video_actions` is read by viewer and time only, so that is its one index."""
+    import sqlalchemy as sa
+
+    from recomind.adapters.store import schema
+
+    inspector = sa.inspect(store.engine)  # type: ignore[attr-defined]
+    for table in schema.metadata.sorted_tables:
+        made = {ix["name"]: list(ix["column_names"]) for ix in inspector.get_indexes(table.name)}
+        declared = {str(ix.name): [c.name for c in ix.columns] for ix in table.indexes}
+        assert made == declared, table.name
+    assert {ix.name for ix in schema.video_actions.indexes} == {"ix_video_actions_user_time"}
+
+
+def test_opening_a_store_made_before_0002_drops_the_unread_index(tmp_path: Path) -> None:
+    """A database migrated to 0001 keeps its rows and loses `ix_video_actions_video`."""
+    from importlib import resources
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(
+            sa.text(
+                "INSERT INTO video_actions VALUES"
+                " ('e1', 'u1', 'v1', 'view', '2024-03-01 12:00:00.000000', NULL)"
+            )
+        )
+    assert "ix_video_actions_video" in {
+        ix["name"] for ix in sa.inspect(engine).get_indexes("video_actions")
+    }
+    engine.dispose()
+
+    opened = open_store(url)
+    try:
+        indexes = {ix["name"] for ix in sa.inspect(opened.engine).get_indexes("video_actions")}  # type: ignore[attr-defined]
+        assert indexes == {"ix_video_actions_user_time"}
+        assert [a.id for a in opened.user_actions("u1")] == ["e1"]
+    finally:
+        opened.close()
+
+
+def test_a_value_its_column_cannot_hold_fails_the_whole_insert(store: Store) -> None:
+    """Never stored cut short, never skipped as if it were a duplicate: the batch fails."""
+    if store.url.startswith("sqlite"):  # type: ignore[attr-defined]
+        pytest.skip("SQLite does not enforce a column's length")
+    too_long = action(2, user="u" * 65)  # user ids are at most 64 characters
+    with pytest.raises(Exception), store.transaction() as tx:  # noqa: B017 (each driver's own)
+        tx.insert_new_actions([action(1), too_long])
+    assert store.count_actions() == 0
+    with store.transaction() as tx:  # and stored ids are still skipped without a complaint
+        tx.insert_new_actions([action(1)])
+    with store.transaction() as tx:
+        assert tx.insert_new_actions([action(1), action(3)]) == [action(3)]
+
+
+@pytest.mark.parametrize("stored_every", [7, 11_000])
+def test_a_large_batch_with_some_ids_stored_returns_exactly_the_others(
+    store: Store, stored_every: int
+) -> None:
+    """Stored ids scattered through a batch of several statements' worth, or only near its
+    end (after statements that met none): each id comes back once if new, never if stored."""
+    n = 12_000
+    actions = [action(i, user=f"u{i % 700}", video=f"v{i % 3000}") for i in range(n)]
+    stored = [a for i, a in enumerate(actions) if i % stored_every == stored_every - 1]
+    with store.transaction() as tx:
+        assert tx.insert_new_actions(stored) == stored
+    with store.transaction() as tx:
+        new = tx.insert_new_actions(actions)
+    assert sorted(a.id for a in new) == sorted({a.id for a in actions} - {a.id for a in stored})
+    assert store.count_actions() == n

@@ -13,11 +13,12 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pymysql.constants import SERVER_STATUS  # type: ignore[import-untyped]
 from pymysql.converters import escape_string  # type: ignore[import-untyped]
+from pymysql.err import IntegrityError  # type: ignore[import-untyped]
 from sqlalchemy.engine import Connection
 
 # Bytes of row text per statement: well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on
@@ -26,7 +27,11 @@ MAX_STATEMENT = 1 << 20
 # Ids per literal IN (…) list.
 IN_CHUNK = 5000
 
+# MariaDB/MySQL's error code for a duplicate key.
+_DUPLICATE_KEY = 1062
+
 Render = Callable[[Any], str]
+T = TypeVar("T")
 
 
 def dbapi(conn: Connection) -> Any:
@@ -89,17 +94,31 @@ def renderers(conn: Connection, table: sa.Table, columns: Sequence[str]) -> list
     return [_renderer(table.c[c].type, escape) for c in columns]
 
 
-def _statements(head: str, rows: Iterable[str], tail: str) -> Iterator[str]:
+def _statements(
+    head: str, rows: Iterable[tuple[T, str]], tail: str
+) -> Iterator[tuple[str, list[T]]]:
+    """`head` + the rows' texts + `tail`, a statement per megabyte, each with its rows."""
+    items: list[T] = []
     parts: list[str] = []
     size = 0
-    for row in rows:
-        if parts and size + len(row) > MAX_STATEMENT:
-            yield head + ",".join(parts) + tail
-            parts, size = [], 0
-        parts.append(row)
-        size += len(row) + 1
+    for item, text in rows:
+        if parts and size + len(text) > MAX_STATEMENT:
+            yield head + ",".join(parts) + tail, items
+            items, parts, size = [], [], 0
+        items.append(item)
+        parts.append(text)
+        size += len(text) + 1
     if parts:
-        yield head + ",".join(parts) + tail
+        yield head + ",".join(parts) + tail, items
+
+
+def _rendered(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> tuple[list[str], Iterator[tuple[dict[str, Any], str]]]:
+    """The rows' columns, and each row with its `(…)` text."""
+    cols = list(rows[0])
+    render = list(zip(cols, renderers(conn, table, cols), strict=True))
+    return cols, ((r, "(" + ",".join([f(r[c]) for c, f in render]) + ")") for r in rows)
 
 
 def insert_values(
@@ -113,16 +132,51 @@ def insert_values(
     of a RETURNING tail, if any."""
     if not rows:
         return []
-    cols = list(rows[0])
-    render = list(zip(cols, renderers(conn, table, cols), strict=True))
+    cols, values = _rendered(conn, table, rows)
     head = f"{verb} INTO {table.name} ({', '.join(quote(c) for c in cols)}) VALUES "
-    values = ("(" + ",".join([f(r[c]) for c, f in render]) + ")" for r in rows)
     out: list[tuple[Any, ...]] = []
     with dbapi(conn).cursor() as cur:
-        for statement in _statements(head, values, tail):
+        for statement, _ in _statements(head, values, tail):
             cur.execute(statement)
             if cur.description:
                 out += cur.fetchall()
+    return out
+
+
+def insert_new(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    """Insert the rows whose primary key (their first column) is not stored yet; returns the
+    keys inserted.
+
+    Optimistic: each multi-row `INSERT` goes as it is, which is all a batch seen for the first
+    time needs (no lookup). A stored key fails that statement alone (InnoDB rolls back the
+    statement, not the transaction); then that statement's stored keys are looked up and only
+    its other rows inserted, and the batch's later statements look up first, as a replayed
+    batch is usually stored whole. A lookup reads this transaction's snapshot, so a key that
+    another writer committed meanwhile can fail the second `INSERT` as well: that error
+    propagates, the transaction rolls back, and the retry finds the key stored."""
+    if not rows:
+        return []
+    cols, values = _rendered(conn, table, rows)
+    key = cols[0]
+    head = f"INSERT INTO {table.name} ({', '.join(quote(c) for c in cols)}) VALUES "
+    out: list[Any] = []
+    look_up = False
+    with dbapi(conn).cursor() as cur:
+        for statement, part in _statements(head, values, ""):
+            if not look_up:
+                try:
+                    cur.execute(statement)
+                    out += [r[key] for r in part]
+                    continue
+                except IntegrityError as exc:
+                    if exc.args[0] != _DUPLICATE_KEY:
+                        raise
+                    look_up = True
+            stored = {r[0] for r in select_in(conn, table, [key], key, [r[key] for r in part])}
+            part = [r for r in part if r[key] not in stored]
+            if part:
+                insert_values(conn, table, part)
+            out += [r[key] for r in part]
     return out
 
 

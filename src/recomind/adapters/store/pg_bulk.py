@@ -55,9 +55,8 @@ def unnest_insert(
         return [row[0] for row in cur.fetchall()] if cur.description else []
 
 
-# The batch's actions, staged by binary COPY: psycopg's C extension writes COPY rows, where it
-# builds binary arrays element by element in Python (a third to a quarter of the client's time).
-_ACTIONS_STAGE = "recomind_actions_in"
+# The actions go by binary COPY: psycopg's C extension writes COPY rows, where it builds binary
+# arrays element by element in Python (a third to a quarter of the client's time).
 _ACTION_COLUMNS = (
     ("id", "text"),
     ("user_id", "text"),
@@ -69,26 +68,27 @@ _ACTION_COLUMNS = (
 
 
 def insert_new_actions(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[str]:
-    """COPY action rows (the columns of `_ACTION_COLUMNS`, one id once) into a temporary table,
-    then insert those whose id `video_actions` lacks; returns the ids inserted."""
+    """Insert the action rows (the columns of `_ACTION_COLUMNS`, one id once) whose id
+    `video_actions` lacks; returns the ids inserted.
+
+    The stored ids are looked up by primary key, then only the new rows go by `COPY` straight
+    into `video_actions`, which writes them in bulk (many rows per page and per WAL record),
+    where `INSERT … ON CONFLICT DO NOTHING` inserts row by row, each a speculative insertion.
+    Another transaction that stores one of these ids meanwhile makes the `COPY` fail on the
+    primary key, so this transaction rolls back and its caller's retry finds the id stored.
+    """
+    ids = [row[0] for row in rows]
     columns = ", ".join(f'"{c}"' for c, _ in _ACTION_COLUMNS)
-    definition = ", ".join(f'"{c}" {kind}' for c, kind in _ACTION_COLUMNS)
     with dbapi(conn).cursor() as cur:
-        # Notices off for this transaction: IF NOT EXISTS would send one per batch.
-        cur.execute(
-            "SET LOCAL client_min_messages = warning;"
-            f" CREATE TEMPORARY TABLE IF NOT EXISTS {_ACTIONS_STAGE}"
-            f" ({definition}) ON COMMIT DELETE ROWS; DELETE FROM {_ACTIONS_STAGE}"
-        )
-        with cur.copy(f"COPY {_ACTIONS_STAGE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types([kind for _, kind in _ACTION_COLUMNS])
-            for row in rows:
-                copy.write_row(row)
-        cur.execute(
-            f"INSERT INTO video_actions ({columns}) SELECT {columns} FROM {_ACTIONS_STAGE}"
-            " ON CONFLICT (id) DO NOTHING RETURNING id"
-        )
-        return [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT id FROM video_actions WHERE id = ANY(%b::text[])", [ids], binary=True)
+        stored = {r[0] for r in cur.fetchall()}
+        new = [row for row in rows if row[0] not in stored]
+        if new:
+            with cur.copy(f"COPY video_actions ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([kind for _, kind in _ACTION_COLUMNS])
+                for row in new:
+                    copy.write_row(row)
+    return [row[0] for row in new]
 
 
 def select_any(

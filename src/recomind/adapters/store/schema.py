@@ -61,8 +61,9 @@ video_actions = Table(
     Column("action_type", String(8), nullable=False),
     Column("timestamp", TIMESTAMP, nullable=False),
     Column("watch_ms", Integer, nullable=True),
+    # Read by viewer and time only (a viewer's history, the feed's seen videos); migration 0002
+    # dropped the index on video_id, which nothing read.
     Index("ix_video_actions_user_time", "user_id", "timestamp"),
-    Index("ix_video_actions_video", "video_id"),
 )
 
 user_profiles = Table(

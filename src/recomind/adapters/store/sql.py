@@ -147,7 +147,7 @@ class SqlTransaction:
         if not unique:
             return []
         if self.dialect == "postgresql":
-            # Insert what is new, and learn which ids those were, from one COPY and one INSERT.
+            # The stored ids by primary key, then the new rows by one COPY (pg_bulk).
             inserted = set(
                 pg_bulk.insert_new_actions(
                     self.conn,
@@ -166,6 +166,10 @@ class SqlTransaction:
             )
             return [a for a in unique if a.id in inserted]
         rows = [_action_row(a) for a in unique]
+        if self.dialect in MYSQL:
+            # Optimistic multi-row INSERTs, a lookup only when one meets a stored id (mysql_bulk).
+            stored = set(mysql_bulk.insert_new(self.conn, t.video_actions, rows))
+            return [a for a in unique if a.id in stored]
         existing = {
             r[0] for r in self._rows_in(t.video_actions, ["id"], "id", (a.id for a in unique))
         }
