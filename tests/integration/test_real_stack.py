@@ -10,6 +10,7 @@ N is 10,000 at RECOMIND_TEST_SCALE=full and 600 otherwise (CI).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -261,3 +263,63 @@ def test_broker_stopped_for_10s_while_posting_gives_no_5xx_and_loses_nothing(sta
         worker.terminate()
         worker.wait(30)
         api.stop()
+
+
+def test_poison_on_the_topic_is_dead_lettered_by_every_group_and_the_rest_applied(
+    stack: Stack,
+) -> None:
+    """Messages no rule can apply go to the dead-letter topic once per consumer group, each with
+    its reason, and the valid events around them are stored and archived once."""
+    from recomind.adapters.bus import open_bus
+    from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, VideoActionRecorded
+    from recomind.domain.model import ActionType, VideoAction
+
+    at = datetime.now(UTC)
+    valid = [
+        VideoAction(
+            str(uuid.uuid4()),
+            f"viewer{i % 97}",
+            stack.video_ids[i % len(stack.video_ids)],
+            (ActionType.VIEW, ActionType.LIKE, ActionType.SKIP)[i % 3],
+            at,
+            1000 + i,
+        )
+        for i in range(120)
+    ]
+    poison = {
+        b"not json": "event is not JSON",
+        VideoActionRecorded(valid[0])
+        .to_json()
+        .replace(valid[0].id.encode(), str(uuid.uuid4()).encode())
+        .replace(b'"view"', b'"share"'): "must be one of view, like, skip",
+    }
+    messages = [(a.user_id, VideoActionRecorded(a).to_json()) for a in valid]
+    # the poison goes in the middle of the viewers' own partitions
+    messages[60:60] = [(valid[0].user_id, value) for value in poison]
+    bus = open_bus(stack.env["RECOMIND_BUS_URL"])
+    try:
+        bus.publish(VIDEO_ACTIONS_TOPIC, messages)
+        worker = stack.worker()
+        try:
+            wait_for(lambda: min(stack.counts()) >= len(valid), f"{len(valid)} rows and records")
+            letters: list[dict[str, object]] = []
+            reader = bus.subscribe(f"dlq-reader-{uuid.uuid4().hex[:6]}", DEAD_LETTER_TOPIC)
+            deadline = time.monotonic() + 60
+            while len(letters) < 3 * len(poison) and time.monotonic() < deadline:
+                letters += [json.loads(r.value) for r in reader.poll(100, 1.0)]
+            reader.close()
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    finally:
+        bus.close()
+    assert Counter(stack.stored()) == Counter(a.id for a in valid)
+    assert Counter(stack.archived()) == Counter(a.id for a in valid)
+    got = sorted((str(d["group"]), str(d["value"])) for d in letters)
+    assert got == sorted(
+        (group, value.decode())
+        for group in ("recomind-analytics", "recomind-lake", "recomind-store")
+        for value in poison
+    )
+    for letter in letters:
+        assert poison[str(letter["value"]).encode()] in str(letter["reason"])
