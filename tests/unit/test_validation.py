@@ -183,6 +183,9 @@ def test_normalised_tags_are_clean_and_unique(raw: list[str]) -> None:
     ("raw", "expected"),
     [
         ("2024-03-01T12:00:00Z", datetime(2024, 3, 1, 12, tzinfo=UTC)),
+        ("2024-03-01T12:00:00+00:00", datetime(2024, 3, 1, 12, tzinfo=UTC)),  # as on the bus
+        ("2024-03-01T12:00:00.000250+00:00", datetime(2024, 3, 1, 12, 0, 0, 250, tzinfo=UTC)),
+        (" 2024-03-01T12:00:00+00:00", datetime(2024, 3, 1, 12, tzinfo=UTC)),
         ("2024-03-01T12:00:00.250Z", datetime(2024, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)),
         ("2024-03-01T14:00:00+02:00", datetime(2024, 3, 1, 12, tzinfo=UTC)),
         ("2024-03-01T07:00:00-05:00", datetime(2024, 3, 1, 12, tzinfo=UTC)),
@@ -214,6 +217,8 @@ def test_timestamps_parse_to_aware_utc(raw: object, expected: datetime) -> None:
         "",
         "   ",
         "2024-13-01T00:00:00Z",
+        "2024-02-30T12:00:00+00:00",
+        "2024-03-01T12:00+00:00+00:00",
         "2024-03-01T25:00:00",
         "12:00",
         "nan",

@@ -43,7 +43,12 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
+_ACTION_TYPES = {t.value: t for t in ActionType}
+
+
 def parse_action_type(value: object, row: int | None = None) -> ActionType:
+    if isinstance(value, str) and (found := _ACTION_TYPES.get(value)) is not None:
+        return found  # already canonical, as on the bus: no enum lookup by value
     try:
         return ActionType(str(value).strip().lower())
     except ValueError:
@@ -79,6 +84,13 @@ def parse_timestamp(value: object, row: int | None = None) -> datetime:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_epoch(float(value), row)
     if isinstance(value, str):
+        if len(value) > 19 and value[10] == "T" and value.endswith("+00:00"):
+            # An aware UTC time as `isoformat` writes it, as every event on the bus carries:
+            # parsed straight to UTC (other forms take the general way below).
+            try:
+                return datetime.fromisoformat(value).astimezone(UTC)
+            except ValueError:
+                pass
         text = value.strip()
         # "YYYY-MM-DDThh…" is never a number (a float has "-" only first or after "e", and
         # never "T" or an inner space): skip the attempt, it costs an exception per event.

@@ -32,7 +32,7 @@ import orjson
 
 from recomind.domain import cache_keys
 from recomind.domain.errors import InvalidInput
-from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, VideoActionRecorded
+from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, action_from_json
 from recomind.domain.model import ActionWeights, VideoAction
 from recomind.domain.ports import (
     BusRecord,
@@ -274,7 +274,7 @@ class ConsumerRunner:
         poison: list[tuple[BusRecord, str]] = []
         for record in records:
             try:
-                batch.append((record, VideoActionRecorded.from_json(record.value).action))
+                batch.append((record, action_from_json(record.value)))
             except InvalidInput as exc:
                 poison.append((record, str(exc)))
         if poison:

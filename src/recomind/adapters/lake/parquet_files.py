@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from recomind.adapters.lake.event_columns import decode_columns
 from recomind.domain.errors import InvalidInput
-from recomind.domain.events import VideoActionRecorded
+from recomind.domain.events import action_from_json
 from recomind.domain.model import ActionType, VideoAction
 from recomind.domain.ports import BusRecord, LakeRecord
 
@@ -203,7 +203,7 @@ class ParquetLake:
             decoded = []
             for r in records:
                 try:
-                    action = VideoActionRecorded.from_json(r.value).action
+                    action = action_from_json(r.value)
                 except InvalidInput as exc:
                     refused.append((r, str(exc)))
                     continue
