@@ -29,6 +29,7 @@ from recomind.domain.model import (
     VideoAction,
 )
 from recomind.domain.ports import Store
+from recomind.services.consume import ConsumerGroup, Effects
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -525,21 +526,28 @@ def test_added_weights_roll_back_with_their_transaction(store: Store) -> None:
     assert store.get_profile("u1") is None
 
 
+def store_group_effects(store: Store, tmp_path: Path) -> tuple[Effects, ConsumerGroup]:
+    """The `recomind-store` group's handlers and their effects on this store, with the TAGS
+    catalog loaded (popularity half-life 48 h, tag affinity 336 h)."""
+    from recomind.adapters.cache.memory import MemoryCache
+    from recomind.adapters.lake import open_lake
+    from recomind.domain.model import ActionWeights
+    from recomind.services.consume import EVENT_HANDLERS
+
+    store.add_videos([video(v, tags=tags) for v, tags in TAGS.items()])
+    lake = open_lake(f"file://{tmp_path / 'lake'}")
+    fx = Effects(store, MemoryCache(), lake, ActionWeights(), 48.0, 336.0)
+    return fx, EVENT_HANDLERS["recomind-store"]
+
+
 def test_the_store_group_counts_each_event_id_once(store: Store, tmp_path: Path) -> None:
     """The consumer's store transaction on this backend: a batch that holds one id twice, then
     a replay mixing stored ids with new ones; popularity, tag weights and profiles count every
     id once, as the domain's sums over the distinct actions say."""
-    from recomind.adapters.cache.memory import MemoryCache
-    from recomind.adapters.lake import open_lake
-    from recomind.domain.model import ActionWeights
-    from recomind.services.consume import EVENT_HANDLERS, Effects, store_new_actions
+    from recomind.services.consume import store_new_actions
 
-    store.add_videos([video(v, tags=tags) for v, tags in TAGS.items()])
-    weights = ActionWeights()
-    fx = Effects(
-        store, MemoryCache(), open_lake(f"file://{tmp_path / 'lake'}"), weights, 48.0, 336.0
-    )
-    group = EVENT_HANDLERS["recomind-store"]
+    fx, group = store_group_effects(store, tmp_path)
+    weights = fx.weights
     first = [
         action(1, user="u1", video="v1", kind=ActionType.LIKE, at=T0 + timedelta(hours=2)),
         action(2, user="u1", video="v2", kind=ActionType.SKIP, at=T0),
@@ -582,17 +590,10 @@ def test_a_concurrent_writer_of_the_same_ids_counts_them_once(store: Store, tmp_
     retried as the consumer retries, it adds nothing, so every effect counts each id once."""
     import threading
 
-    from recomind.adapters.cache.memory import MemoryCache
-    from recomind.adapters.lake import open_lake
-    from recomind.domain.model import ActionWeights
-    from recomind.services.consume import EVENT_HANDLERS, Effects, store_new_actions
+    from recomind.services.consume import store_new_actions
 
-    store.add_videos([video(v, tags=tags) for v, tags in TAGS.items()])
-    weights = ActionWeights()
-    fx = Effects(
-        store, MemoryCache(), open_lake(f"file://{tmp_path / 'lake'}"), weights, 48.0, 336.0
-    )
-    group = EVENT_HANDLERS["recomind-store"]
+    fx, group = store_group_effects(store, tmp_path)
+    weights = fx.weights
     batch = [
         action(i, user=f"u{i % 2}", video=f"v{i % 3 + 1}", at=T0 + timedelta(minutes=i))
         for i in range(1, 7)
