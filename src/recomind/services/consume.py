@@ -33,7 +33,7 @@ import orjson
 from recomind.domain import cache_keys
 from recomind.domain.errors import InvalidInput
 from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, action_from_json
-from recomind.domain.model import ActionWeights, VideoAction
+from recomind.domain.model import ActionWeights, Engagement, VideoAction
 from recomind.domain.ports import (
     BusRecord,
     Cache,
@@ -91,7 +91,8 @@ class Effects:
     after_commit: list[Callable[[list[VideoAction]], None]] = field(default_factory=list)
 
 
-TxHandler = Callable[[StoreTransaction, list[VideoAction], Effects], None]
+# Given the new actions and each one's weight (`weighted`, computed once per batch).
+TxHandler = Callable[[StoreTransaction, list[VideoAction], list[Engagement], Effects], None]
 RecordHandler = Callable[[list[tuple[BusRecord, VideoAction]], Effects], None]
 # Takes the events undecoded and returns those it refuses, each with the reason.
 EventHandler = Callable[[Sequence[BusRecord], Effects], list[tuple[BusRecord, str]]]
@@ -100,12 +101,16 @@ EventHandler = Callable[[Sequence[BusRecord], Effects], list[tuple[BusRecord, st
 # -- handlers --------------------------------------------------------------------------
 
 
-def update_popularity(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -> None:
-    tx.add_to_popularity(weighted(new, fx.weights), fx.popularity_half_life_hours)
+def update_popularity(
+    tx: StoreTransaction, new: list[VideoAction], engaged: list[Engagement], fx: Effects
+) -> None:
+    tx.add_to_popularity(engaged, fx.popularity_half_life_hours)
 
 
-def update_profiles(tx: StoreTransaction, new: list[VideoAction], fx: Effects) -> None:
-    tx.add_to_tag_weights(weighted(new, fx.weights), fx.affinity_half_life_hours)
+def update_profiles(
+    tx: StoreTransaction, new: list[VideoAction], engaged: list[Engagement], fx: Effects
+) -> None:
+    tx.add_to_tag_weights(engaged, fx.affinity_half_life_hours)
     users = {a.user_id for a in new}
     tx.refresh_top_tags(users, max(a.timestamp for a in new))
     fx.cache.delete(*(cache_keys.user_profile(u) for u in users))
@@ -149,8 +154,9 @@ def store_new_actions(
     new = tx.insert_new_actions(actions)
     if new:
         tx.ensure_users({a.user_id for a in new}, min(a.timestamp for a in new))
+        engaged = weighted(new, fx.weights)
         for handler in group.in_transaction:
-            handler(tx, new, fx)
+            handler(tx, new, engaged, fx)
     return new
 
 
