@@ -160,6 +160,16 @@ class BusRecord(NamedTuple):
     value: bytes
 
 
+def latest_offsets(records: Iterable[BusRecord]) -> dict[tuple[str, int], int]:
+    """The highest offset of the records per (topic, partition): what a commit stores."""
+    latest: dict[tuple[str, int], int] = {}
+    for r in records:
+        where = (r.topic, r.partition)
+        if r.offset > latest.get(where, -1):
+            latest[where] = r.offset
+    return latest
+
+
 class BusConsumer(Protocol):
     """One member of a consumer group; offsets are committed only when told."""
 

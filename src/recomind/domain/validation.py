@@ -12,7 +12,7 @@ from recomind.domain.model import ActionType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # A UUID already in canonical form (what str(uuid.UUID(...)) gives), as every event on the bus.
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
 # Epoch seconds after this are taken to be milliseconds by mistake: reject rather than guess.
@@ -31,7 +31,7 @@ def validate_id(value: object, field: str = "id", row: int | None = None) -> str
 
 def validate_event_id(value: object, row: int | None = None) -> str:
     """Client-supplied event ids are UUIDs, normalised to their canonical form."""
-    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+    if isinstance(value, str) and CANONICAL_UUID.fullmatch(value):
         return value  # canonical already: a consumer decodes thousands per batch
     try:
         return str(uuid.UUID(str(value)))

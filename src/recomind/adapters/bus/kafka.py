@@ -35,7 +35,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from recomind.adapters.bus.kafka_settings import KafkaSettings
 from recomind.domain.errors import BusUnavailable, RecoMindError
-from recomind.domain.ports import BusRecord
+from recomind.domain.ports import BusRecord, latest_offsets
 
 log = logging.getLogger(__name__)
 
@@ -480,10 +480,7 @@ class KafkaConsumer:
         return records
 
     def commit(self, records: Sequence[BusRecord]) -> None:
-        latest: dict[tuple[str, int], int] = {}
-        for r in records:
-            where = (r.topic, r.partition)
-            latest[where] = max(latest.get(where, -1), r.offset)
+        latest = latest_offsets(records)
         if not latest:
             return
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in latest.items()]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from recomind.domain.ports import BusRecord
+from recomind.domain.ports import BusRecord, latest_offsets
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -181,15 +181,13 @@ class LocalConsumer:
         return records
 
     def commit(self, records: Sequence[BusRecord]) -> None:
-        latest: dict[int, int] = {}
-        for r in records:
-            latest[r.partition] = max(latest.get(r.partition, 0), r.offset)
+        latest = latest_offsets(records)
         if not latest:
             return
         self.log._conn().executemany(
             "INSERT INTO committed (grp, topic, partition, seq) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (grp, topic, partition) DO UPDATE SET seq = excluded.seq",
-            [(self.group, self.topic, p, o) for p, o in latest.items()],
+            [(self.group, self.topic, p, o) for (_, p), o in latest.items()],
         )
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from recomind.domain.ports import BusConsumer, BusRecord, EventBus
+from recomind.domain.ports import BusConsumer, BusRecord, EventBus, latest_offsets
 from recomind.domain.validation import validate_id
 
 
@@ -38,16 +38,11 @@ class NamespacedConsumer:
         ]
 
     def commit(self, records: Sequence[BusRecord]) -> None:
-        # Offsets are committed per partition: its last record says it all.
-        last: dict[tuple[str, int], BusRecord] = {}
-        for r in records:
-            seen = last.get((r.topic, r.partition))
-            if seen is None or r.offset > seen.offset:
-                last[(r.topic, r.partition)] = r
+        # A commit stores the highest offset per partition: one record each says it all.
         self.inner.commit(
             [
-                BusRecord(self.prefix + r.topic, r.partition, r.offset, r.key, r.value)
-                for r in last.values()
+                BusRecord(self.prefix + topic, partition, offset, "", b"")
+                for (topic, partition), offset in latest_offsets(records).items()
             ]
         )
 
