@@ -30,12 +30,19 @@ from recomind.recommenders.features import feature_names
 from recomind.recommenders.hybrid import SOURCES, HybridRecommender, _percentile
 from recomind.recommenders.popularity import Popularity
 from recomind.services import tuning
-from recomind.services.evaluation import cold_start_split, ndcg, temporal_split
+from recomind.services.evaluation import Split, cold_start_split, ndcg, temporal_split
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
+    parser.add_argument(
+        "--target",
+        choices=("late", "next"),
+        default="late",
+        help="score a cut viewer on their latest 20%% (this study's target) or their next action"
+        " (evaluate's cold_start since ADR 0007)",
+    )
     parser.add_argument("--variants", default="default={}")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--mixes", default="0.25,0.5,0.75,1")
@@ -57,7 +64,11 @@ def main() -> None:
     column = feature_names(SOURCES).index("popularity_z")
     gains: dict[str, list[float]] = {}
     for seed in range(args.seeds):
-        train, cut = cold_start_split(validation, 0.1, seed)
+        cold = cold_start_split(validation, 0.1, seed, durations)
+        train, cut = (
+            cold.train,
+            Split(cold.train, cold.late if args.target == "late" else cold.next),
+        )
         data = training_data(videos, train, weights, now=max(a.timestamp for a in train))
         index = data.catalog.index()
         per_user: dict[str, list[VideoAction]] = {}

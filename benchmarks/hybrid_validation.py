@@ -35,6 +35,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "cold1": {"cold_passes": 1},
     "cold4": {"cold_passes": 4},
+    # cold cuts labelled with their next window, not their next action (ADR 0007)
+    "late_labels": {"cold_labels": "late"},
+    # the defaults before ADR 0007: cold viewers by the start transitions, late labels
+    "transitions": {"cold_order": "transitions", "cold_labels": "late"},
 }
 
 
@@ -77,7 +81,7 @@ def main() -> None:
         cold_seeds=args.cold_seeds,
     )
     print(f"[{time.perf_counter() - start:.0f}s] validation NDCG@10")
-    for segment in ("all", "cold_start"):
+    for segment in ("all", "cold_start", "cold_start_late"):
         base = result.get("popularity", segment)
         for model in factories:
             s = result.get(model, segment)

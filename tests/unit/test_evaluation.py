@@ -6,13 +6,14 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import numpy as np
 import pytest
 
 from recomind.domain.model import ActionType, ActionWeights, VideoAction
+from recomind.recommenders.data import is_engaged
 from recomind.services import tuning
 from recomind.services.evaluation import (
     COLD_MAX_ACTIONS,
+    Evaluation,
     ModelScore,
     cold_start_split,
     evaluate,
@@ -42,27 +43,56 @@ def test_cold_start_protocol_cuts_chosen_viewers_and_keeps_everyone_else(
 ) -> None:
     durations = {v.video_id: v.duration_ms for v in world.videos}
     split = temporal_split(world.actions, 0.2, durations)
-    train, cold = cold_start_split(split, 0.25, seed=4)
+    cut = cold_start_split(split, 0.25, seed=4, durations=durations)
     before: dict[str, list[VideoAction]] = {}
     for a in split.train:
         before.setdefault(a.user_id, []).append(a)
     after: dict[str, list[VideoAction]] = {}
-    for a in train:
+    for a in cut.train:
         after.setdefault(a.user_id, []).append(a)
-    assert len(cold.test) == round(
-        0.25 * sum(len(before[u]) > COLD_MAX_ACTIONS for u in split.test)
-    )
+    assert len(cut.late) == round(0.25 * sum(len(before[u]) > COLD_MAX_ACTIONS for u in split.test))
     for user, acts in before.items():
-        if user in cold.test:
+        if user in cut.late:
             kept = after[user]
             assert 1 <= len(kept) <= COLD_MAX_ACTIONS
-            first = sorted(acts, key=lambda a: (a.timestamp, a.id))[: len(kept)]
-            assert {a.id for a in kept} == {a.id for a in first}  # their first actions only
-            assert cold.test[user] == split.test[user]  # scored on the same held-out items
+            ordered = sorted(acts, key=lambda a: (a.timestamp, a.id))
+            assert {a.id for a in kept} == {a.id for a in ordered[: len(kept)]}  # first ones only
+            assert cut.late[user] == split.test[user]  # "late": the same held-out items
+            # "next": the action after the ones kept, as the temporal split holds out for a
+            # viewer with that many actions; only when the viewer engaged with it
+            following = ordered[len(kept)]
+            if is_engaged(following, durations[following.video_id]) and following.video_id not in {
+                a.video_id for a in kept
+            }:
+                assert cut.next[user] == {following.video_id}
+            else:
+                assert user not in cut.next
         else:
             assert {a.id for a in after[user]} == {a.id for a in acts}
+            assert user not in cut.next
+    assert 0 < len(cut.next) < len(cut.late), "most cut viewers are scored on their next action"
     # the same seed gives the same viewers
-    assert cold_start_split(split, 0.25, seed=4)[1].test.keys() == cold.test.keys()
+    assert cold_start_split(split, 0.25, seed=4).late.keys() == cut.late.keys()
+
+
+def test_a_cut_viewer_is_scored_as_the_temporal_split_scores_a_viewer_that_short() -> None:
+    """Cut to k actions, a viewer's `next` target is what `temporal_split` holds out of their
+    first k + 1 actions: the segment "cold" of a log where they had stopped there."""
+    world = simulate(n_videos=80, n_users=60, actions_per_user=15, days=3.0, seed=8, now=NOW)
+    durations = {v.video_id: v.duration_ms for v in world.videos}
+    split = temporal_split(world.actions, 0.2, durations)
+    cut = cold_start_split(split, 0.5, seed=1, durations=durations)
+    assert cut.next
+    for user, target in cut.next.items():
+        kept = [a for a in cut.train if a.user_id == user]
+        mine = sorted(
+            (a for a in world.actions if a.user_id == user), key=lambda a: (a.timestamp, a.id)
+        )
+        short = temporal_split(mine[: len(kept) + 1], 0.2, durations)
+        assert [a.id for a in short.train] == [
+            a.id for a in sorted(kept, key=lambda a: (a.timestamp, a.id))
+        ]
+        assert short.test == {user: target}
 
 
 def test_tuning_never_looks_at_the_test_split(world: SimulatedWorld) -> None:
@@ -137,32 +167,49 @@ def test_evaluate_reports_every_segment_and_the_ratios(world: SimulatedWorld) ->
     )
     segments = {(s.model, s.segment) for s in result.scores}
     for model in ("hybrid", "popularity", "ease"):
-        assert {(model, "all"), (model, "cold"), (model, "cold_start")} <= segments
+        assert {
+            (model, "all"),
+            (model, "cold"),
+            (model, "cold_start"),
+            (model, "cold_start_late"),
+        } <= segments
     cold_start = result.get("hybrid", "cold_start")
     assert cold_start is not None and cold_start.users > 0
     ratios = result.ratios()
     assert any(name.startswith("hybrid/best_baseline") for name in ratios)
-    assert "hybrid/popularity cold_start" in ratios
+    assert {"hybrid/popularity cold_start", "hybrid/popularity cold_start_late"} <= set(ratios)
     assert all(math.isfinite(v) for v in ratios.values())
     assert result.as_dict()["results"][0]["novelty"] > 0
 
 
 def test_repeated_cold_start_runs_pool_every_viewer_of_every_run(world: SimulatedWorld) -> None:
-    once = evaluate(world.videos, world.actions, WEIGHTS, models=("popularity",), cold_share=0.2)
-    result = evaluate(
-        world.videos,
-        world.actions,
-        WEIGHTS,
-        models=("popularity",),
-        cold_share=0.2,
-        cold_seeds=3,
-    )
-    single, pooled = once.get("popularity", "cold_start"), result.get("popularity", "cold_start")
-    assert single is not None and pooled is not None
-    assert pooled.users == 3 * single.users  # the same share of viewers cut in every run
+    def run(seed: int, seeds: int = 1) -> Evaluation:
+        return evaluate(
+            world.videos,
+            world.actions,
+            WEIGHTS,
+            models=("popularity",),
+            cold_share=0.2,
+            seed=seed,
+            cold_seeds=seeds,
+        )
+
+    singles = [run(seed) for seed in range(3)]
+    result = run(0, seeds=3)
+    for segment in ("cold_start", "cold_start_late"):
+        alone = [s.get("popularity", segment) for s in singles]
+        pooled = result.get("popularity", segment)
+        assert pooled is not None and all(a is not None and a.users for a in alone)
+        users = [a.users for a in alone if a is not None]
+        assert pooled.users == sum(users)  # every (run, viewer) pair once
+        gains = [a.ndcg * a.users for a in alone if a is not None]
+        assert pooled.ndcg == pytest.approx(sum(gains) / sum(users))
+    late = [s.get("popularity", "cold_start_late") for s in singles]
+    assert len({a.users for a in late if a is not None}) == 1  # the same share cut every run
     runs = result.as_dict()["cold_start_runs"]
-    assert len(runs) == 3 and runs[0]["popularity"] == pytest.approx(single.ndcg)
-    assert pooled.ndcg == pytest.approx(np.mean([r["popularity"] for r in runs]))
+    assert [r["popularity"] for r in runs] == pytest.approx(
+        [s.get("popularity", "cold_start").ndcg for s in singles]  # type: ignore[union-attr]
+    )
     assert len({r["popularity"] for r in runs}) > 1, "each run cuts other viewers"
 
 

@@ -12,11 +12,12 @@ Training never lets the ranker see what it is scored on. `fit(data)`:
 
 1. splits every viewer's actions in time: the latest `label_share` of them (at least one)
    are the *next window*, the rest the *earlier window*; a seeded `cold_share` of those
-   viewers also have their earlier window cut to their first 1-3 actions (the rest is
+   viewers also have their earlier window cut to their first k = 1-3 actions (the rest is
    dropped), so the ranker sees cold viewers even on data that has none;
 2. fits every source on the earlier window only, builds candidate rows for each viewer from
    their earlier history, labels a row 1 when the viewer engaged with that video (liked it,
-   or watched at least half of it) in their next window, and trains the ranker on those groups
+   or watched at least half of it) in their next window (a cut viewer: in their action k + 1,
+   `cold_labels`), and trains the ranker on those groups
    (a group of a viewer with at most 3 earlier actions weighs `cold_weight` times as much,
    because there are few of them), and a second ranker on the cold groups alone, which
    orders the candidates of viewers with at most 3 actions;
@@ -31,13 +32,12 @@ most active videos (the inverse costs N² memory, co-views grow with N²), and A
 item factors on a sample of viewers holding at most `als_max_pairs` positive pairs (its cost
 follows the pairs it fits); the other sources still score every video, and ALS every viewer.
 
-A viewer with at most 3 actions whose videos at least `cold_min_starters` viewers started
-with is ordered by `cold_start.StartTransitions` (popularity re-weighted by what viewers who
-started with the same videos engaged with at the end of their history) over the whole
-catalog, not by a ranker (`cold_order`, see the constructor). Other cold viewers, and all of
-them with `cold_order="ranker"`, are ordered by the cold ranker over their candidates,
+A viewer with at most 3 actions is ordered by the cold ranker over their candidates,
 optionally anchored on popularity (`cold_popularity_mix`: fixed, or picked by the hybrid on
-its own cold groups).
+its own cold groups). With `cold_order="transitions"`, those whose videos at least
+`cold_min_starters` viewers started with are ordered instead by `cold_start.StartTransitions`
+(popularity re-weighted by what viewers who started with the same videos engaged with at the
+end of their history) over the whole catalog.
 
 Scores outside the candidate pool sit below every candidate. A hand-set blend of the
 sources (`BlendWeights`) breaks the ranker's ties, and orders the candidates on its own
@@ -99,6 +99,8 @@ _SCORE_BATCH = 64
 COLD_MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 # what orders a viewer with at most COLD_MAX_ACTIONS actions (see `cold_order`)
 COLD_ORDERS = ("transitions", "ranker")
+# what a viewer cut to a cold start in the ranker windows is labelled with (see `cold_labels`)
+COLD_LABELS = ("next", "late")
 # the popularity source's z-score in a feature row (monotone in its score)
 _POPULARITY_Z = feature_names(SOURCES).index("popularity_z")
 
@@ -182,8 +184,9 @@ class HybridRecommender(Recommender):
         reuse_share: float = 0.05,
         cold_popularity_mix: float | None = 0.0,
         blas_threads: int = 1,
-        cold_order: str = "transitions",
+        cold_order: str = "ranker",
         cold_min_starters: float = 100.0,
+        cold_labels: str = "next",
     ) -> None:
         defaults: dict[str, dict[str, Any]] = {
             "popularity": {"half_life_hours": popularity_half_life_hours},
@@ -227,11 +230,13 @@ class HybridRecommender(Recommender):
         # (docs/evaluation.md, "The cold-start segment").
         self.cold_popularity_mix = cold_popularity_mix
         self.cold_mix_ = cold_popularity_mix if cold_popularity_mix is not None else 0.0
-        # "transitions": a viewer with at most 3 actions is ordered by `StartTransitions` over
-        # the whole catalog; "ranker": by the cold ranker over their candidates (with the mix
-        # above). On ML-100K's validation cold cuts (2,820 over 30 seeds) the transitions gave
-        # 1.09x popularity's NDCG@10 with the gate below (1.12x without it), the cold ranker
-        # 0.89x (docs/evaluation.md, "Start transitions").
+        # "ranker" (default): a viewer with at most 3 actions is ordered by the cold ranker over
+        # their candidates (with the mix above); "transitions": by `StartTransitions` over the
+        # whole catalog. The transitions predict the end of a long history from its start: on
+        # ML-100K's validation cuts they gave 1.09x popularity's NDCG@10 on those viewers'
+        # latest 20%, the cold ranker 0.89x. On what a cold viewer does next (what `evaluate`
+        # scores since ADR 0007) they gave 0.60x, and the cold ranker trained on next actions
+        # 2.61x (docs/evaluation.md, "Cold start scored on the next action").
         if cold_order not in COLD_ORDERS:
             raise ValueError(f"cold_order must be one of {COLD_ORDERS}, not {cold_order!r}")
         self.cold_order = cold_order
@@ -241,6 +246,13 @@ class HybridRecommender(Recommender):
         # simulated world of use case 1 (at most 12 starters per video) the transitions alone
         # gave no lift over trending after one like, where the cold ranker gives one.
         self.cold_min_starters = cold_min_starters
+        # "next" (default): a viewer cut to their first k actions in the ranker windows is
+        # labelled with their action k + 1 when they engaged with it, as `recomind evaluate`
+        # scores a cold viewer (ADR 0007); "late": with the videos of their next window, the
+        # latest `label_share` of their history, as a warm viewer (before ADR 0007).
+        if cold_labels not in COLD_LABELS:
+            raise ValueError(f"cold_labels must be one of {COLD_LABELS}, not {cold_labels!r}")
+        self.cold_labels = cold_labels
         self.transitions = StartTransitions()
         self.seed = seed
         self.blend = blend or BlendWeights()
@@ -470,6 +482,12 @@ class HybridRecommender(Recommender):
             if cut - start > COLD_MAX_ACTIONS and cutter.random() < self.cold_share:
                 stop = start + int(cutter.integers(1, COLD_MAX_ACTIONS + 1))
                 keep[stop:cut] = False
+                if self.cold_labels == "next":
+                    after = order[stop]
+                    if not engaged[after] or np.isin(data.items[after], seen[: stop - start]):
+                        del labels[u]
+                        continue
+                    labels[u] = data.items[[after]]
             cuts[u] = (start, stop)
         rows = np.sort(order[keep])
         early_now = float(data.timestamps[rows].max()) if len(rows) else data.now
@@ -772,6 +790,7 @@ class HybridRecommender(Recommender):
             "cold_mix": self.cold_mix_,
             "cold_order": self.cold_order,
             "cold_min_starters": self.cold_min_starters,
+            "cold_labels": self.cold_labels,
             "seed": self.seed,
             "blend": self.blend.__dict__,
             "now": self.now_,
@@ -806,6 +825,7 @@ class HybridRecommender(Recommender):
             # artifacts from before the transitions: their cold ranker orders cold viewers
             cold_order=params.get("cold_order", "ranker"),
             cold_min_starters=params.get("cold_min_starters", 100.0),
+            cold_labels=params.get("cold_labels", "late"),
             seed=params.get("seed", 0),
             blend=BlendWeights(**params["blend"]),
         )

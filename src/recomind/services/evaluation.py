@@ -16,9 +16,11 @@ Protocol (docs/evaluation.md):
 - **Segments.** "all" (every test viewer) and "cold" (test viewers with at most 3 training
   actions). Because a data set may have no cold viewers at all (every MovieLens viewer has
   at least 20 ratings), a **cold-start protocol** also runs: a seeded `cold_share` of the
-  test viewers keep only their first 1-3 training actions, the rest of their training
-  history is removed, every model is refitted without it, and those viewers are scored on
-  their unchanged test items as segment "cold_start".
+  test viewers keep only their first k = 1-3 training actions, the rest of their history
+  is removed, and every model is refitted without it. Those viewers are scored as the "cold"
+  segment would score them: on their action k + 1, when they engaged with it (segment
+  "cold_start"; ADR 0007), and, as before that ADR, on their unchanged test items
+  ("cold_start_late").
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ class Evaluation:
         return next((s for s in self.scores if s.model == model and s.segment == segment), None)
 
     def ratios(self) -> dict[str, float]:
-        """The hybrid's NDCG against the best baseline ("all") and popularity ("cold_start")."""
+        """The hybrid's NDCG against the best baseline ("all") and popularity (the cold
+        segments)."""
         out: dict[str, float] = {}
         hybrid = self.get("hybrid", "all")
         rivals = [s for s in self.scores if s.segment == "all" and s.model in tuning.BASELINES]
@@ -92,7 +95,7 @@ class Evaluation:
             best = max(rivals, key=lambda s: s.ndcg)
             if best.ndcg > 0:
                 out[f"hybrid/best_baseline[{best.model}] all"] = hybrid.ndcg / best.ndcg
-        for segment in ("cold", "cold_start"):
+        for segment in ("cold", "cold_start", "cold_start_late"):
             h, p = self.get("hybrid", segment), self.get("popularity", segment)
             if h and p and p.users and p.ndcg > 0:
                 out[f"hybrid/popularity {segment}"] = h.ndcg / p.ndcg
@@ -139,10 +142,30 @@ def temporal_split(
     return Split(train, test)
 
 
-def cold_start_split(split: Split, share: float, seed: int = 0) -> tuple[list[VideoAction], Split]:
+@dataclass(frozen=True)
+class ColdCut:
+    """One run of the cold-start protocol: the training actions with the chosen viewers cut to
+    their first 1-3 actions, and two ways to score those viewers."""
+
+    train: list[VideoAction]
+    # segment "cold_start": each cut viewer's next action after the ones kept, when engaged:
+    # exactly what the temporal split holds out for a viewer with 1-3 training actions
+    next: dict[str, set[str]]
+    # segment "cold_start_late": each cut viewer's unchanged test items, the latest 20% of
+    # their whole history (the protocol's only target before ADR 0007)
+    late: dict[str, set[str]]
+
+
+def cold_start_split(
+    split: Split,
+    share: float,
+    seed: int = 0,
+    durations: dict[str, int | None] | None = None,
+) -> ColdCut:
     """A seeded `share` of the test viewers (those with more than 3 training actions) keep
-    only their first 1-3 training actions; returns the new training actions and those viewers'
-    (unchanged) test items."""
+    only their first k = 1-3 training actions and lose the rest of their history. They are
+    scored on their action k + 1 (`next`, when they engaged with it) and on their unchanged
+    test items (`late`)."""
     by_user: dict[str, list[VideoAction]] = {}
     for a in split.train:
         by_user.setdefault(a.user_id, []).append(a)
@@ -150,13 +173,22 @@ def cold_start_split(split: Split, share: float, seed: int = 0) -> tuple[list[Vi
     rng = np.random.default_rng(seed)
     count = round(share * len(eligible))
     chosen = set(rng.choice(eligible, count, replace=False).tolist()) if count else set()
+    durations = durations or {}
     train: list[VideoAction] = []
+    following: dict[str, set[str]] = {}
     for user, acts in by_user.items():
         if user in chosen:
             acts.sort(key=lambda a: (a.timestamp, a.id))
-            acts = acts[: int(rng.integers(1, COLD_MAX_ACTIONS + 1))]
+            kept = int(rng.integers(1, COLD_MAX_ACTIONS + 1))
+            after = acts[kept]
+            if is_engaged(after, durations.get(after.video_id)) and after.video_id not in {
+                a.video_id for a in acts[:kept]
+            }:
+                following[user] = {after.video_id}
+            acts = acts[:kept]
         train.extend(acts)
-    return train, Split(train, {u: split.test[u] for u in sorted(chosen)})
+    late = {u: split.test[u] for u in sorted(chosen)}
+    return ColdCut(train, {u: following[u] for u in sorted(following)}, late)
 
 
 def ndcg(ranked: Sequence[str], relevant: set[str], k: int) -> float:
@@ -292,7 +324,8 @@ def evaluate(
     `factories` (name -> model) replaces the named `models` when given.
     """
     say = progress or (lambda _msg: None)
-    split = temporal_split(actions, holdout, {v.video_id: v.duration_ms for v in videos})
+    durations = {v.video_id: v.duration_ms for v in videos}
+    split = temporal_split(actions, holdout, durations)
     tuned: list[Tuned] = []
     if factories is None:
         baselines = [m for m in models if m in tuning.BASELINES]
@@ -319,13 +352,14 @@ def evaluate(
     runs: list[list[ModelScore]] = []
     for run in range(cold_seeds if cold_share > 0 else 0):
         say(f"cold-start protocol (seed {seed + run}): refitting without the cut viewers' history")
-        train, cold_split = cold_start_split(split, cold_share, seed + run)
-        runs.append(
-            score_models(videos, train, {"cold_start": cold_split.test}, weights, k, chosen)
-        )
+        cut = cold_start_split(split, cold_share, seed + run, durations)
+        segments = {"cold_start": cut.next, "cold_start_late": cut.late}
+        runs.append(score_models(videos, cut.train, segments, weights, k, chosen))
     scores += pool_runs(runs)
     result = Evaluation(k, holdout, cold_share, scores, tuned, fit_seconds, cold_seeds)
-    result.cold_start_runs = [{s.model: s.ndcg for s in r} for r in runs]
+    result.cold_start_runs = [
+        {s.model: s.ndcg for s in r if s.segment == "cold_start"} for r in runs
+    ]
     return result
 
 
