@@ -39,12 +39,12 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import scipy.sparse as sp
-from tune_baselines import load  # type: ignore[import-not-found]  # benchmarks/ is on the path
+from tune_baselines import add_cold_target, load  # type: ignore[import-not-found]  # benchmarks/ is on the path
 
 from recomind.domain.model import ActionWeights
 from recomind.recommenders.data import TrainingData, training_data
 from recomind.recommenders.popularity import decayed_engagement
-from recomind.services.evaluation import Split, cold_start_split, temporal_split
+from recomind.services.evaluation import cold_start_split, temporal_split
 
 DAY = 86_400.0
 POPULARITY_HALF_LIFE_HOURS = 1e9  # what `evaluate` tunes popularity to on ML-100K
@@ -249,13 +249,7 @@ def linear_weights(groups: Groups, names: list[str]) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument(
-        "--target",
-        choices=("late", "next"),
-        default="late",
-        help="score a cut viewer on their latest 20%% (this study's target) or their next action"
-        " (evaluate's cold_start since ADR 0007)",
-    )
+    add_cold_target(parser)
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--pool", type=int, default=300)
     parser.add_argument("--folds", type=int, default=5)
@@ -278,10 +272,7 @@ def main() -> None:
     for seed in range(args.seeds):
         start = time.perf_counter()
         cold = cold_start_split(validation, 0.1, seed, durations)
-        train, cut = (
-            cold.train,
-            Split(cold.train, cold.late if args.target == "late" else cold.next),
-        )
+        train, cut = cold.train, cold.scored_on(args.target)
         data = training_data(videos, train, weights, now=max(a.timestamp for a in train))
         years = _release_years(data.catalog.titles)
         everyone = CutStatistics(data, years)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tune_baselines import load  # type: ignore[import-not-found]  # benchmarks/ is on the path
+from tune_baselines import add_cold_target, load  # type: ignore[import-not-found]  # benchmarks/ is on the path
 
 from recomind.domain.model import ActionWeights, VideoAction
 from recomind.recommenders.data import history_from_actions, training_data
@@ -30,19 +30,13 @@ from recomind.recommenders.features import feature_names
 from recomind.recommenders.hybrid import SOURCES, HybridRecommender, _percentile
 from recomind.recommenders.popularity import Popularity
 from recomind.services import tuning
-from recomind.services.evaluation import Split, cold_start_split, ndcg, temporal_split
+from recomind.services.evaluation import cold_start_split, ndcg, temporal_split
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument(
-        "--target",
-        choices=("late", "next"),
-        default="late",
-        help="score a cut viewer on their latest 20%% (this study's target) or their next action"
-        " (evaluate's cold_start since ADR 0007)",
-    )
+    add_cold_target(parser)
     parser.add_argument("--variants", default="default={}")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--mixes", default="0.25,0.5,0.75,1")
@@ -65,10 +59,7 @@ def main() -> None:
     gains: dict[str, list[float]] = {}
     for seed in range(args.seeds):
         cold = cold_start_split(validation, 0.1, seed, durations)
-        train, cut = (
-            cold.train,
-            Split(cold.train, cold.late if args.target == "late" else cold.next),
-        )
+        train, cut = cold.train, cold.scored_on(args.target)
         data = training_data(videos, train, weights, now=max(a.timestamp for a in train))
         index = data.catalog.index()
         per_user: dict[str, list[VideoAction]] = {}

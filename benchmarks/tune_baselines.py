@@ -25,6 +25,17 @@ from recomind.services.evaluation import MODELS, evaluate
 from recomind.services.importer import Importer, read_rows
 
 
+def add_cold_target(parser: argparse.ArgumentParser) -> None:
+    """`--target`, for the studies of the cold-start cuts: what a cut viewer is scored on."""
+    parser.add_argument(
+        "--target",
+        choices=("late", "next"),
+        default="late",
+        help="score a cut viewer on their latest 20%% (these studies' target) or their next"
+        " action (evaluate's cold_start since ADR 0007)",
+    )
+
+
 def load(folder: Path) -> tuple[list[Video], list[VideoAction]]:
     videos = [to_video(r, i) for i, r in enumerate(read_rows(folder / "videos.parquet"), 1)]
     actions = [

@@ -71,6 +71,7 @@ def test_cold_start_protocol_cuts_chosen_viewers_and_keeps_everyone_else(
             assert {a.id for a in after[user]} == {a.id for a in acts}
             assert user not in cut.next
     assert 0 < len(cut.next) < len(cut.late), "most cut viewers are scored on their next action"
+    assert cut.scored_on("next").test == cut.next and cut.scored_on("late").test == cut.late
     # the same seed gives the same viewers
     assert cold_start_split(split, 0.25, seed=4).late.keys() == cut.late.keys()
 

@@ -155,6 +155,10 @@ class ColdCut:
     # their whole history (the protocol's only target before ADR 0007)
     late: dict[str, set[str]]
 
+    def scored_on(self, target: str) -> Split:
+        """The cut as a split whose test part is `target`: "next" or "late"."""
+        return Split(self.train, {"next": self.next, "late": self.late}[target])
+
 
 def cold_start_split(
     split: Split,
