@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -471,3 +472,41 @@ def test_fit_picks_the_cold_mix_itself_when_asked(data: TrainingData) -> None:
     assert auto.cold_mix_ in COLD_MIXES
     assert gains[str(auto.cold_mix_)] == max(gains.values())
     assert auto.training_["cold_popularity_mix"] == auto.cold_mix_
+
+
+def test_count_features_are_shares_of_the_log_so_a_larger_log_means_the_same(
+    data: TrainingData,
+) -> None:
+    """The ranker learns on a window with less of the log than it serves from: a video's
+    count feature must not move just because the log holds more of the same."""
+    from recomind.recommenders.features import ITEM_FEATURES, RECENT_WINDOWS, item_block
+
+    stats = ItemStats.fit(data)
+    items = np.arange(data.n_items)
+    at = float(data.timestamps.max())
+    doubled = replace(
+        stats,
+        positives=stats.positives * 2,
+        keys=np.sort(np.concatenate([stats.keys, stats.keys])),
+    )
+    shares = ("log_positive_share", *(n for n in ITEM_FEATURES if n.startswith("log_recent")))
+    columns = [ITEM_FEATURES.index(n) for n in shares]
+    once, twice = item_block(stats, items, at), item_block(doubled, items, at)
+    busy = stats.positives >= 10  # the +0.5 smoothing matters only for rare videos
+    assert busy.sum() > 20
+    np.testing.assert_allclose(twice[busy][:, columns[:1]], once[busy][:, columns[:1]], atol=0.05)
+    np.testing.assert_array_less(once[:, 0], 0.0)  # a share of the whole log
+    # an artifact saved before the shares keeps the counts its ranker was trained on
+    params = stats.params()
+    del params["shares"]
+    legacy = ItemStats.from_saved(params, stats.arrays())
+    assert not legacy.shares
+    np.testing.assert_allclose(
+        item_block(legacy, items, at)[:, columns],
+        np.log1p(
+            np.column_stack(
+                [stats.positives, *(stats.recent(items, at, w) for w in RECENT_WINDOWS)]
+            )
+        ),
+    )
+    assert ItemStats.from_saved(stats.params(), stats.arrays()).shares

@@ -19,12 +19,15 @@ DAY = 86_400.0
 # Windows (days) of "how many positive actions did this video get just before now".
 RECENT_WINDOWS = (1.0, 7.0, 30.0)
 VIEWER_FEATURES = ("log_history", "positive_share", "skip_share", "log_tenure_days")
+# Counts enter as log shares of all positive actions in the data: the ranker is trained on a
+# window holding less of the log than the one it serves from (64% against 80% of it in
+# `evaluate`), and raw counts would mean other videos there (docs/evaluation.md, "Simulator").
 ITEM_FEATURES = (
-    "log_positives",
+    "log_positive_share",
     "like_rate",
     "skip_rate",
     "log_age_days",
-    *(f"log_recent_{int(w)}d" for w in RECENT_WINDOWS),
+    *(f"log_recent_{int(w)}d_share" for w in RECENT_WINDOWS),
 )
 PAIR_FEATURES = ("tag_cosine", "creator_share")
 
@@ -55,6 +58,12 @@ class ItemStats:
     keys: np.ndarray  # int64 sorted timeline keys
     t0: float
     span: int
+    # counts as log shares of all positive actions (ITEM_FEATURES); False: log(1 + count), as
+    # in artifacts saved before the shares, whose rankers were trained on those
+    shares: bool = True
+
+    def __post_init__(self) -> None:
+        self.positive_total = max(float(self.positives.sum()), 1.0)
 
     @classmethod
     def fit(cls, data: TrainingData) -> ItemStats:
@@ -119,7 +128,7 @@ class ItemStats:
         }
 
     def params(self) -> dict[str, Any]:
-        return {"t0": self.t0, "span": self.span}
+        return {"t0": self.t0, "span": self.span, "shares": self.shares}
 
     @classmethod
     def from_saved(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ItemStats:
@@ -133,6 +142,7 @@ class ItemStats:
             keys=arrays["keys"].astype(np.int64),
             t0=float(params["t0"]),
             span=int(params["span"]),
+            shares=bool(params.get("shares", False)),
         )
 
 
@@ -159,12 +169,18 @@ def viewer_row(history: History, at: float) -> np.ndarray:
 def item_block(stats: ItemStats, items: np.ndarray, at: float) -> np.ndarray:
     total = stats.total[items]
     age = np.maximum(at - stats.first_seen[items], 0.0) / DAY
+
+    def count(values: np.ndarray) -> np.ndarray:
+        if stats.shares:
+            return np.log((values + 0.5) / stats.positive_total)
+        return np.log1p(values)
+
     columns = [
-        np.log1p(stats.positives[items]),
+        count(stats.positives[items]),
         (stats.likes[items] + 0.5) / (total + 1.0),
         (stats.skips[items] + 0.5) / (total + 1.0),
         np.log1p(age),
-        *(np.log1p(stats.recent(items, at, w)) for w in RECENT_WINDOWS),
+        *(count(stats.recent(items, at, w)) for w in RECENT_WINDOWS),
     ]
     return np.column_stack(columns)
 
