@@ -46,10 +46,11 @@ def data(world: SimulatedWorld) -> TrainingData:
 
 @pytest.fixture(scope="module")
 def model(data: TrainingData) -> HybridRecommender:
-    # a small world: the ranker's mechanics are tested with the data-size gate off
-    return HybridRecommender(candidates_per_source=60, min_ranker_groups=0, min_cold_groups=0).fit(
-        data
-    )
+    # a small world: the ranker's mechanics are tested with the data-size gate and the check
+    # against the blend off
+    return HybridRecommender(
+        candidates_per_source=60, min_ranker_groups=0, min_cold_groups=0, min_ranker_gain=None
+    ).fit(data)
 
 
 def test_too_few_viewers_to_learn_from_leave_the_ranking_to_the_blend(data: TrainingData) -> None:
@@ -163,6 +164,35 @@ def test_pools_built_in_batches_equal_each_viewers_own_pool(data: TrainingData) 
             np.testing.assert_allclose(together[i].features, own.features, rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(together[i].blend, own.blend, rtol=1e-9, atol=1e-12)
             assert not np.isin(excluded, own.items).any()
+
+
+def test_a_ranker_that_does_not_beat_the_blend_on_its_held_out_groups_is_dropped(
+    data: TrainingData, model: HybridRecommender
+) -> None:
+    checked = {
+        gain: HybridRecommender(
+            candidates_per_source=60, min_ranker_groups=0, min_cold_groups=0, min_ranker_gain=gain
+        ).fit(data)
+        for gain in (-0.5, 0.0, 10.0)
+    }
+    check = checked[0.0].training_["ranker_check"]
+    assert check["groups"] == min(int(model.ranker.held_.sum()), 300) > 10
+    assert 0 < check["ranker"] <= 1 and 0 < check["blend"] <= 1
+    for model_ in checked.values():  # the same ranker and the same check, whatever the gain
+        assert model_.training_["ranker_check"] == check
+    # kept when it beats the blend by the gain asked for, else dropped: the blend ranks
+    kept = {gain: m.ranker.trained for gain, m in checked.items()}
+    assert kept == {gain: check["ranker"] >= (1 + gain) * check["blend"] for gain in checked}
+    assert kept[-0.5] and not kept[10.0]
+    dropped = checked[10.0]
+    assert dropped.training_["ranker_trained"] is False
+    for history in data.user_histories()[:10]:
+        blend = dropped._blend({s: m.score(history) for s, m in dropped.sources.items()}, history)
+        blend[history.items] = -np.inf
+        assert [r.item for r in dropped.explain(history, 10)] == [i for i, _ in top_k(blend, 10)]
+    # the same ranker as the unchecked model's, which is kept
+    assert checked[-0.5].ranker.to_text() == model.ranker.to_text()
+    assert model.training_["ranker_check"] == {}
 
 
 def test_the_ranker_is_trained_and_uses_collaborative_and_cold_signals(

@@ -47,6 +47,7 @@ class LambdaRanker:
     def __init__(self, settings: RankerSettings | None = None) -> None:
         self.settings = settings or RankerSettings()
         self.booster: lgb.Booster | None = None
+        self.held_ = np.zeros(0, dtype=bool)
 
     @property
     def trained(self) -> bool:
@@ -62,6 +63,7 @@ class LambdaRanker:
     ) -> LambdaRanker:
         """`groups` holds each viewer's number of consecutive rows; `weights` one per row."""
         self.booster = None
+        self.held_ = np.zeros(len(groups), dtype=bool)
         if len(groups) < 2 or not labels.any():
             return self  # nothing to learn from; the hybrid falls back to its blend
         params = {**DEFAULT_PARAMS, **self.settings.params}
@@ -71,6 +73,7 @@ class LambdaRanker:
         held = rng.random(len(groups)) < self.settings.validation_share
         if held.all() or not held.any() or not labels[_rows(starts, groups, held)].any():
             held[:] = False
+        self.held_ = held  # the groups early stopping scores on, which training never sees
         train_rows = _rows(starts, groups, ~held)
         train = lgb.Dataset(
             features[train_rows],
