@@ -24,6 +24,7 @@ from recomind.domain.model import (
 )
 from recomind.recommenders.data import training_data
 from recomind.recommenders.hybrid import HybridRecommender
+from recomind.recommenders.rerank import RerankSettings
 from recomind.services.feed import FeedService, FeedSettings
 from recomind.services.feed_sessions import FeedSessions, SessionEvent, SessionSettings
 from recomind.services.impressions import ImpressionLog
@@ -78,6 +79,7 @@ def service(
     loaded: LoadedModel | None = None,
     demotion: int = 1000,
     top_n: int = 20,
+    rerank: RerankSettings | None = None,
 ) -> FeedService:
     cache = MemoryCache()
     sessions = FeedSessions(ImpressionLog(cache, 86400), SessionSettings(1800, 86400), secret=b"s")
@@ -88,6 +90,7 @@ def service(
         popularity_half_life_hours=48,
         compute=FeedCompute.FAST,
         demotion=demotion,
+        rerank=rerank or RerankSettings(),
     )
     return FeedService(
         store,  # type: ignore[arg-type]
@@ -225,6 +228,34 @@ def test_trending_pages_do_not_repeat_either() -> None:
     second = feed.page("newcomer", 10, first.next_cursor)
     assert second.source == "trending"
     assert not set(first.video_ids) & set(second.video_ids)
+
+
+@pytest.mark.parametrize("cap", [1, 2])
+def test_trending_caps_each_tag_in_each_window_of_ten(cap: int) -> None:
+    """With `trending_max_per_tag`, a new viewer's first page spans more tags, in popularity
+    order otherwise."""
+    topics = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]
+    # the 36 most popular: three of each tag in a row (a a a b b b ...), creators all distinct
+    catalog = [
+        Video(f"v{n}", f"video {n}", f"https://x/{n}", (topics[n // 3],), f"c{n}", NOW)
+        for n in range(36)
+    ]
+    store = FakeStore(catalog)
+    store.popularity = [PopularityScore(f"v{n}", 100.0 - n, NOW) for n in range(36)]
+    ids = [
+        i["video_id"]
+        for i in service(store, rerank=RerankSettings(trending_max_per_tag=cap)).trending(36)
+    ]
+    assert sorted(ids) == sorted(f"v{n}" for n in range(36))  # every one of them, once
+    tag = {f"v{n}": topics[n // 3] for n in range(36)}
+    for start in range(21):  # the tail, where the tags left are too few, may break the cap
+        window = [tag[v] for v in ids[start : start + 10]]
+        assert max(window.count(t) for t in window) <= cap, (start, window)
+    # the first page: the best `cap` of each tag, in popularity order
+    assert ids[:10] == [f"v{3 * t + r}" for t in range(10 // cap) for r in range(cap)]
+    # off (0, the default): popularity order, as the usual cap of 4 per tag allows here
+    for usual in (service(store), service(store, rerank=RerankSettings(trending_max_per_tag=0))):
+        assert [i["video_id"] for i in usual.trending(36)] == [f"v{n}" for n in range(36)]
 
 
 # -- computed on the fly ------------------------------------------------------------------------

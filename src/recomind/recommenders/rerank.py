@@ -58,6 +58,11 @@ class RerankSettings:
     blocked_tags: frozenset[str] = frozenset()
     blocked_videos: frozenset[str] = frozenset()
     seed: int = 0
+    # A cap per tag for the trending list (what a new or logged-out viewer sees) in each
+    # window, so a new viewer finds a video of their own topic to like on the first page. Off
+    # (0) by default: at 2 it lifted use case 1, but moved today's hits out of a returning
+    # viewer's top 10 in the e2e scenario (docs/evaluation.md, "Use case 1 and the trending list")
+    trending_max_per_tag: int = 0
 
     @classmethod
     def from_config(cls, s: Any) -> RerankSettings:
@@ -76,6 +81,7 @@ class RerankSettings:
             blocked_tags=frozenset(s.rerank_blocked_tags),
             blocked_videos=frozenset(s.rerank_blocked_videos),
             seed=s.rerank_seed,
+            trending_max_per_tag=s.rerank_trending_max_per_tag,
         )
 
 

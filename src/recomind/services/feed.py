@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -31,7 +31,13 @@ from recomind.domain.ports import Cache, Ranker, RankRequest, Store
 from recomind.domain.scoring import score_at
 from recomind.recommenders.data import history_from_actions
 from recomind.recommenders.quick import QuickRecommender
-from recomind.recommenders.rerank import RerankSettings, candidate_count, rerank_ranked
+from recomind.recommenders.rerank import (
+    RerankSettings,
+    VideoInfo,
+    candidate_count,
+    diversify,
+    rerank_ranked,
+)
 from recomind.services.feed_sessions import Cursor, FeedSessions, Position, SessionEvent
 from recomind.services.impressions import demote
 from recomind.services.model_registry import LoadedModel, ModelHolder
@@ -318,17 +324,38 @@ class FeedService:
         hl = self.settings.popularity_half_life_hours
         ranked = sorted(rows, key=lambda p: -score_at(p.score, p.last_updated, now, hl))
         ranked = [p for p in ranked if p.score > 0][:n]
-        videos = self.store.get_videos(p.video_id for p in ranked)
+        videos = dict(self.store.get_videos(p.video_id for p in ranked))
         items = [
             feed_item(videos[p.video_id], "trending now") for p in ranked if p.video_id in videos
         ]
         if len(items) < n:  # a young catalog: fill with the newest videos
             taken = {i["video_id"] for i in items}
             newest = sorted(self.store.all_videos(), key=lambda v: v.created_at, reverse=True)
-            items += [feed_item(v, "new") for v in newest if v.video_id not in taken][
-                : n - len(items)
-            ]
-        return items
+            fill = [v for v in newest if v.video_id not in taken][: n - len(items)]
+            videos.update((v.video_id, v) for v in fill)
+            items += [feed_item(v, "new") for v in fill]
+        return self._diversify_trending(items, videos)
+
+    def _diversify_trending(
+        self, items: list[FeedItem], videos: Mapping[str, Video]
+    ) -> list[FeedItem]:
+        """The trending order with at most `trending_max_per_tag` videos per tag (and the usual
+        cap per creator) in each window: a new viewer sees more topics on their first page, so
+        they are likelier to find one of their own to like, and that like says more."""
+        rules = self.settings.rerank
+        if rules.trending_max_per_tag <= 0:
+            return items
+
+        def describe(video_id: str) -> VideoInfo | None:
+            v = videos.get(video_id)
+            return VideoInfo(v.tags, v.creator_id, v.created_at.timestamp()) if v else None
+
+        ranked = [ScoredVideo(i["video_id"], 0.0) for i in items]
+        capped = replace(rules, max_per_tag=rules.trending_max_per_tag)
+        position = {i["video_id"]: n for n, i in enumerate(items)}
+        return [
+            items[position[v.video_id]] for v in diversify(ranked, describe, capped, len(items))
+        ]
 
     def invalidate_trending(self) -> None:
         self.cache.delete(cache_keys.POPULAR_VIDEOS)
