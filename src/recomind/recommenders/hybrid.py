@@ -20,7 +20,8 @@ Training never lets the ranker see what it is scored on. `fit(data)`:
    `cold_labels`), and trains the ranker on those groups
    (a group of a viewer with at most 3 earlier actions weighs `cold_weight` times as much,
    because there are few of them), and a second ranker on the cold groups alone, which
-   orders the candidates of viewers with at most 3 actions;
+   orders the candidates of viewers with at most 3 actions. The ranker is kept only if it
+   beats the hand-set blend on its own held-out groups (`min_ranker_gain`);
 3. refits every source, and the video statistics, on all of `data` for serving. When the
    held-out next windows (and cold cuts) are at most `reuse_share` of the log, as on a large
    log where the ranker's few thousand viewers are a sliver of it, the costly global sources
