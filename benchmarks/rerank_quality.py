@@ -4,7 +4,7 @@ and the precompute rate with and without it.
     python benchmarks/rerank_quality.py [--videos 1000] [--viewers 300]
 
 For every simulated viewer, the hybrid's own order and the re-ranked list (default
-settings, and a few tag/creator caps) are scored against the viewer's hidden tastes
+settings, a few tag/creator caps, and without today's hit) are scored against the viewer's hidden tastes
 (the simulator's oracle) and counted for distinct tags and creators in the top 10.
 """
 
@@ -76,10 +76,15 @@ def main() -> None:
         )
 
     report("model order", [[str(model.item_ids[p.item]) for p in ps[:K]] for ps in picks])
-    for tag_cap, creator_cap in ((4, 2), (3, 2), (5, 3), (0, 2), (0, 0)):
-        settings = dataclasses.replace(
-            RerankSettings(), max_per_tag=tag_cap, max_per_creator=creator_cap
+    variants = [
+        (
+            f"re-ranked, caps {tag_cap}/tag {creator_cap}/creator",
+            dataclasses.replace(RerankSettings(), max_per_tag=tag_cap, max_per_creator=creator_cap),
         )
+        for tag_cap, creator_cap in ((4, 2), (3, 2), (5, 3), (0, 2), (0, 0))
+    ]
+    variants.append(("re-ranked, no today's hit", dataclasses.replace(RerankSettings(), hot_top=0)))
+    for name, settings in variants:
         lists = [
             [
                 r.video_id
@@ -95,7 +100,7 @@ def main() -> None:
             ]
             for u, (h, ps) in enumerate(zip(histories, picks, strict=True))
         ]
-        report(f"re-ranked, caps {tag_cap}/tag {creator_cap}/creator", lists)
+        report(name, lists)
     rng = np.random.default_rng(0)
     ids = [v.video_id for v in world.videos]
     report("random", [list(rng.choice(ids, K, replace=False)) for _ in histories])

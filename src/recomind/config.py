@@ -220,6 +220,11 @@ class Settings(BaseSettings):
         0, ge=0, description="…in the trending list (0: only `rerank_max_per_tag`'s cap)"
     )
     rerank_max_per_creator: int = Field(2, ge=0, description="…and per creator")
+    rerank_hot_top: int = Field(
+        10, ge=0, description="Today's hit: one of the N most popular videos now (0: off)…"
+    )
+    rerank_hot_depth: int = Field(20, ge=1, description="…within the viewer's first N places…")
+    rerank_hot_position: int = Field(1, ge=0, description="…moves up to this place (0-based)")
     rerank_diversity_window: int = Field(10, ge=1, le=1000, description="The window, in items")
     rerank_exploration_share: float = Field(
         0.05, ge=0, le=0.5, description="Share of the list given to new videos by the bandit"

@@ -15,6 +15,7 @@ from recomind.domain.model import ActionType, ActionWeights, ScoredVideo, Video,
 from recomind.recommenders.data import training_data
 from recomind.recommenders.hybrid import HybridRecommender
 from recomind.recommenders.rerank import (
+    HOT_REASON,
     NEW_VIDEO_REASON,
     PINNED_REASON,
     NewVideo,
@@ -24,6 +25,7 @@ from recomind.recommenders.rerank import (
     candidate_count,
     diversify,
     exploration_positions,
+    promote_hot,
     rerank,
     rerank_picks,
     thompson_order,
@@ -32,7 +34,9 @@ from recomind.recommenders.rerank import (
 NOW = 1_700_000_000.0
 DAY = 86_400.0
 # every step off, so each test turns on only the one it is about
-OFF = RerankSettings(max_per_tag=0, max_per_creator=0, exploration_share=0, freshness_boost=0)
+OFF = RerankSettings(
+    max_per_tag=0, max_per_creator=0, exploration_share=0, freshness_boost=0, hot_top=0
+)
 
 
 def info(*tags: str, creator: str | None = None, age_days: float = 30) -> VideoInfo:
@@ -94,6 +98,31 @@ def test_diversity_caps_a_tag_within_each_window() -> None:
     out = rerank(ranked("cat0", "cat1", "cat2", "cat3", "dog", "fish"), context(videos), settings)
     # any 3 in a row hold at most 2 cat videos
     assert ids(out) == ["cat0", "cat1", "dog", "cat2", "cat3", "fish"]
+
+
+def test_todays_hit_moves_up_when_the_viewers_list_holds_it() -> None:
+    settings = RerankSettings(**{**OFF.__dict__, "hot_top": 3, "hot_depth": 5})
+    hot = ["h1", "h2", "h3", "h4"]  # the most popular now, the most popular first
+    videos = {v: info("x") for v in "abcdefg"} | {h: info("x") for h in hot}
+    # the hottest the list holds within its first 5 places: h2 (h1 is not in it)
+    out = promote_hot(ranked("a", "b", "h3", "c", "h2", "d"), hot, settings)
+    assert ids(out) == ["a", "h2", "b", "h3", "c", "d"]
+    assert out[1].reason == HOT_REASON and out[1].score == ranked(*"abcd", "h2")[4].score
+    # h2 lower than the first 5 places, h4 beyond the 3 hottest: nothing moves
+    for order in (("a", "b", "c", "d", "e", "h2"), ("a", "b", "c", "h4", "d")):
+        assert ids(promote_hot(ranked(*order), hot, settings)) == list(order)
+    # already at or above its place: unchanged
+    assert ids(promote_hot(ranked("h3", "a", "b"), hot, settings)) == ["h3", "a", "b"]
+    # off: unchanged
+    off = RerankSettings(**{**OFF.__dict__, "hot_top": 0})
+    assert ids(promote_hot(ranked("a", "b", "h1"), hot, off)) == ["a", "b", "h1"]
+    # through `rerank`, before diversity: the hit takes its place and the caps still hold
+    capped = RerankSettings(
+        **{**settings.__dict__, "hot_position": 0, "max_per_tag": 2, "diversity_window": 3}
+    )
+    videos |= {"c1": info("cats"), "c2": info("cats"), "c3": info("cats"), "hc": info("cats")}
+    out = rerank(ranked("c1", "c2", "a", "hc", "c3"), context(videos, hot=["hc"]), capped)
+    assert ids(out) == ["hc", "c1", "a", "c2", "c3"]
 
 
 def test_diversity_caps_a_creator_and_takes_the_best_when_nothing_fits() -> None:
@@ -190,8 +219,10 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("RECOMIND_RERANK_PINS", '{"v7": 0, "v9": 4}')
     monkeypatch.setenv("RECOMIND_RERANK_BLOCKED_TAGS", '["#Gambling", " NSFW "]')
     monkeypatch.setenv("RECOMIND_RERANK_EXPLORATION_SHARE", "0.1")
+    monkeypatch.setenv("RECOMIND_RERANK_HOT_TOP", "0")
     settings = RerankSettings.from_config(Settings())
     assert settings.pins == {"v7": 0, "v9": 4}
+    assert settings.hot_top == 0 and RerankSettings().hot_top == 10
     assert settings.blocked_tags == {"gambling", "nsfw"}
     assert settings.exploration_share == 0.1
     monkeypatch.setenv("RECOMIND_RERANK_PINS", '{"v7": -1}')

@@ -6,19 +6,23 @@
    (and repeats of a video);
 2. freshness: add `freshness_boost x best score x 2^(-age / half-life)` to young
    videos, then re-sort;
-3. diversity: walk down the list and, at each position, take the best of the next
+3. today's hit: the hottest of the `hot_top` most popular videos (the model's time-decayed
+   popularity, refitted every hour) that the viewer's own list holds within its first
+   `hot_depth` places moves up to place `hot_position`, so what viewers pile onto today
+   reaches a returning viewer's first page when it fits their tastes at all;
+4. diversity: walk down the list and, at each position, take the best of the next
    3 x `diversity_window` remaining videos that keeps every window of
    `diversity_window` consecutive items within `max_per_tag` videos per tag and
    `max_per_creator` per creator (when none fits, the best remaining is taken anyway);
-4. exploration: slots at positions 3, 3 + 1/share, 3 + 2/share, … go to new videos
+5. exploration: slots at positions 3, 3 + 1/share, 3 + 2/share, … go to new videos
    (younger than `new_video_hours`) picked by Beta-Bernoulli Thompson sampling on
    their observed likes (successes) and skips (failures);
-5. editorial pins: the configured videos go to their configured positions.
+6. editorial pins: the configured videos go to their configured positions.
 
 Every step is a pure function of its inputs, and the bandit draws come from the
 context's seeded generator, so a list is reproducible. `rerank_picks` builds the
-context from a trained hybrid (which knows every video's tags, creator, upload time
-and like/skip counts) for the trainer and the feed service.
+context from a trained hybrid (which knows every video's tags, creator, upload time,
+popularity and like/skip counts) for the trainer and the feed service.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 FIRST_EXPLORE_POSITION = 3  # so a first page of 10 already carries one new video
 NEW_VIDEO_REASON = "new video"
 PINNED_REASON = "featured"
+HOT_REASON = "trending now"
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,13 @@ class RerankSettings:
     blocked_videos: frozenset[str] = frozenset()
     seed: int = 0
     # A cap per tag for the trending list (what a new or logged-out viewer sees) in each
-    # window, so a new viewer finds a video of their own topic to like on the first page. Off
-    # (0) by default: at 2 it lifted use case 1, but moved today's hits out of a returning
-    # viewer's top 10 in the e2e scenario (docs/evaluation.md, "Use case 1 and the trending list")
+    # window, so a new viewer finds a video of their own topic to like on the first page
+    # (0: off; docs/evaluation.md, "Use case 1 and the trending list")
     trending_max_per_tag: int = 0
+    # Today's hit (step 3): 0 turns it off
+    hot_top: int = 10
+    hot_depth: int = 20
+    hot_position: int = 1
 
     @classmethod
     def from_config(cls, s: Any) -> RerankSettings:
@@ -82,6 +90,9 @@ class RerankSettings:
             blocked_videos=frozenset(s.rerank_blocked_videos),
             seed=s.rerank_seed,
             trending_max_per_tag=s.rerank_trending_max_per_tag,
+            hot_top=s.rerank_hot_top,
+            hot_depth=s.rerank_hot_depth,
+            hot_position=s.rerank_hot_position,
         )
 
 
@@ -108,6 +119,7 @@ class RerankContext:
     describe: Callable[[str], VideoInfo | None]  # a video's tags, creator, age (None: unknown)
     seen: Collection[str] = frozenset()
     new_videos: Sequence[NewVideo] = ()
+    hot: Sequence[str] = ()  # the most popular videos now, the most popular first
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
 
@@ -123,6 +135,7 @@ def rerank(
             kept.append(c)
             taken.add(c.video_id)
     ranked = boost_fresh(kept, context, settings)
+    ranked = promote_hot(ranked, context.hot, settings)
     ranked = diversify(ranked, context.describe, settings, context.k)
     ranked = explore(ranked, context, settings, allowed)
     ranked = pin(ranked, settings, allowed, context.describe)
@@ -162,6 +175,27 @@ def boost_fresh(
             ScoredVideo(c.video_id, c.score + settings.freshness_boost * scale * fresh, c.reason)
         )
     return sorted(boosted, key=lambda c: -c.score)  # stable: ties keep the model's order
+
+
+def promote_hot(
+    ranked: Sequence[ScoredVideo], hot: Sequence[str], settings: RerankSettings
+) -> list[ScoredVideo]:
+    """The list with the hottest video of its first `hot_depth` (by its place in `hot`, only
+    the first `hot_top` of which count) moved up to `hot_position`, if it was lower."""
+    out = list(ranked)
+    if settings.hot_top <= 0 or not hot or not out:
+        return out
+    heat = {v: i for i, v in enumerate(hot[: settings.hot_top])}
+    near = [
+        (heat[c.video_id], i) for i, c in enumerate(out[: settings.hot_depth]) if c.video_id in heat
+    ]
+    if not near:
+        return out
+    _, at = min(near)
+    if at > settings.hot_position:
+        video = out.pop(at)
+        out.insert(settings.hot_position, ScoredVideo(video.video_id, video.score, HOT_REASON))
+    return out
 
 
 def diversify(
@@ -343,6 +377,7 @@ def rerank_ranked(
         describe=describe,
         seen=frozenset(seen),
         new_videos=_new_videos(content, model.item_ids, now, settings.new_video_hours),
+        hot=_hot(model, settings.hot_top),
         rng=np.random.default_rng(seed),
     )
     return rerank(candidates, context, settings)
@@ -350,6 +385,21 @@ def rerank_ranked(
 
 _DESCRIBERS: WeakKeyDictionary[Any, Callable[[str], VideoInfo | None]] = WeakKeyDictionary()
 _POOLS: WeakKeyDictionary[Any, tuple[tuple[float, float], list[NewVideo]]] = WeakKeyDictionary()
+_HOT: WeakKeyDictionary[Any, tuple[int, list[str]]] = WeakKeyDictionary()
+
+
+def _hot(model: HybridRecommender, top: int) -> list[str]:
+    """The model's `top` most popular videos, the most popular first (remembered per model)."""
+    if top <= 0:
+        return []
+    cached = _HOT.get(model)
+    if cached is not None and cached[0] == top:
+        return cached[1]
+    scores = model.popularity.scores_
+    order = np.argsort(-scores, kind="stable")[:top]
+    hot = [str(model.item_ids[i]) for i in order if scores[i] > 0]
+    _HOT[model] = (top, hot)
+    return hot
 
 
 def _describer(model: HybridRecommender) -> Callable[[str], VideoInfo | None]:
