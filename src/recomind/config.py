@@ -217,7 +217,7 @@ class Settings(BaseSettings):
     # Re-ranking of every list (recommenders/rerank.py); 0 turns a step off.
     rerank_max_per_tag: int = Field(4, ge=0, description="At most this many per tag in a window")
     rerank_trending_max_per_tag: int = Field(
-        0, ge=0, description="…in the trending list (0: only `rerank_max_per_tag`'s cap)"
+        2, ge=0, description="…in the trending list (0: only `rerank_max_per_tag`'s cap)"
     )
     rerank_max_per_creator: int = Field(2, ge=0, description="…and per creator")
     rerank_hot_top: int = Field(

@@ -70,12 +70,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         yield Platform(world, recomind, http, row)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 5 open: in this world one like lifts the feed about 0.09 above trending (fast "
-    "and full path); a cap of 2 per tag on trending (RECOMIND_RERANK_TRENDING_MAX_PER_TAG=2) "
-    "lifts it 0.19 but is off by default (docs/evaluation.md); a second session does lift it",
-)
 def test_one_like_beats_trending_and_a_second_session_beats_one_like(platform: Platform) -> None:
     rng = np.random.default_rng(2026)
     day_one = datetime.now(UTC) - timedelta(days=1)

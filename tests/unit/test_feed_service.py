@@ -10,7 +10,7 @@ import pytest
 
 from recomind.adapters.cache.memory import MemoryCache
 from recomind.adapters.ranker.local import ModelRanker
-from recomind.config import FeedCompute
+from recomind.config import FeedCompute, Settings
 from recomind.domain import cache_keys
 from recomind.domain.errors import InvalidInput
 from recomind.domain.model import (
@@ -253,9 +253,14 @@ def test_trending_caps_each_tag_in_each_window_of_ten(cap: int) -> None:
         assert max(window.count(t) for t in window) <= cap, (start, window)
     # the first page: the best `cap` of each tag, in popularity order
     assert ids[:10] == [f"v{3 * t + r}" for t in range(10 // cap) for r in range(cap)]
-    # off (0, the default): popularity order, as the usual cap of 4 per tag allows here
-    for usual in (service(store), service(store, rerank=RerankSettings(trending_max_per_tag=0))):
-        assert [i["video_id"] for i in usual.trending(36)] == [f"v{n}" for n in range(36)]
+    # off (0): popularity order, as the usual cap of 4 per tag allows here
+    usual = service(store, rerank=RerankSettings(trending_max_per_tag=0))
+    assert [i["video_id"] for i in usual.trending(36)] == [f"v{n}" for n in range(36)]
+
+
+def test_trending_is_capped_at_two_per_tag_by_default() -> None:
+    assert RerankSettings().trending_max_per_tag == 2
+    assert RerankSettings.from_config(Settings()).trending_max_per_tag == 2
 
 
 # -- computed on the fly ------------------------------------------------------------------------

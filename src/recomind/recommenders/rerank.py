@@ -66,7 +66,7 @@ class RerankSettings:
     # A cap per tag for the trending list (what a new or logged-out viewer sees) in each
     # window, so a new viewer finds a video of their own topic to like on the first page
     # (0: off; docs/evaluation.md, "Use case 1 and the trending list")
-    trending_max_per_tag: int = 0
+    trending_max_per_tag: int = 2
     # Today's hit (step 3): 0 turns it off
     hot_top: int = 10
     hot_depth: int = 20
