@@ -4,8 +4,8 @@ and the precompute rate with and without it.
     python benchmarks/rerank_quality.py [--videos 1000] [--viewers 300]
 
 For every simulated viewer, the hybrid's own order and the re-ranked list (default
-settings, a few tag/creator caps, and without today's hit) are scored against the viewer's hidden tastes
-(the simulator's oracle) and counted for distinct tags and creators in the top 10.
+settings, a few tag/creator caps, and without today's hit) are scored against the viewer's
+hidden tastes (the simulator's oracle) and counted for distinct tags and creators in the top 10.
 """
 
 from __future__ import annotations
