@@ -107,7 +107,9 @@ def test_todays_hit_moves_up_when_the_viewers_list_holds_it() -> None:
     # the hottest the list holds within its first 5 places: h2 (h1 is not in it)
     out = promote_hot(ranked("a", "b", "h3", "c", "h2", "d"), hot, settings)
     assert ids(out) == ["a", "h2", "b", "h3", "c", "d"]
-    assert out[1].reason == HOT_REASON and out[1].score == ranked(*"abcd", "h2")[4].score
+    # it takes the score of the place it moves to (b's), so the scores still fall
+    assert out[1].reason == HOT_REASON and out[1].score == out[2].score
+    assert [c.score for c in out] == sorted((c.score for c in out), reverse=True)
     # h2 lower than the first 5 places, h4 beyond the 3 hottest: nothing moves
     for order in (("a", "b", "c", "d", "e", "h2"), ("a", "b", "c", "h4", "d")):
         assert ids(promote_hot(ranked(*order), hot, settings)) == list(order)

@@ -181,7 +181,8 @@ def promote_hot(
     ranked: Sequence[ScoredVideo], hot: Sequence[str], settings: RerankSettings
 ) -> list[ScoredVideo]:
     """The list with the hottest video of its first `hot_depth` (by its place in `hot`, only
-    the first `hot_top` of which count) moved up to `hot_position`, if it was lower."""
+    the first `hot_top` of which count) moved up to `hot_position`, if it was lower; it takes
+    the score of the video whose place it takes, so the scores still fall down the list."""
     out = list(ranked)
     if settings.hot_top <= 0 or not hot or not out:
         return out
@@ -194,7 +195,8 @@ def promote_hot(
     _, at = min(near)
     if at > settings.hot_position:
         video = out.pop(at)
-        out.insert(settings.hot_position, ScoredVideo(video.video_id, video.score, HOT_REASON))
+        score = max(video.score, out[settings.hot_position].score)
+        out.insert(settings.hot_position, ScoredVideo(video.video_id, score, HOT_REASON))
     return out
 
 
