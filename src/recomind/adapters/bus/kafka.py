@@ -406,6 +406,7 @@ class KafkaConsumer:
     ) -> None:
         self._consumer = consumer
         self.topic = topic
+        self.label = topic  # the topic name its records carry
         self._ensure_topic = ensure_topic
         self._subscribed = False
         self._next_try = 0.0
@@ -456,28 +457,29 @@ class KafkaConsumer:
         messages = self._consumer.consume(num_messages=1, timeout=timeout_seconds)
         if messages and max_records > 1:
             messages += self._consumer.consume(num_messages=max_records - 1, timeout=0)
-        records: list[BusRecord] = []
-        for msg in messages:
-            err = msg.error()
-            if err is not None:
-                if err.fatal():
-                    raise KafkaException(err)
-                # Said once per kind of error, not on every poll while a broker is down.
-                level = logging.DEBUG if err.code() == self._last_error else logging.WARNING
-                self._last_error = err.code()
-                log.log(level, "kafka consumer of %r: %s", self.topic, err.str())
-                continue
-            key = msg.key()
-            records.append(
-                BusRecord(
-                    msg.topic() or self.topic,
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                    key.decode() if isinstance(key, bytes) else (key or ""),
-                    msg.value() or b"",
-                )
+        failed = [err for msg in messages if (err := msg.error()) is not None]
+        for err in failed:
+            if err.fatal():
+                raise KafkaException(err)
+            # Said once per kind of error, not on every poll while a broker is down.
+            level = logging.DEBUG if err.code() == self._last_error else logging.WARNING
+            self._last_error = err.code()
+            log.log(level, "kafka consumer of %r: %s", self.topic, err.str())
+        if failed:
+            messages = [msg for msg in messages if msg.error() is None]
+        # One subscribed topic: each record is labelled with `label` (the topic's name, or the
+        # one a namespace shows), without asking each message; a poll makes thousands of these.
+        label = self.label
+        return [
+            BusRecord(
+                label,
+                msg.partition() or 0,
+                msg.offset() or 0,
+                key.decode() if isinstance(key := msg.key(), bytes) else (key or ""),
+                msg.value() or b"",
             )
-        return records
+            for msg in messages
+        ]
 
     def commit(self, records: Sequence[BusRecord]) -> None:
         latest = latest_offsets(records)

@@ -29,13 +29,15 @@ class NamespacedConsumer:
     def __init__(self, inner: BusConsumer, prefix: str) -> None:
         self.inner = inner
         self.prefix = prefix
+        if hasattr(inner, "label"):  # a Kafka consumer labels its records as told
+            inner.label = inner.label.removeprefix(prefix)
 
     def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]:
+        records = self.inner.poll(max_records, timeout_seconds)
+        if not records or not records[0].topic.startswith(self.prefix):
+            return records
         cut = len(self.prefix)
-        return [
-            BusRecord(r.topic[cut:], r.partition, r.offset, r.key, r.value)
-            for r in self.inner.poll(max_records, timeout_seconds)
-        ]
+        return [BusRecord(r.topic[cut:], r.partition, r.offset, r.key, r.value) for r in records]
 
     def commit(self, records: Sequence[BusRecord]) -> None:
         # A commit stores the highest offset per partition: one record each says it all.
