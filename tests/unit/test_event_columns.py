@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from recomind.adapters.lake.event_columns import decode_columns
 from recomind.domain.errors import InvalidInput
+from recomind.domain.event_columns import decode_columns
 from recomind.domain.events import VideoActionRecorded
 from recomind.domain.model import ActionType, VideoAction
 
@@ -149,3 +149,33 @@ def test_values_that_are_not_one_event_each_are_left_to_the_rules(values: list[b
     assert decode_columns(values) is None
     if values:  # nor does it take them beside a good event
         assert decode_columns([orjson.dumps(event(0)), *values]) is None
+
+
+def test_columns_and_actions_convert_both_ways() -> None:
+    """`actions_of` reads back what the per-event rules make of the same values, `columns_of`
+    makes the table `decode_columns` makes, and `acted_of` keeps who did what to which video."""
+    from recomind.domain.event_columns import acted_of, actions_of, columns_of
+    from recomind.domain.model import ActedOn
+
+    values = encoded([event(n) for n in range(40)])
+    table = decode_columns(values)
+    assert table is not None
+    actions = [VideoActionRecorded.from_json(v).action for v in values]
+    assert actions_of(table) == actions
+    assert columns_of(actions).equals(table)
+    assert acted_of(table) == [ActedOn(a.user_id, a.video_id, a.action_type) for a in actions]
+    assert {a.watch_ms for a in actions_of(table)} >= {None, 100}
+
+
+def test_first_copies_keeps_the_first_of_each_id() -> None:
+    from recomind.domain.event_columns import actions_of, first_copies
+
+    first = event(1)
+    values = encoded([first, event(2), {**first, "video_id": "other"}, event(3), event(2)])
+    table = decode_columns(values)
+    assert table is not None
+    kept = actions_of(first_copies(table))
+    assert [a.id for a in kept] == [str(event(n)["id"]) for n in (1, 2, 3)]
+    assert kept[0].video_id == first["video_id"]
+    unique = decode_columns(encoded([event(4), event(5)]))
+    assert unique is not None and first_copies(unique) is unique

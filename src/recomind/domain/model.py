@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple, Protocol
 
 
 class ActionType(StrEnum):
@@ -41,6 +42,28 @@ class VideoAction:
     action_type: ActionType
     timestamp: datetime
     watch_ms: int | None = None
+
+
+class Acted(Protocol):
+    """What the after-commit hooks read of a new action (a `VideoAction` or an `ActedOn`)."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def video_id(self) -> str: ...
+
+    @property
+    def action_type(self) -> ActionType: ...
+
+
+class ActedOn(NamedTuple):
+    """A new action as the store group hands it to the after-commit hooks: built from the
+    batch's columns, without the cost of a whole `VideoAction` per event."""
+
+    user_id: str
+    video_id: str
+    action_type: ActionType
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from recomind.adapters.lake.event_columns import decode_columns
 from recomind.domain.errors import InvalidInput
+from recomind.domain.event_columns import decode_columns
 from recomind.domain.events import action_from_json
 from recomind.domain.model import ActionType, VideoAction
 from recomind.domain.ports import BusRecord, LakeRecord

@@ -15,12 +15,14 @@ agree on every event they both take (`tests/unit/test_event_columns.py`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from recomind.domain.model import ActionType
+from recomind.domain.model import ActedOn, ActionType, VideoAction
 from recomind.domain.validation import CANONICAL_UUID, ID_PATTERN
 
 COLUMNS = ("id", "user_id", "video_id", "action_type", "timestamp", "watch_ms")
@@ -73,3 +75,80 @@ def decode_columns(values: Sequence[bytes]) -> pa.Table | None:
     except pa.ArrowInvalid:
         return None
     return table.set_column(COLUMNS.index("timestamp"), "timestamp", timestamps)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ACTION_TYPE_OF = {t.value: t for t in ActionType}
+_COLUMN_TYPES = pa.schema(
+    [(name, pa.string()) for name in COLUMNS[:4]]
+    + [("timestamp", pa.timestamp("us", tz="UTC")), ("watch_ms", pa.int64())]
+)
+
+
+def _values(column: pa.ChunkedArray) -> list[Any]:
+    """A column as Python values: through NumPy, several times faster than `to_pylist` for
+    strings; an integer column with nulls as `to_pylist` gives it (None, not NaN)."""
+    if column.null_count:
+        return column.to_pylist()
+    return column.to_numpy(zero_copy_only=False).tolist()
+
+
+def columns_of(actions: Sequence[VideoAction]) -> pa.Table:
+    """Actions as the table `decode_columns` makes."""
+    return pa.table(
+        {
+            "id": [a.id for a in actions],
+            "user_id": [a.user_id for a in actions],
+            "video_id": [a.video_id for a in actions],
+            "action_type": [a.action_type.value for a in actions],
+            "timestamp": [a.timestamp.astimezone(UTC) for a in actions],
+            "watch_ms": [a.watch_ms for a in actions],
+        },
+        schema=_COLUMN_TYPES,
+    )
+
+
+def actions_of(table: pa.Table) -> list[VideoAction]:
+    """The rows of a table of `COLUMNS` (from `decode_columns` or `columns_of`, so already
+    checked) as actions."""
+    micros = pc.cast(table["timestamp"], pa.int64()).to_pylist()
+    return [
+        VideoAction(i, u, v, _ACTION_TYPE_OF[k], _EPOCH + timedelta(microseconds=m), w)
+        for i, u, v, k, m, w in zip(
+            _values(table["id"]),
+            _values(table["user_id"]),
+            _values(table["video_id"]),
+            _values(table["action_type"]),
+            micros,
+            _values(table["watch_ms"]),
+            strict=True,
+        )
+    ]
+
+
+def ids_of(table: pa.Table) -> list[str]:
+    return _values(table["id"])
+
+
+def first_copies(table: pa.Table) -> pa.Table:
+    """The table without the later copies of an id it holds more than once."""
+    ids = _values(table["id"])
+    if len(set(ids)) == len(ids):
+        return table
+    seen: set[str] = set()
+    keep = [i not in seen and not seen.add(i) for i in ids]  # type: ignore[func-returns-value]
+    return table.filter(pa.array(keep))
+
+
+def acted_of(table: pa.Table) -> list[ActedOn]:
+    """Who did what to which video, per row of a table of `COLUMNS` (already checked)."""
+    kinds = _ACTION_TYPE_OF
+    return [
+        ActedOn(u, v, kinds[k])
+        for u, v, k in zip(
+            _values(table["user_id"]),
+            _values(table["video_id"]),
+            _values(table["action_type"]),
+            strict=True,
+        )
+    ]
