@@ -6,10 +6,12 @@ Then:              python benchmarks/pipeline_throughput.py [--events 10000]
 1. API -> Kafka: events/s through `recomind serve` (POST /video_actions, batches of 100, 4
    clients), and single POST /video_action requests/s (8 clients); baseline: the Kafka producer
    alone (idempotent, acks=all) sending the same messages.
-2. Kafka -> PostgreSQL: rows/s of the `recomind-store` consumer group (insert + popularity +
-   profiles in one transaction per batch); baseline: a bare COPY of the same rows into a table
-   with a primary key only, and again into one with `video_actions`' secondary indexes (those
-   schema.py declares: since migration 0002, the one on viewer and time).
+2. Kafka -> PostgreSQL: rows/s of the `recomind-store` consumer group (the actions, once per
+   event id); baseline: a bare COPY of the same rows into a table with a primary key only, and
+   again into one with `video_actions`' secondary indexes (those schema.py declares: since
+   migration 0002, the one on viewer and time). Then events/s of the `recomind-profile` group
+   (the ledger of counted ids, popularity, tag weights and top tags in one transaction per
+   batch), printed beside the same baselines, though it writes other rows (ADR 0008).
 3. Kafka -> MariaDB: the same; baseline: a bare LOAD DATA LOCAL INFILE of the same rows (both
    table shapes).
 4. Kafka -> lake (S3): rows/s of the `recomind-lake` group; baseline: the same rows written as
@@ -377,14 +379,38 @@ def main() -> None:
     sink, base = CpuClock("postgres"), CpuClock("postgres")
     rate = timed_drain(pg, "recomind-store", total, sink)
     base_rate = copy_postgres(pg_url, rows_of(actions), base)
-    figures.append(Figure("Kafka -> PostgreSQL", rate, "bare COPY", base_rate, total, sink.seconds))
+    figures.append(
+        Figure(
+            "Kafka -> PostgreSQL (store group)", rate, "bare COPY", base_rate, total, sink.seconds
+        )
+    )
     figures[-1].base_cpu = base.seconds * total / n  # the same number of rows as the sink
     base = CpuClock("postgres")
     base_rate = copy_postgres(pg_url, rows_of(actions), base, "copy_indexed", indexed=True)
     figures.append(
-        Figure("Kafka -> PostgreSQL", rate, f"COPY, {SHAPE}", base_rate, total, sink.seconds)
+        Figure(
+            "Kafka -> PostgreSQL (store group)",
+            rate,
+            f"COPY, {SHAPE}",
+            base_rate,
+            total,
+            sink.seconds,
+        )
     )
     figures[-1].base_cpu = base.seconds * total / n
+    profile = CpuClock("postgres")
+    rate = timed_drain(pg, "recomind-profile", total, profile)
+    figures.append(
+        Figure(
+            "Kafka -> PostgreSQL (profile group)",
+            rate,
+            "bare COPY",
+            figures[-2].base_rate,
+            total,
+            profile.seconds,
+        )
+    )
+    figures[-1].base_cpu = figures[-3].base_cpu
     # 4. Kafka -> lake, beside one Parquet object
     sink = CpuClock(None)  # the S3 server's CPU is not counted
     rate = timed_drain(pg, "recomind-lake", total, sink)
@@ -408,14 +434,36 @@ def main() -> None:
     sink, base = CpuClock("mariadb"), CpuClock("mariadb")
     rate = timed_drain(my, "recomind-store", n, sink)
     base_rate = load_data_mariadb(my_url, rows_of(actions), tmp, base)
-    figures.append(Figure("Kafka -> MariaDB", rate, "bare LOAD DATA", base_rate, n, sink.seconds))
+    figures.append(
+        Figure("Kafka -> MariaDB (store group)", rate, "bare LOAD DATA", base_rate, n, sink.seconds)
+    )
     figures[-1].base_cpu = base.seconds
     base = CpuClock("mariadb")
     base_rate = load_data_mariadb(my_url, rows_of(actions), tmp, base, "load_indexed", True)
     figures.append(
-        Figure("Kafka -> MariaDB", rate, f"LOAD DATA, {SHAPE}", base_rate, n, sink.seconds)
+        Figure(
+            "Kafka -> MariaDB (store group)",
+            rate,
+            f"LOAD DATA, {SHAPE}",
+            base_rate,
+            n,
+            sink.seconds,
+        )
     )
     figures[-1].base_cpu = base.seconds
+    profile = CpuClock("mariadb")
+    rate = timed_drain(my, "recomind-profile", n, profile)
+    figures.append(
+        Figure(
+            "Kafka -> MariaDB (profile group)",
+            rate,
+            "bare LOAD DATA",
+            figures[-2].base_rate,
+            n,
+            profile.seconds,
+        )
+    )
+    figures[-1].base_cpu = figures[-3].base_cpu
     my.close()
 
     print(
@@ -426,13 +474,13 @@ def main() -> None:
     )
     print("rows/CPU-s: rows per CPU-second of this process plus the database server's")
     print(
-        f"{'path':38} {'rows/s':>9} {'rows/CPU-s':>10}   {'baseline':18} {'rows/s':>9}"
+        f"{'path':40} {'rows/s':>9} {'rows/CPU-s':>10}   {'baseline':18} {'rows/s':>9}"
         f" {'rows/CPU-s':>10}  ratio  CPU ratio"
     )
     for f in figures:
         cpu_ratio = f"{f.base_cpu / f.cpu:.2f}" if f.cpu > 0 and f.base_cpu > 0 else "-"
         print(
-            f"{f.path:38} {f.rate:>9,.0f} {f.per_cpu(f.cpu)}   {f.base_name:18}"
+            f"{f.path:40} {f.rate:>9,.0f} {f.per_cpu(f.cpu)}   {f.base_name:18}"
             f" {f.base_rate:>9,.0f} {f.per_cpu(f.base_cpu)}  {f.rate / f.base_rate:5.2f}"
             f"  {cpu_ratio:>9}"
         )

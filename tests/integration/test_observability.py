@@ -20,7 +20,7 @@ from tests.integration.conftest import Served
 from tests.support.logs import captured_json_logs, log_lines
 from tests.support.servers import free_port
 
-GROUPS = ("recomind-store", "recomind-lake", "recomind-analytics")
+GROUPS = ("recomind-store", "recomind-profile", "recomind-lake", "recomind-analytics")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

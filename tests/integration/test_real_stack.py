@@ -305,7 +305,7 @@ def test_poison_on_the_topic_is_dead_lettered_by_every_group_and_the_rest_applie
             letters: list[dict[str, object]] = []
             reader = bus.subscribe(f"dlq-reader-{uuid.uuid4().hex[:6]}", DEAD_LETTER_TOPIC)
             deadline = time.monotonic() + 60
-            while len(letters) < 3 * len(poison) and time.monotonic() < deadline:
+            while len(letters) < 4 * len(poison) and time.monotonic() < deadline:
                 letters += [json.loads(r.value) for r in reader.poll(100, 1.0)]
             reader.close()
         finally:
@@ -318,7 +318,7 @@ def test_poison_on_the_topic_is_dead_lettered_by_every_group_and_the_rest_applie
     got = sorted((str(d["group"]), str(d["value"])) for d in letters)
     assert got == sorted(
         (group, value.decode())
-        for group in ("recomind-analytics", "recomind-lake", "recomind-store")
+        for group in ("recomind-analytics", "recomind-lake", "recomind-profile", "recomind-store")
         for value in poison
     )
     for letter in letters:

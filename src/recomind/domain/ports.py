@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from recomind.domain.model import (
     Engagement,
@@ -24,12 +24,27 @@ from recomind.domain.model import (
     VideoAction,
 )
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 
 class StoreTransaction(Protocol):
     """One atomic unit of work on the store: everything in it commits, or nothing."""
 
     def insert_new_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
         """Insert the actions whose ids are not stored yet; return exactly those."""
+        ...
+
+    def insert_new_action_columns(self, columns: pa.Table) -> pa.Table:
+        """Insert the rows of a table of `event_columns.COLUMNS` (checked, as `decode_columns`
+        makes it) whose ids are not stored yet, an id the table repeats once; return those rows.
+        The `recomind-store` group's write: actions only, in bulk."""
+        ...
+
+    def count_new_events(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
+        """Add to the ledger of counted events the ids of these actions that it lacks; return
+        exactly those actions (an id repeated, once). The `recomind-profile` group applies its
+        effects to them alone, in the same transaction, so each event id counts once."""
         ...
 
     def ensure_users(self, user_ids: Iterable[str], at: datetime) -> None: ...

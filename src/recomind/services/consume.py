@@ -2,21 +2,24 @@
 
 Each consumer group reads the topic independently and commits its offsets only
 after its side effects are committed, so a crash replays at most the last batch
-and the idempotent effects make the replay harmless:
+and the idempotent effects make the replay harmless (ADR 0003, ADR 0008):
 
-- `recomind-store` inserts the actions whose event ids are new, and for exactly
-  those adds their decayed weights to popularity and to the viewer's tag weights and
-  refreshes the top tags, all in one transaction (on PostgreSQL and MariaDB as
-  set-based SQL over the batch); after the commit it applies the feed refresh policy and nudges
-  the retrainer;
+- `recomind-store` stores the actions whose event ids are new, in bulk: the batch is decoded
+  into columns and appended by one `COPY` (PostgreSQL) or `LOAD DATA` (MariaDB/MySQL); after
+  the commit it applies the feed refresh policy and nudges the retrainer;
+- `recomind-profile` adds the new events' decayed weights to popularity and to the viewers'
+  tag weights and refreshes their top tags, in one transaction with its ledger of counted
+  event ids (`counted_events`), so each event id counts once (on PostgreSQL and MariaDB as
+  set-based SQL over the batch);
 - `recomind-lake` archives every event to the lake, named by partition and offset; the lake
   decodes the events itself, a batch at a time into columns;
 - `recomind-analytics` writes per-batch feature deltas (per video, per viewer, per
   viewer and tag) to the lake's feature tables, named the same way.
 
-A message that can never be applied (not JSON, breaks the event rules) goes to
-`video_actions_stream.dlq` with the reason. A failing dependency is retried with
-back-off, never dead-lettered, so no event is lost while a database is down.
+A message that can never be applied (not JSON, breaks the event rules, names an unknown
+video) goes to `video_actions_stream.dlq` with the reason, from the store group; the profile
+group skips it. A failing dependency is retried with back-off, never dead-lettered, so no
+event is lost while a database is down.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recomind.domain import cache_keys
 from recomind.domain.errors import InvalidInput
+from recomind.domain.event_columns import acted_of, columns_of, decode_columns
 from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, action_from_json
-from recomind.domain.model import ActionWeights, Engagement, VideoAction
+from recomind.domain.model import Acted, ActionWeights, Engagement, VideoAction
 from recomind.domain.ports import (
     BusRecord,
     Cache,
@@ -88,7 +94,8 @@ class Effects:
     popularity_half_life_hours: float
     affinity_half_life_hours: float
     video_tags: VideoTags = field(default_factory=VideoTags)
-    after_commit: list[Callable[[list[VideoAction]], None]] = field(default_factory=list)
+    # Run after the store group commits new actions (the feed refresh policy, the retrainer).
+    after_commit: list[Callable[[Sequence[Acted]], None]] = field(default_factory=list)
 
 
 # Given the new actions and each one's weight (`weighted`, computed once per batch).
@@ -116,6 +123,45 @@ def update_profiles(
     fx.cache.delete(*(cache_keys.user_profile(u) for u in users))
 
 
+def store_actions(records: Sequence[BusRecord], fx: Effects) -> list[tuple[BusRecord, str]]:
+    """The store group: the batch decoded into columns (event by event if any is not in the
+    bus's own form), events on unknown videos refused, the rest stored once per id; then the
+    after-commit hooks see the new ones."""
+    refused: list[tuple[BusRecord, str]] = []
+    kept = records
+    columns = decode_columns([r.value for r in records])
+    if columns is None:
+        kept, decoded = [], []
+        for record in records:
+            try:
+                decoded.append(action_from_json(record.value))
+                kept.append(record)
+            except InvalidInput as exc:
+                refused.append((record, str(exc)))
+        if not decoded:
+            return refused
+        columns = columns_of(decoded)
+    with fx.store.transaction() as tx:
+        # Ingest lets actions through unverified while the store is down; refuse them here.
+        named = pc.unique(columns["video_id"]).to_pylist()
+        known = fx.video_tags.of(tx, named)
+        if len(known) < len(named):
+            ok = pc.is_in(columns["video_id"], pa.array(list(known), pa.string()))
+            videos = columns["video_id"].to_pylist()
+            refused += [
+                (r, f"unknown video {v!r}")
+                for r, v, good in zip(kept, videos, ok.to_pylist(), strict=True)
+                if not good
+            ]
+            columns = columns.filter(ok)
+        new = tx.insert_new_action_columns(columns) if columns.num_rows else columns
+    if new.num_rows:
+        acted = acted_of(new)
+        for hook in fx.after_commit:
+            hook(acted)
+    return refused
+
+
 def archive_to_lake(records: Sequence[BusRecord], fx: Effects) -> list[tuple[BusRecord, str]]:
     return fx.lake.write_events(records)
 
@@ -141,22 +187,35 @@ class ConsumerGroup:
 
 
 EVENT_HANDLERS: dict[str, ConsumerGroup] = {
-    "recomind-store": ConsumerGroup(in_transaction=(update_popularity, update_profiles)),
+    "recomind-store": ConsumerGroup(on_events=store_actions),
+    "recomind-profile": ConsumerGroup(in_transaction=(update_popularity, update_profiles)),
     "recomind-lake": ConsumerGroup(on_events=archive_to_lake, buffered=True),
     "recomind-analytics": ConsumerGroup(on_records=(write_features,), buffered=True),
 }
 
 
-def store_new_actions(
+def count_new_actions(
     tx: StoreTransaction, actions: Sequence[VideoAction], group: ConsumerGroup, fx: Effects
 ) -> list[VideoAction]:
-    """Insert the actions not stored yet and run the group's handlers on exactly those."""
-    new = tx.insert_new_actions(actions)
+    """Count the actions whose ids the ledger lacks and run the group's handlers on exactly
+    those."""
+    new = tx.count_new_events(actions)
     if new:
         tx.ensure_users({a.user_id for a in new}, min(a.timestamp for a in new))
         engaged = weighted(new, fx.weights)
         for handler in group.in_transaction:
             handler(tx, new, engaged, fx)
+    return new
+
+
+def store_new_actions(
+    tx: StoreTransaction, actions: Sequence[VideoAction], group: ConsumerGroup, fx: Effects
+) -> list[VideoAction]:
+    """Both groups' effects in one transaction (`recomind import`): insert the actions not
+    stored yet and count those of them the ledger lacks (`group` is the profile group);
+    returns the actions inserted."""
+    new = tx.insert_new_actions(actions)
+    count_new_actions(tx, new, group, fx)
     return new
 
 
@@ -169,16 +228,12 @@ def apply_batch(
             record_handler(batch, fx)
         return []
     with fx.store.transaction() as tx:
-        # Ingest lets actions through unverified while the store is down; refuse them here.
+        # The store group dead-letters events on unknown videos; they count nowhere.
         known = set(fx.video_tags.of(tx, {a.video_id for _, a in batch}))
-        refused = [
-            (r, f"unknown video {a.video_id!r}") for r, a in batch if a.video_id not in known
-        ]
         actions = [a for _, a in batch if a.video_id in known]
-        new = store_new_actions(tx, actions, group, fx) if actions else []
-    for hook in fx.after_commit if new else ():
-        hook(new)
-    return refused
+        if actions:
+            count_new_actions(tx, actions, group, fx)
+    return []
 
 
 # -- the loop --------------------------------------------------------------------------

@@ -23,10 +23,11 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 
 from recomind.config import RefreshPolicy
 from recomind.domain import cache_keys
-from recomind.domain.model import ActionType, VideoAction
+from recomind.domain.model import Acted, ActionType
 from recomind.domain.ports import Cache
 from recomind.services.feed import FeedService
 
@@ -65,8 +66,8 @@ class FeedRefresher:
 
     # -- the consumer's after-commit hook --------------------------------------------------
 
-    def on_new_actions(self, new: list[VideoAction]) -> None:
-        per_user: dict[str, list[VideoAction]] = defaultdict(list)
+    def on_new_actions(self, new: Sequence[Acted]) -> None:
+        per_user: dict[str, list[Acted]] = defaultdict(list)
         for a in new:
             per_user[a.user_id].append(a)
         strong: list[str] = []
@@ -100,7 +101,7 @@ class FeedRefresher:
                     self._weak.setdefault(user_id, None)  # a queued viewer keeps their place
             self._cond.notify_all()
 
-    def _drop_acted_on(self, users: list[str], per_user: dict[str, list[VideoAction]]) -> None:
+    def _drop_acted_on(self, users: list[str], per_user: dict[str, list[Acted]]) -> None:
         if not users:
             return
         try:

@@ -3,8 +3,9 @@
 Every row is validated before anything is written, so a bad file changes
 nothing and the error names its row (1 = the first data row). Rows go to the
 store in one transaction, and imported actions update popularity and profiles
-in that same transaction, through the same handlers the `recomind-store`
-consumer runs (only for event ids not stored yet); they go to the lake too.
+in that same transaction, through the same handlers the `recomind-profile`
+consumer runs (only for event ids not stored, nor counted, yet); they go to the
+lake too.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Importer:
 
     def write_actions(self, actions: list[VideoAction]) -> list[VideoAction]:
         """Store the actions not stored yet, update popularity and profiles, archive them."""
-        group = EVENT_HANDLERS["recomind-store"]
+        group = EVENT_HANDLERS["recomind-profile"]
         new: list[VideoAction] = []
         with self.store.transaction() as tx:
             for start in range(0, len(actions), self.BATCH):

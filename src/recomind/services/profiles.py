@@ -1,6 +1,6 @@
 """Viewer profiles (top tags) read through the cache: `user_profile:{user_id}`, 30 minutes.
 
-The `recomind-store` consumer deletes the key whenever it changes a viewer's tag
+The `recomind-profile` consumer deletes the key whenever it changes a viewer's tag
 weights, so a cached profile is never older than the viewer's last applied action.
 """
 

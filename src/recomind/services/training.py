@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ import numpy as np
 
 from recomind.domain.clock import Clock, SystemClock
 from recomind.domain.errors import RecoMindError
-from recomind.domain.model import ActionWeights, StoredRecommendations, VideoAction
+from recomind.domain.model import Acted, ActionWeights, StoredRecommendations, VideoAction
 from recomind.domain.ports import Store
 from recomind.recommenders.data import TrainingData, training_data
 from recomind.recommenders.hybrid import HybridRecommender
@@ -198,7 +198,7 @@ class RetrainScheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def on_new_actions(self, new: list[VideoAction]) -> None:
+    def on_new_actions(self, new: Sequence[Acted]) -> None:
         self._new_events += len(new)
         if self.after_events and self._new_events >= self.after_events:
             self._wake.set()

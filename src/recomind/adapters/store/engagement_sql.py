@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import IO
 
 import orjson
 import sqlalchemy as sa
@@ -153,6 +154,19 @@ def _my_stage(conn: Connection, added: Sequence[Engagement]) -> None:
             " video_id VARCHAR(64), weight DOUBLE, added_at DATETIME(6)) ENGINE=MEMORY"
         )
         cur.execute(f"DELETE FROM {STAGE}")
+
+        def write(fh: IO[bytes]) -> None:
+            # Ids are `[A-Za-z0-9._:-]`: no quoting needed; a float's repr reads back exactly.
+            fh.write(
+                "".join(
+                    f"{u}\t{v}\t{w!r}\t{at.replace(tzinfo=None).isoformat(' ')}\n"
+                    for u, v, w, at in _rows(added)
+                ).encode()
+            )
+
+        # A LOCAL load, as the store group's: rendering each row as SQL literals cost more.
+        if mysql_bulk.load_local(cur, write, f"{STAGE} CHARACTER SET utf8mb4") is not None:
+            return
     rows = [dict(zip(_stage.c.keys(), r, strict=True)) for r in _rows(added)]
     mysql_bulk.insert_values(conn, _stage, rows)
 

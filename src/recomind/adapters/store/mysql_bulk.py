@@ -11,15 +11,27 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from pymysql.constants import SERVER_STATUS  # type: ignore[import-untyped]
 from pymysql.converters import escape_string  # type: ignore[import-untyped]
-from pymysql.err import IntegrityError  # type: ignore[import-untyped]
+from pymysql.err import (  # type: ignore[import-untyped]
+    IntegrityError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+)
 from sqlalchemy.engine import Connection
+
+from recomind.adapters.store.schema import video_actions
+from recomind.domain.event_columns import COLUMNS, actions_of
 
 # Bytes of row text per statement: well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on
 # MySQL 8 by default), and large enough that a batch of thousands of rows is a few statements.
@@ -203,3 +215,87 @@ def select_in(
             cur.execute(head + ",".join(f"'{escape(i)}'" for i in chunk) + ")")
             out += cur.fetchall()
     return out
+
+
+# Refusals of LOAD DATA LOCAL, by the server (`local_infile` off) or the client (a connection
+# opened without it): 1148, MySQL 8's 3948, MariaDB's 4166, PyMySQL's 2068.
+_LOCAL_REFUSED = {1148, 3948, 4166, 2068}
+
+
+def append_new_actions(
+    conn: Connection, columns: pa.Table, without_stored: Callable[[pa.Table], pa.Table]
+) -> pa.Table:
+    """Append a table of `event_columns.COLUMNS` (each id once) to `video_actions`, leaving out
+    the ids stored already; returns the rows appended.
+
+    Optimistic: the whole table goes first, by one `LOAD DATA LOCAL INFILE` of a CSV file that
+    Arrow writes in C++ (no Python object per row), inside a savepoint. LOCAL makes a duplicate
+    key a warning, as IGNORE would, so a stored id is skipped, never stored twice; but then the
+    load reports fewer rows than it was given. If so, the savepoint is rolled back,
+    `without_stored` looks the ids up and the rest are loaded again: the rows returned are the
+    new ones, unless another writer stored one of them meanwhile (then it is still stored once).
+    A server that refuses LOCAL loads (MySQL 8 by default) gets the rows as multi-row
+    `INSERT`s instead (`insert_new`).
+    """
+    with dbapi(conn).cursor() as cur:
+        cur.execute("SAVEPOINT recomind_append")
+        loaded = _load_csv(cur, columns)
+        if loaded is None:
+            cur.execute("ROLLBACK TO SAVEPOINT recomind_append")
+            return _insert_columns(conn, columns)
+        if loaded == columns.num_rows:
+            cur.execute("RELEASE SAVEPOINT recomind_append")
+            return columns
+        cur.execute("ROLLBACK TO SAVEPOINT recomind_append")
+        columns = without_stored(columns)
+        if columns.num_rows:
+            _load_csv(cur, columns)
+    return columns
+
+
+def _load_csv(cur: Any, columns: pa.Table) -> int | None:
+    """Rows loaded, or None if the server or the connection refuses LOCAL loads."""
+    table = columns.set_column(
+        COLUMNS.index("timestamp"),
+        "timestamp",
+        pc.strftime(columns["timestamp"], format="%Y-%m-%d %H:%M:%S"),  # with microseconds
+    )
+    names = ", ".join(quote(c) for c in COLUMNS[:-1])
+    return load_local(
+        cur,
+        lambda fh: pacsv.write_csv(table, fh, pacsv.WriteOptions(include_header=False)),
+        f"video_actions CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"'"
+        f" ESCAPED BY '' LINES TERMINATED BY '\\n' ({names}, @watch_ms)"
+        " SET `watch_ms` = NULLIF(@watch_ms, '')",
+    )
+
+
+def load_local(cur: Any, write: Callable[[IO[bytes]], None], into: str) -> int | None:
+    """`LOAD DATA LOCAL INFILE … INTO TABLE {into}` of what `write` puts in a temporary file;
+    the rows loaded, or None if the server or the connection refuses LOCAL loads."""
+    with tempfile.NamedTemporaryFile(prefix="recomind-load-", suffix=".csv") as fh:
+        write(fh)
+        fh.flush()
+        path = fh.name.replace("\\", "\\\\").replace("'", "\\'")
+        try:
+            return int(cur.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {into}"))
+        except (OperationalError, InternalError, NotSupportedError) as exc:
+            if exc.args[0] not in _LOCAL_REFUSED:
+                raise
+            return None
+
+
+def _insert_columns(conn: Connection, columns: pa.Table) -> pa.Table:
+    rows = [
+        {
+            "id": a.id,
+            "user_id": a.user_id,
+            "video_id": a.video_id,
+            "action_type": a.action_type.value,
+            "timestamp": a.timestamp,
+            "watch_ms": a.watch_ms,
+        }
+        for a in actions_of(columns)
+    ]
+    inserted = insert_new(conn, video_actions, rows)
+    return columns.filter(pc.is_in(columns["id"], pa.array(inserted, pa.string())))

@@ -9,9 +9,13 @@ micro-benchmark of 1,000-row inserts, binary arrays took about a third less time
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -99,3 +103,41 @@ def select_any(
     with dbapi(conn).cursor() as cur:
         cur.execute(sql, [list(ids)], binary=True)
         return cur.fetchall()
+
+
+def append_new_actions(
+    conn: Connection, columns: pa.Table, without_stored: Callable[[pa.Table], pa.Table]
+) -> pa.Table:
+    """Append a table of `event_columns.COLUMNS` (each id once) to `video_actions`, leaving out
+    the ids stored already; returns the rows appended.
+
+    Optimistic: the whole table goes first, by one `COPY … (FORMAT csv)` inside a savepoint, as
+    a batch seen for the first time needs no lookup. Arrow writes the CSV in C++, so no Python
+    object is made per row; it writes a time as `2026-11-28 11:57:12.345218Z` and a missing
+    `watch_ms` as an empty, unquoted field, which CSV `COPY` reads as NULL. A stored id fails
+    the `COPY` on the primary key: then the savepoint is rolled back, `without_stored` looks
+    the ids up and the rest go by a second `COPY`. An id that another transaction stores
+    meanwhile fails that one too, so this transaction rolls back and its caller's retry finds
+    the id stored.
+    """
+    with dbapi(conn).cursor() as cur:
+        cur.execute("SAVEPOINT recomind_append")
+        try:
+            _copy_csv(cur, columns)
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT recomind_append")
+        else:
+            cur.execute("RELEASE SAVEPOINT recomind_append")
+            return columns
+        columns = without_stored(columns)
+        if columns.num_rows:
+            _copy_csv(cur, columns)
+    return columns
+
+
+def _copy_csv(cur: Any, columns: pa.Table) -> None:
+    out = io.BytesIO()
+    pacsv.write_csv(columns, out, pacsv.WriteOptions(include_header=False))
+    names = ", ".join(f'"{c}"' for c in columns.column_names)
+    with cur.copy(f"COPY video_actions ({names}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(out.getbuffer())

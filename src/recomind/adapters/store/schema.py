@@ -66,6 +66,14 @@ video_actions = Table(
     Index("ix_video_actions_user_time", "user_id", "timestamp"),
 )
 
+# The ids of the events whose popularity and profile effects are applied (the
+# `recomind-profile` group's exactly-once ledger, ADR 0008).
+counted_events = Table(
+    "counted_events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+)
+
 user_profiles = Table(
     "user_profiles",
     metadata,

@@ -13,6 +13,8 @@ from importlib import resources
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -21,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from recomind.adapters.store import engagement_sql, mysql_bulk, pg_bulk
 from recomind.adapters.store import schema as t
 from recomind.adapters.store.upsert import MYSQL, insert_rows, upsert
-from recomind.domain import scoring
+from recomind.domain import event_columns, scoring
 from recomind.domain.model import (
     ActionType,
     Engagement,
@@ -98,7 +100,12 @@ def _engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # The store group loads actions with LOAD DATA LOCAL INFILE (mysql_bulk), unless the URL
+    # says `local_infile=false`.
+    local = {"local_infile": True} if url.startswith("mysql") and "local_infile" not in url else {}
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=local
+    )
 
 
 def migrate(engine: Engine) -> None:
@@ -177,6 +184,52 @@ class SqlTransaction:
         if new:
             insert_rows(self.conn, t.video_actions, [r for r in rows if r["id"] not in existing])
         return new
+
+    def insert_new_action_columns(self, columns: pa.Table) -> pa.Table:
+        columns = event_columns.first_copies(columns)
+        if not columns.num_rows:
+            return columns
+
+        def without_stored(columns: pa.Table) -> pa.Table:
+            ids = event_columns.ids_of(columns)
+            stored = [r[0] for r in self._rows_in(t.video_actions, ["id"], "id", ids)]
+            if not stored:
+                return columns
+            return columns.filter(pc.invert(pc.is_in(columns["id"], pa.array(stored))))
+
+        if self.dialect == "postgresql":
+            return pg_bulk.append_new_actions(self.conn, columns, without_stored)
+        if self.dialect in MYSQL:
+            return mysql_bulk.append_new_actions(self.conn, columns, without_stored)
+        columns = without_stored(columns)
+        if columns.num_rows:
+            rows = [_action_row(a) for a in event_columns.actions_of(columns)]
+            insert_rows(self.conn, t.video_actions, rows)
+        return columns
+
+    def count_new_events(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
+        unique = list({a.id: a for a in actions}.values())
+        if not unique:
+            return []
+        if self.dialect == "postgresql":
+            counted = set(
+                pg_bulk.unnest_insert(
+                    self.conn,
+                    t.counted_events,
+                    [{"id": a.id} for a in unique],
+                    "ON CONFLICT (id) DO NOTHING RETURNING id",
+                )
+            )
+        elif self.dialect in MYSQL:
+            counted = set(
+                mysql_bulk.insert_new(self.conn, t.counted_events, [{"id": a.id} for a in unique])
+            )
+        else:
+            ids = [a.id for a in unique]
+            known = {r[0] for r in self._rows_in(t.counted_events, ["id"], "id", ids)}
+            counted = set(ids) - known
+            insert_rows(self.conn, t.counted_events, [{"id": i} for i in ids if i in counted])
+        return [a for a in unique if a.id in counted]
 
     def ensure_users(self, user_ids: Iterable[str], at: datetime) -> None:
         rows = [{"user_id": u, "name": None, "created_at": utc(at)} for u in sorted(set(user_ids))]
