@@ -753,6 +753,39 @@ def test_opening_a_store_made_before_0002_drops_the_unread_index(tmp_path: Path)
         opened.close()
 
 
+def test_opening_a_store_made_before_0003_counts_its_stored_actions(tmp_path: Path) -> None:
+    """Before 0003 one group stored and counted each action in one transaction, so every stored
+    id starts in the ledger: read again from the topic, none is counted twice, and a new one
+    is."""
+    from importlib import resources
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
+    stored = [action(1), action(2, user="u2")]
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        for a in stored:
+            conn.execute(
+                sa.text("INSERT INTO video_actions VALUES (:id, :u, :v, 'view', :t, NULL)"),
+                {"id": a.id, "u": a.user_id, "v": a.video_id, "t": "2024-03-01 12:00:00.000000"},
+            )
+    engine.dispose()
+
+    opened = open_store(url)
+    try:
+        with opened.transaction() as tx:
+            assert tx.count_new_events([*stored, action(3)]) == [action(3)]
+    finally:
+        opened.close()
+
+
 def test_a_value_its_column_cannot_hold_fails_the_whole_insert(store: Store) -> None:
     """Never stored cut short, never skipped as if it were a duplicate: the batch fails."""
     if store.url.startswith("sqlite"):  # type: ignore[attr-defined]
