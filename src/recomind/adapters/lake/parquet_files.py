@@ -36,7 +36,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from recomind.domain.errors import InvalidInput
-from recomind.domain.event_columns import decode_columns
+from recomind.domain.event_columns import columns_of, decode_columns
 from recomind.domain.events import action_from_json
 from recomind.domain.model import ActionType, VideoAction
 from recomind.domain.ports import BusRecord, LakeRecord
@@ -68,19 +68,14 @@ MAX_PARALLEL_WRITES = 8
 def actions_table(
     actions: Sequence[VideoAction], positions: Sequence[tuple[int, int]] | None
 ) -> pa.Table:
-    return pa.table(
-        {
-            "id": [a.id for a in actions],
-            "user_id": [a.user_id for a in actions],
-            "video_id": [a.video_id for a in actions],
-            "action_type": [a.action_type.value for a in actions],
-            "timestamp": [a.timestamp.astimezone(UTC) for a in actions],
-            "watch_ms": [a.watch_ms for a in actions],
-            "bus_partition": [p for p, _ in positions] if positions else [None] * len(actions),
-            "bus_offset": [o for _, o in positions] if positions else [None] * len(actions),
-        },
-        schema=ACTIONS_SCHEMA,
-    )
+    table = columns_of(actions)
+    for name, values in (
+        ("bus_partition", [p for p, _ in positions] if positions else [None] * len(actions)),
+        ("bus_offset", [o for _, o in positions] if positions else [None] * len(actions)),
+    ):
+        field = ACTIONS_SCHEMA.field(name)
+        table = table.append_column(field, pa.array(values, field.type))
+    return table
 
 
 class _KnownIds:

@@ -30,8 +30,7 @@ from pymysql.err import (  # type: ignore[import-untyped]
 )
 from sqlalchemy.engine import Connection
 
-from recomind.adapters.store.schema import video_actions
-from recomind.domain.event_columns import COLUMNS, actions_of
+from recomind.domain.event_columns import COLUMNS
 
 # Bytes of row text per statement: well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on
 # MySQL 8 by default), and large enough that a batch of thousands of rows is a few statements.
@@ -224,7 +223,7 @@ _LOCAL_REFUSED = {1148, 3948, 4166, 2068}
 
 def append_new_actions(
     conn: Connection, columns: pa.Table, without_stored: Callable[[pa.Table], pa.Table]
-) -> pa.Table:
+) -> pa.Table | None:
     """Append a table of `event_columns.COLUMNS` (each id once) to `video_actions`, leaving out
     the ids stored already; returns the rows appended.
 
@@ -234,15 +233,15 @@ def append_new_actions(
     load reports fewer rows than it was given. If so, the savepoint is rolled back,
     `without_stored` looks the ids up and the rest are loaded again: the rows returned are the
     new ones, unless another writer stored one of them meanwhile (then it is still stored once).
-    A server that refuses LOCAL loads (MySQL 8 by default) gets the rows as multi-row
-    `INSERT`s instead (`insert_new`).
+    None, and nothing written, if the server refuses LOCAL loads (MySQL 8 by default): then the
+    caller inserts the rows (`insert_new`).
     """
     with dbapi(conn).cursor() as cur:
         cur.execute("SAVEPOINT recomind_append")
         loaded = _load_csv(cur, columns)
         if loaded is None:
             cur.execute("ROLLBACK TO SAVEPOINT recomind_append")
-            return _insert_columns(conn, columns)
+            return None
         if loaded == columns.num_rows:
             cur.execute("RELEASE SAVEPOINT recomind_append")
             return columns
@@ -283,19 +282,3 @@ def load_local(cur: Any, write: Callable[[IO[bytes]], None], into: str) -> int |
             if exc.args[0] not in _LOCAL_REFUSED:
                 raise
             return None
-
-
-def _insert_columns(conn: Connection, columns: pa.Table) -> pa.Table:
-    rows = [
-        {
-            "id": a.id,
-            "user_id": a.user_id,
-            "video_id": a.video_id,
-            "action_type": a.action_type.value,
-            "timestamp": a.timestamp,
-            "watch_ms": a.watch_ms,
-        }
-        for a in actions_of(columns)
-    ]
-    inserted = insert_new(conn, video_actions, rows)
-    return columns.filter(pc.is_in(columns["id"], pa.array(inserted, pa.string())))
