@@ -375,6 +375,17 @@ def test_added_weights_match_the_domain_sums(store: Store) -> None:
         assert got_tags[key].updated_at == want_w.updated_at, key
 
 
+def test_tags_with_tabs_backslashes_and_line_breaks_keep_their_weights(store: Store) -> None:
+    """Tags are free text: the bulk paths that carry them as delimited text keep them whole."""
+    odd = ("tab\there", "back\\slash", "line\nbreak", "quote'\"s", "Émile")
+    store.add_videos([video("v1", tags=odd)])
+    with store.transaction() as tx:
+        tx.add_to_tag_weights([Engagement("u1", "v1", 3.0, T0)], 336.0)
+    assert {w.tag: w.weight for w in store.tag_weights("u1")} == pytest.approx(
+        {tag: 3.0 for tag in odd}, rel=CLOSE
+    )
+
+
 def test_a_score_decayed_past_what_a_float_holds_counts_as_zero(store: Store) -> None:
     store.add_videos([video("v1", tags=("cats",))])
     ancient = T0 - timedelta(days=365 * 30)  # about 5,500 half-lives of two days
