@@ -173,8 +173,9 @@ def write_features(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> N
 
 @dataclass(frozen=True)
 class ConsumerGroup:
-    """One consumer group: handlers run in the store transaction, or per record batch, or one
-    handler takes the batch undecoded (`on_events`, the lake's: it decodes into columns).
+    """One consumer group: handlers run in the store transaction (the profile group's), or per
+    record batch, or one handler takes the batch undecoded (`on_events`: the store's and the
+    lake's, which decode it into columns).
 
     A `buffered` group (the lake's sinks) gathers records over several polls and applies them
     by size or age, as Kafka Connect's S3 sink does, so the lake gets fewer, larger files.
