@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ from recomind.adapters.store.schema import video_actions  # noqa: E402
 from recomind.bootstrap import RecoMind, bootstrap  # noqa: E402
 from recomind.config import Settings  # noqa: E402
 from recomind.domain.events import VIDEO_ACTIONS_TOPIC, VideoActionRecorded  # noqa: E402
+from recomind.domain.ports import BusConsumer, BusRecord  # noqa: E402
 from recomind.services.simulator import simulate  # noqa: E402
 
 NEEDED = (
@@ -158,10 +160,33 @@ def raw_produce(messages: list[tuple[str, bytes]], topic: str) -> float:
 FREEZE = True  # main() clears it for --no-freeze
 
 
+class Primed:
+    """A consumer whose first poll, made before the clock starts (the group join is not
+    timed), is handed out again at the first poll of the timed part."""
+
+    def __init__(self, consumer: BusConsumer, first: list[BusRecord]) -> None:
+        self.consumer = consumer
+        self.first = first
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]:
+        if self.first:
+            records, self.first = self.first, []
+            return records
+        return self.consumer.poll(max_records, timeout_seconds)
+
+    def commit(self, records: Sequence[BusRecord]) -> None:
+        self.consumer.commit(records)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 def timed_drain(recomind: RecoMind, group: str, expected: int, clock: CpuClock) -> float:
-    """rows/s of one consumer group over `expected` events (the group join is not timed);
-    `clock` takes the CPU time of the timed part."""
+    """rows/s of one consumer group over `expected` events, through the worker's own loop
+    (`ConsumerRunner.pump`); `clock` takes the CPU time of the timed part."""
     runner = next(r for r in recomind.consumers if r.name == group)
+    # a buffered group (the lake's) writes once it holds them all, not after its flush age
+    runner.flush_rows = min(runner.flush_rows, expected)
     consumer = recomind.bus.subscribe(group, VIDEO_ACTIONS_TOPIC)
     records = []
     while not records:
@@ -173,18 +198,16 @@ def timed_drain(recomind: RecoMind, group: str, expected: int, clock: CpuClock) 
     gc.collect()
     if FREEZE:
         gc.freeze()
+    done = 0
+
+    def finished(taken: int) -> bool:
+        nonlocal done
+        done = taken
+        return taken >= expected
+
     with clock:
-        start, done = time.perf_counter(), 0
-        while True:
-            # a buffered group (the lake's) gathers up to flush_rows before it writes, as it runs
-            while len(records) < runner.flush_rows and done + len(records) < expected:
-                records += consumer.poll(runner.batch_size, 1.0)
-            runner.handle(records)
-            consumer.commit(records)
-            done += len(records)
-            if done >= expected:
-                break
-            records = consumer.poll(runner.batch_size, 1.0)
+        start = time.perf_counter()
+        runner.pump(Primed(consumer, records), finished)
         seconds = time.perf_counter() - start
     consumer.close()
     return done / seconds

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from recomind.adapters.lake import open_lake
+from recomind.domain.event_columns import EventBatch
 from recomind.domain.events import VIDEO_ACTIONS_TOPIC, VideoActionRecorded
 from recomind.domain.model import ActionType, VideoAction
 from recomind.domain.ports import BusRecord, Lake, LakeRecord
@@ -314,7 +315,7 @@ def bus_records(lake_records: list[LakeRecord]) -> list[BusRecord]:
 def test_bus_events_are_archived_as_their_decoded_actions(lake_url: str, lake: Lake) -> None:
     batch = records(0, range(1, 6)) + records(2, range(40, 43), T0 + timedelta(hours=5))
     batch.append(LakeRecord(0, 6, batch[1].action))  # a resend: archived once
-    assert lake.write_events(bus_records(batch)) == []
+    assert lake.write_events(EventBatch.decode(bus_records(batch))) == []
     assert by_id(lake.read_actions()) == by_id([r.action for r in batch])
     assert lake.count_actions() == 8
     assert lake.last_offsets() == {0: 5, 2: 42}  # the resend at 6 is in no object
@@ -322,7 +323,7 @@ def test_bus_events_are_archived_as_their_decoded_actions(lake_url: str, lake: L
         "video_actions/dt=2024-03-01/hour=09/p000-000000000001-000000000005.parquet",
         "video_actions/dt=2024-03-01/hour=14/p002-000000000040-000000000042.parquet",
     ]
-    assert lake.write_events(bus_records(batch)) == []  # a replay writes nothing
+    assert lake.write_events(EventBatch.decode(bus_records(batch))) == []  # a replay writes nothing
     assert lake.count_actions() == 8
 
 
@@ -340,7 +341,7 @@ def test_poison_among_bus_events_is_refused_with_its_reason_and_the_rest_archive
             VideoActionRecorded(action(99)).to_json().replace(b'"view"', b'"share"'),
         ),
     ]
-    refused = lake.write_events([good[0], poison[0], *good[1:], poison[1]])
+    refused = lake.write_events(EventBatch.decode([good[0], poison[0], *good[1:], poison[1]]))
     assert [(r.offset, reason) for r, reason in refused] == [
         (14, "event is not JSON: invalid literal, expected 'null': line 1 column 1 (char 0)"),
         (15, "field 'action_type': must be one of view, like, skip (got 'share')"),

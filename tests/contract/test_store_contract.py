@@ -561,11 +561,17 @@ def columns(actions: list[VideoAction]) -> object:
     return columns_of(actions)
 
 
-def test_action_columns_are_stored_once_per_id_with_their_values(store: Store) -> None:
+@pytest.mark.parametrize("ahead", [False, True], ids=["columns", "encoded-ahead"])
+def test_action_columns_are_stored_once_per_id_with_their_values(store: Store, ahead: bool) -> None:
     """The store group's bulk write: microseconds, a missing `watch_ms` and a time given in
     another zone survive it; an id the batch repeats is stored once (the first copy); a replay
-    mixing stored and new ids stores only the new ones and returns exactly those rows."""
+    mixing stored and new ids stores only the new ones and returns exactly those rows. The
+    same whether the columns are given as they are or encoded ahead (`Store.bulk_actions`)."""
     from recomind.domain.event_columns import actions_of
+
+    def ready(actions: list[VideoAction]) -> object:
+        table = columns(actions)
+        return store.bulk_actions(table) if ahead else table  # type: ignore[arg-type]
 
     first = [
         action(1, kind=ActionType.LIKE, at=T0.replace(microsecond=123456), watch_ms=4_200),
@@ -574,14 +580,14 @@ def test_action_columns_are_stored_once_per_id_with_their_values(store: Store) -
     ]
     changed_copy = action(1, video="v9", at=T0 + timedelta(days=1))
     with store.transaction() as tx:
-        new = tx.insert_new_action_columns(columns([*first, changed_copy]))
+        new = tx.insert_new_action_columns(ready([*first, changed_copy]))
     assert actions_of(new) == first
     later = [action(4, user="u2", at=T0 + timedelta(hours=1), watch_ms=None), action(5)]
     with store.transaction() as tx:
-        new = tx.insert_new_action_columns(columns([first[2], later[0], first[0], later[1]]))
+        new = tx.insert_new_action_columns(ready([first[2], later[0], first[0], later[1]]))
     assert actions_of(new) == later
     with store.transaction() as tx:
-        assert tx.insert_new_action_columns(columns([*first, *later])).num_rows == 0
+        assert tx.insert_new_action_columns(ready([*first, *later])).num_rows == 0
 
     assert store.count_actions() == 5
     assert store.user_actions("u1") == sorted(
@@ -858,6 +864,7 @@ def test_the_store_group_stores_new_actions_and_refuses_the_rest(
     """`recomind-store` on this backend: a batch in the bus's own form goes as columns, one
     holding poison event by event; both refuse an unknown video and poison with the reason,
     store each id once, and hand the after-commit hooks exactly the new actions."""
+    from recomind.domain.event_columns import EventBatch
     from recomind.domain.events import VIDEO_ACTIONS_TOPIC, VideoActionRecorded
     from recomind.domain.model import ActedOn
     from recomind.domain.ports import BusRecord
@@ -876,18 +883,18 @@ def test_the_store_group_stores_new_actions_and_refuses_the_rest(
     liked = action(1, kind=ActionType.LIKE, at=T0.replace(microsecond=5))
     lost = action(2, video="v404")
     first = records(event(liked), event(lost), event(liked))
-    refused = store_actions(first, fx)
+    refused = store_actions(EventBatch.decode(first), fx)()
     assert [(r.offset, reason) for r, reason in refused] == [(1, "unknown video 'v404'")]
     assert seen == [[ActedOn("u1", "v1", ActionType.LIKE)]]
 
     skipped = action(3, user="u2", video="v2", kind=ActionType.SKIP, watch_ms=900)
     second = records(b"not json", event(liked), event(skipped), event(lost))
-    refused = store_actions(second, fx)
+    refused = store_actions(EventBatch.decode(second), fx)()
     assert [r.offset for r, _ in refused] == [0, 3]
     assert "unknown video 'v404'" in refused[1][1]
     assert seen[1:] == [[ActedOn("u2", "v2", ActionType.SKIP)]]
 
-    assert store_actions(records(event(liked), event(skipped)), fx) == []
+    assert store_actions(EventBatch.decode(records(event(liked), event(skipped))), fx)() == []
     assert len(seen) == 2  # nothing new, no hook
     assert store.user_actions("u1") == [liked]
     assert store.user_actions("u2") == [skipped]

@@ -15,6 +15,7 @@ agree on every event they both take (`tests/unit/test_event_columns.py`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from recomind.domain.model import ActedOn, ActionType, VideoAction
+from recomind.domain.ports import BusRecord
 from recomind.domain.validation import CANONICAL_UUID, ID_PATTERN
 
 COLUMNS = ("id", "user_id", "video_id", "action_type", "timestamp", "watch_ms")
@@ -75,6 +77,19 @@ def decode_columns(values: Sequence[bytes]) -> pa.Table | None:
     except pa.ArrowInvalid:
         return None
     return table.set_column(COLUMNS.index("timestamp"), "timestamp", timestamps)
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """A poll's records and their columns, decoded once: `columns` is None when any record is
+    not an event in the bus's own form (then a handler decodes them one by one)."""
+
+    records: Sequence[BusRecord]
+    columns: pa.Table | None
+
+    @classmethod
+    def decode(cls, records: Sequence[BusRecord]) -> EventBatch:
+        return cls(records, decode_columns([r.value for r in records]))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -27,6 +27,17 @@ from recomind.domain.model import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from recomind.domain.event_columns import EventBatch
+
+
+@dataclass(frozen=True)
+class BulkActions:
+    """Action columns (each id once) and, when the store loads rows in bulk, the bytes its
+    load takes for them (`Store.bulk_actions`)."""
+
+    columns: pa.Table
+    data: bytes | None = None
+
 
 class StoreTransaction(Protocol):
     """One atomic unit of work on the store: everything in it commits, or nothing."""
@@ -35,10 +46,11 @@ class StoreTransaction(Protocol):
         """Insert the actions whose ids are not stored yet; return exactly those."""
         ...
 
-    def insert_new_action_columns(self, columns: pa.Table) -> pa.Table:
+    def insert_new_action_columns(self, columns: pa.Table | BulkActions) -> pa.Table:
         """Insert the rows of a table of `event_columns.COLUMNS` (checked, as `decode_columns`
         makes it) whose ids are not stored yet, an id the table repeats once; return those rows.
-        The `recomind-store` group's write: actions only, in bulk."""
+        The `recomind-store` group's write: actions only, in bulk. Given `Store.bulk_actions`
+        of the table, the rows go as encoded there."""
         ...
 
     def count_new_events(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
@@ -80,6 +92,12 @@ class Store(Protocol):
     """The source of truth: users, videos, actions, profiles, popularity, stored lists."""
 
     def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
+
+    def bulk_actions(self, columns: pa.Table) -> BulkActions:
+        """A table of `event_columns.COLUMNS` made ready for `insert_new_action_columns`
+        ahead of its transaction: an id it repeats once, encoded as this store's bulk load
+        takes rows. CPU work only, so the store group does it while the last batch is written."""
+        ...
 
     def add_users(self, users: Sequence[User]) -> int: ...
 
@@ -234,9 +252,10 @@ class Lake(Protocol):
         copy of an event id in the same partition and dt/hour; return how many were written."""
         ...
 
-    def write_events(self, records: Sequence[BusRecord]) -> list[tuple[BusRecord, str]]:
-        """Decode bus events (`VideoActionRecorded`) and write them as `write_actions` does;
-        return the records that can never be written, each with the reason."""
+    def write_events(self, batch: EventBatch) -> list[tuple[BusRecord, str]]:
+        """Write bus events (`VideoActionRecorded`, decoded into columns, or one by one when
+        the batch has no columns) as `write_actions` does; return the records that can never
+        be written, each with the reason."""
         ...
 
     def archive_actions(self, actions: Sequence[VideoAction]) -> int:

@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -37,10 +38,12 @@ import pyarrow.compute as pc
 
 from recomind.domain import cache_keys
 from recomind.domain.errors import InvalidInput
-from recomind.domain.event_columns import acted_of, columns_of, decode_columns
+from recomind.domain.event_columns import EventBatch, acted_of, columns_of
 from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, action_from_json
-from recomind.domain.model import Acted, ActionWeights, Engagement, VideoAction
+from recomind.domain.model import Acted, ActedOn, ActionWeights, Engagement, VideoAction
 from recomind.domain.ports import (
+    BulkActions,
+    BusConsumer,
     BusRecord,
     Cache,
     EventBus,
@@ -62,6 +65,16 @@ class VideoTags:
         self.ttl = ttl_seconds
         self._known: dict[str, tuple[tuple[str, ...], float]] = {}
         self._lock = threading.Lock()
+
+    def warm(self, store: Store, video_ids: Iterable[str]) -> None:
+        """Ask now, in a transaction of its own, for the videos not remembered, so a later `of`
+        finds them (the store group does this while the last batch is written). Best effort: if
+        the store is away, `of` asks again in the write's transaction, which is retried."""
+        try:
+            with store.transaction() as tx:
+                self.of(tx, video_ids)
+        except Exception:  # the write's own lookup reports it, and is retried
+            log.debug("the catalog could not be read ahead", exc_info=True)
 
     def of(self, tx: StoreTransaction, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         now = time.monotonic()
@@ -101,8 +114,11 @@ class Effects:
 # Given the new actions and each one's weight (`weighted`, computed once per batch).
 TxHandler = Callable[[StoreTransaction, list[VideoAction], list[Engagement], Effects], None]
 RecordHandler = Callable[[list[tuple[BusRecord, VideoAction]], Effects], None]
-# Takes the events undecoded and returns those it refuses, each with the reason.
-EventHandler = Callable[[Sequence[BusRecord], Effects], list[tuple[BusRecord, str]]]
+# Writes a batch; returns the records it refuses, each with the reason.
+Write = Callable[[], list[tuple[BusRecord, str]]]
+# Takes a poll's events as columns, decoded on the polling thread, prepares them there and
+# returns their write (run on the group's writer thread when it is `overlapped`).
+EventHandler = Callable[[EventBatch, Effects], Write]
 
 
 # -- handlers --------------------------------------------------------------------------
@@ -123,47 +139,60 @@ def update_profiles(
     fx.cache.delete(*(cache_keys.user_profile(u) for u in users))
 
 
-def store_actions(records: Sequence[BusRecord], fx: Effects) -> list[tuple[BusRecord, str]]:
-    """The store group: the batch decoded into columns (event by event if any is not in the
-    bus's own form), events on unknown videos refused, the rest stored once per id; then the
-    after-commit hooks see the new ones."""
-    refused: list[tuple[BusRecord, str]] = []
-    kept = records
-    columns = decode_columns([r.value for r in records])
+def store_actions(batch: EventBatch, fx: Effects) -> Write:
+    """The store group: the batch's columns (the events decoded one by one if any is not in
+    the bus's own form) made ready for the store's bulk load here, on the polling thread; the
+    write returned refuses events on unknown videos, stores the rest once per id, and after
+    the commit hands the new ones to the hooks."""
+    decode_refused: list[tuple[BusRecord, str]] = []
+    kept = batch.records
+    columns = batch.columns
     if columns is None:
         kept, decoded = [], []
-        for record in records:
+        for record in batch.records:
             try:
                 decoded.append(action_from_json(record.value))
                 kept.append(record)
             except InvalidInput as exc:
-                refused.append((record, str(exc)))
+                decode_refused.append((record, str(exc)))
         if not decoded:
-            return refused
+            return lambda: decode_refused
         columns = columns_of(decoded)
-    with fx.store.transaction() as tx:
-        # Ingest lets actions through unverified while the store is down; refuse them here.
-        named = pc.unique(columns["video_id"]).to_pylist()
-        known = fx.video_tags.of(tx, named)
-        if len(known) < len(named):
-            ok = pc.is_in(columns["video_id"], pa.array(list(known), pa.string()))
-            videos = columns["video_id"].to_pylist()
-            refused += [
-                (r, f"unknown video {v!r}")
-                for r, v, good in zip(kept, videos, ok.to_pylist(), strict=True)
-                if not good
-            ]
-            columns = columns.filter(ok)
-        new = tx.insert_new_action_columns(columns) if columns.num_rows else columns
-    if new.num_rows:
-        acted = acted_of(new)
-        for hook in fx.after_commit:
-            hook(acted)
-    return refused
+    named = pc.unique(columns["video_id"]).to_pylist()
+    fx.video_tags.warm(fx.store, named)
+    bulk = fx.store.bulk_actions(columns)
+    acted = acted_of(bulk.columns)
+
+    def write() -> list[tuple[BusRecord, str]]:
+        refused = list(decode_refused)
+        ready: BulkActions = bulk
+        ready_acted: list[ActedOn] | None = acted
+        with fx.store.transaction() as tx:
+            # Ingest lets actions through unverified while the store is down; refuse them here.
+            known = fx.video_tags.of(tx, named)
+            if len(known) < len(named):
+                ok = pc.is_in(columns["video_id"], pa.array(list(known), pa.string()))
+                videos = columns["video_id"].to_pylist()
+                refused += [
+                    (r, f"unknown video {v!r}")
+                    for r, v, good in zip(kept, videos, ok.to_pylist(), strict=True)
+                    if not good
+                ]
+                ready = fx.store.bulk_actions(columns.filter(ok))
+                ready_acted = None
+            new = tx.insert_new_action_columns(ready) if ready.columns.num_rows else ready.columns
+        if new.num_rows:
+            # all of the batch is new unless a replay or another worker stored some before
+            new_acted = ready_acted if new is ready.columns and ready_acted else acted_of(new)
+            for hook in fx.after_commit:
+                hook(new_acted)
+        return refused
+
+    return write
 
 
-def archive_to_lake(records: Sequence[BusRecord], fx: Effects) -> list[tuple[BusRecord, str]]:
-    return fx.lake.write_events(records)
+def archive_to_lake(batch: EventBatch, fx: Effects) -> Write:
+    return lambda: fx.lake.write_events(batch)
 
 
 def write_features(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> None:
@@ -179,18 +208,23 @@ class ConsumerGroup:
 
     A `buffered` group (the lake's sinks) gathers records over several polls and applies them
     by size or age, as Kafka Connect's S3 sink does, so the lake gets fewer, larger files.
+
+    An `overlapped` group writes a batch on a thread of its own while the next one is polled
+    and decoded (ADR 0009): the bulk sinks, whose write mostly waits on a server, so the client's
+    work and the server's run at the same time instead of in turn.
     """
 
     in_transaction: tuple[TxHandler, ...] = ()
     on_records: tuple[RecordHandler, ...] = ()
     on_events: EventHandler | None = None
     buffered: bool = False
+    overlapped: bool = False
 
 
 EVENT_HANDLERS: dict[str, ConsumerGroup] = {
-    "recomind-store": ConsumerGroup(on_events=store_actions),
+    "recomind-store": ConsumerGroup(on_events=store_actions, overlapped=True),
     "recomind-profile": ConsumerGroup(in_transaction=(update_popularity, update_profiles)),
-    "recomind-lake": ConsumerGroup(on_events=archive_to_lake, buffered=True),
+    "recomind-lake": ConsumerGroup(on_events=archive_to_lake, buffered=True, overlapped=True),
     "recomind-analytics": ConsumerGroup(on_records=(write_features,), buffered=True),
 }
 
@@ -277,11 +311,36 @@ class ConsumerRunner:
 
     def run(self) -> None:
         consumer = self.bus.subscribe(self.name, VIDEO_ACTIONS_TOPIC)
-        delay = 0.1
+        try:
+            self.pump(consumer, lambda _: self._stop.is_set())
+        finally:
+            consumer.close()
+
+    def pump(self, consumer: BusConsumer, finished: Callable[[int], bool]) -> None:
+        """Poll, gather and decode batches until `finished(records taken so far)`, applying
+        each and committing its offsets once it is applied. An `overlapped` group applies a
+        batch on its writer thread while this one polls and decodes the next (one batch in
+        flight at most); offsets are committed here, in order. On a stop the records held are
+        applied; after a crash they are not committed, so they come again."""
         pending: list[BusRecord] = []
         oldest = 0.0
+        taken = 0
+        delay = 0.1
+        in_flight: tuple[Future[None], list[BusRecord]] | None = None
+        writer = (
+            ThreadPoolExecutor(1, thread_name_prefix=self.name) if self.group.overlapped else None
+        )
+
+        def settle() -> None:  # wait for the batch in flight, then commit it
+            nonlocal in_flight
+            if in_flight is not None:
+                future, records = in_flight
+                in_flight = None
+                future.result()
+                consumer.commit(records)
+
         try:
-            while not self._stop.is_set():
+            while not finished(taken):
                 try:
                     records = consumer.poll(self.batch_size, 0.2)
                     if records and not pending:
@@ -291,20 +350,30 @@ class ConsumerRunner:
                         len(pending) >= self.flush_rows
                         or time.monotonic() - oldest >= self.flush_seconds
                     ):
-                        self.handle(pending)
-                        consumer.commit(pending)
+                        apply = self.prepare(pending)
+                        settle()
+                        if writer is None:
+                            apply()
+                            consumer.commit(pending)
+                        else:
+                            in_flight = (writer.submit(apply), pending)
+                        taken += len(pending)
                         pending = []
                     delay = 0.1
                 except Exception:  # the bus is away: uncommitted records come again later
+                    if self._stop.is_set():
+                        raise
                     self.errors += 1
                     log.exception("consumer %s: bus error; retrying in %.1fs", self.name, delay)
                     self._stop.wait(delay)
                     delay = min(delay * 2, 10.0)
+            settle()
             if pending:  # a clean stop applies what it holds; a crash leaves it uncommitted
                 self.handle(pending)
                 consumer.commit(pending)
         finally:
-            consumer.close()
+            if writer is not None:
+                writer.shutdown(wait=True)
 
     def drain(self, timeout: float = 60.0) -> int:
         """Apply everything on the topic now, in this thread (for tests and the CLI): reads until
@@ -327,22 +396,30 @@ class ConsumerRunner:
 
     def handle(self, records: Sequence[BusRecord]) -> None:
         """Apply one polled batch: decode, dead-letter poison, retry the rest until applied."""
+        self.prepare(records)()
+
+    def prepare(self, records: Sequence[BusRecord]) -> Callable[[], None]:
+        """Decode a batch (on the polling thread); the call returned applies it: dead-letters
+        the poison and retries the rest until applied."""
         on_events = self.group.on_events
         if on_events is not None:
-            if records:
-                self._until_applied(len(records), lambda: on_events(records, self.fx))
-            return
-        batch: list[tuple[BusRecord, VideoAction]] = []
+            write = on_events(EventBatch.decode(records), self.fx)
+            return lambda: self._until_applied(len(records), write)
+        decoded: list[tuple[BusRecord, VideoAction]] = []
         poison: list[tuple[BusRecord, str]] = []
         for record in records:
             try:
-                batch.append((record, action_from_json(record.value)))
+                decoded.append((record, action_from_json(record.value)))
             except InvalidInput as exc:
                 poison.append((record, str(exc)))
-        if poison:
-            self._dead_letter(poison)
-        if batch:
-            self._until_applied(len(batch), lambda: apply_batch(self.group, batch, self.fx))
+
+        def apply() -> None:
+            if poison:
+                self._dead_letter(poison)
+            if decoded:
+                self._until_applied(len(decoded), lambda: apply_batch(self.group, decoded, self.fx))
+
+        return apply
 
     def _until_applied(self, size: int, apply: Callable[[], list[tuple[BusRecord, str]]]) -> None:
         """Run `apply` (it returns the records it refuses) until it succeeds: a failure is a

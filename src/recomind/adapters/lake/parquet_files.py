@@ -36,7 +36,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from recomind.domain.errors import InvalidInput
-from recomind.domain.event_columns import columns_of, decode_columns
+from recomind.domain.event_columns import EventBatch, columns_of
 from recomind.domain.events import action_from_json
 from recomind.domain.model import ActionType, VideoAction
 from recomind.domain.ports import BusRecord, LakeRecord
@@ -189,10 +189,10 @@ class ParquetLake:
             actions_table([r.action for r in records], [(r.partition, r.offset) for r in records])
         )
 
-    def write_events(self, records: Sequence[BusRecord]) -> list[tuple[BusRecord, str]]:
-        """Decoded a batch at a time (`event_columns`); a batch with anything the columns do not
-        take is decoded event by event, and the events the rules refuse are returned."""
-        table = decode_columns([r.value for r in records])
+    def write_events(self, batch: EventBatch) -> list[tuple[BusRecord, str]]:
+        """A batch without columns (something in it is not in the bus's own form) is decoded
+        event by event, and the events the rules refuse are returned."""
+        records, table = batch.records, batch.columns
         refused: list[tuple[BusRecord, str]] = []
         if table is None:
             decoded = []

@@ -9,6 +9,7 @@ literal `IN (…)` lists. That keeps one statement per table and batch, as on Po
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import tempfile
@@ -31,6 +32,7 @@ from pymysql.err import (  # type: ignore[import-untyped]
 from sqlalchemy.engine import Connection
 
 from recomind.domain.event_columns import COLUMNS
+from recomind.domain.ports import BulkActions
 
 # Bytes of row text per statement: well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on
 # MySQL 8 by default), and large enough that a batch of thousands of rows is a few statements.
@@ -222,13 +224,13 @@ _LOCAL_REFUSED = {1148, 3948, 4166, 2068}
 
 
 def append_new_actions(
-    conn: Connection, columns: pa.Table, without_stored: Callable[[pa.Table], pa.Table]
+    conn: Connection, bulk: BulkActions, without_stored: Callable[[pa.Table], pa.Table]
 ) -> pa.Table | None:
     """Append a table of `event_columns.COLUMNS` (each id once) to `video_actions`, leaving out
     the ids stored already; returns the rows appended.
 
-    Optimistic: the whole table goes first, by one `LOAD DATA LOCAL INFILE` of a CSV file that
-    Arrow writes in C++ (no Python object per row), inside a savepoint. LOCAL makes a duplicate
+    Optimistic: the whole table goes first, by one `LOAD DATA LOCAL INFILE` of a CSV file
+    (`bulk.data` when encoded ahead: `csv_of`), inside a savepoint. LOCAL makes a duplicate
     key a warning, as IGNORE would, so a stored id is skipped, never stored twice; but then the
     load reports fewer rows than it was given. If so, the savepoint is rolled back,
     `without_stored` looks the ids up and the rest are loaded again: the rows returned are the
@@ -236,9 +238,10 @@ def append_new_actions(
     None, and nothing written, if the server refuses LOCAL loads (MySQL 8 by default): then the
     caller inserts the rows (`insert_new`).
     """
+    columns = bulk.columns
     with dbapi(conn).cursor() as cur:
         cur.execute("SAVEPOINT recomind_append")
-        loaded = _load_csv(cur, columns)
+        loaded = _load_csv(cur, bulk.data if bulk.data is not None else csv_of(columns))
         if loaded is None:
             cur.execute("ROLLBACK TO SAVEPOINT recomind_append")
             return None
@@ -248,28 +251,36 @@ def append_new_actions(
         cur.execute("ROLLBACK TO SAVEPOINT recomind_append")
         columns = without_stored(columns)
         if columns.num_rows:
-            _load_csv(cur, columns)
+            _load_csv(cur, csv_of(columns))
     return columns
 
 
-def _load_csv(cur: Any, columns: pa.Table) -> int | None:
-    """Rows loaded, or None if the server or the connection refuses LOCAL loads."""
+def csv_of(columns: pa.Table) -> bytes:
+    """A table of `event_columns.COLUMNS` as `_load_csv` loads it: Arrow's CSV (written in C++,
+    no Python object per row), each time with its microseconds and no zone."""
     table = columns.set_column(
         COLUMNS.index("timestamp"),
         "timestamp",
         pc.strftime(columns["timestamp"], format="%Y-%m-%d %H:%M:%S"),  # with microseconds
     )
-    names = ", ".join(quote(c) for c in COLUMNS[:-1])
-    return load_local(
-        cur,
-        lambda fh: pacsv.write_csv(table, fh, pacsv.WriteOptions(include_header=False)),
-        f"video_actions CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"'"
-        f" ESCAPED BY '' LINES TERMINATED BY '\\n' ({names}, @watch_ms)"
-        " SET `watch_ms` = NULLIF(@watch_ms, '')",
-    )
+    out = io.BytesIO()
+    pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False))
+    return out.getvalue()
 
 
-def load_local(cur: Any, write: Callable[[IO[bytes]], None], into: str) -> int | None:
+_LOAD_ACTIONS = (
+    f"video_actions CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"'"
+    f" ESCAPED BY '' LINES TERMINATED BY '\\n' ({', '.join(quote(c) for c in COLUMNS[:-1])},"
+    " @watch_ms) SET `watch_ms` = NULLIF(@watch_ms, '')"
+)
+
+
+def _load_csv(cur: Any, data: bytes) -> int | None:
+    """Rows loaded, or None if the server or the connection refuses LOCAL loads."""
+    return load_local(cur, lambda fh: fh.write(data), _LOAD_ACTIONS)
+
+
+def load_local(cur: Any, write: Callable[[IO[bytes]], object], into: str) -> int | None:
     """`LOAD DATA LOCAL INFILE … INTO TABLE {into}` of what `write` puts in a temporary file;
     the rows loaded, or None if the server or the connection refuses LOCAL loads."""
     with tempfile.NamedTemporaryFile(prefix="recomind-load-", suffix=".csv") as fh:

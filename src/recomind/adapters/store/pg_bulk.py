@@ -19,6 +19,9 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from recomind.domain.event_columns import COLUMNS
+from recomind.domain.ports import BulkActions
+
 # PostgreSQL array type per column type.
 _ARRAYS = {
     sa.String: "text[]",
@@ -106,24 +109,23 @@ def select_any(
 
 
 def append_new_actions(
-    conn: Connection, columns: pa.Table, without_stored: Callable[[pa.Table], pa.Table]
+    conn: Connection, bulk: BulkActions, without_stored: Callable[[pa.Table], pa.Table]
 ) -> pa.Table:
     """Append a table of `event_columns.COLUMNS` (each id once) to `video_actions`, leaving out
     the ids stored already; returns the rows appended.
 
     Optimistic: the whole table goes first, by one `COPY … (FORMAT csv)` inside a savepoint, as
-    a batch seen for the first time needs no lookup. Arrow writes the CSV in C++, so no Python
-    object is made per row; it writes a time as `2026-11-28 11:57:12.345218Z` and a missing
-    `watch_ms` as an empty, unquoted field, which CSV `COPY` reads as NULL. A stored id fails
-    the `COPY` on the primary key: then the savepoint is rolled back, `without_stored` looks
-    the ids up and the rest go by a second `COPY`. An id that another transaction stores
-    meanwhile fails that one too, so this transaction rolls back and its caller's retry finds
-    the id stored.
+    a batch seen for the first time needs no lookup; its CSV is `bulk.data` when encoded ahead
+    (`csv_of`). A stored id fails the `COPY` on the primary key: then the savepoint is rolled
+    back, `without_stored` looks the ids up and the rest go by a second `COPY`. An id that
+    another transaction stores meanwhile fails that one too, so this transaction rolls back and
+    its caller's retry finds the id stored.
     """
+    columns = bulk.columns
     with dbapi(conn).cursor() as cur:
         cur.execute("SAVEPOINT recomind_append")
         try:
-            _copy_csv(cur, columns)
+            _copy_csv(cur, bulk.data if bulk.data is not None else csv_of(columns))
         except psycopg.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT recomind_append")
         else:
@@ -131,13 +133,24 @@ def append_new_actions(
             return columns
         columns = without_stored(columns)
         if columns.num_rows:
-            _copy_csv(cur, columns)
+            _copy_csv(cur, csv_of(columns))
     return columns
 
 
-def _copy_csv(cur: Any, columns: pa.Table) -> None:
+def csv_of(columns: pa.Table) -> bytes:
+    """A table of `event_columns.COLUMNS` as `COPY video_actions FROM STDIN (FORMAT csv)`
+    takes it. Arrow writes the CSV in C++, so no Python object is made per row; it writes a
+    time as `2026-11-28 11:57:12.345218Z` and a missing `watch_ms` as an empty, unquoted field,
+    which CSV `COPY` reads as NULL."""
     out = io.BytesIO()
     pacsv.write_csv(columns, out, pacsv.WriteOptions(include_header=False))
-    names = ", ".join(f'"{c}"' for c in columns.column_names)
-    with cur.copy(f"COPY video_actions ({names}) FROM STDIN (FORMAT csv)") as copy:
-        copy.write(out.getbuffer())
+    return out.getvalue()
+
+
+_NAMES = ", ".join(f'"{c}"' for c in COLUMNS)
+_COPY_ACTIONS = f"COPY video_actions ({_NAMES}) FROM STDIN (FORMAT csv)"
+
+
+def _copy_csv(cur: Any, data: bytes) -> None:
+    with cur.copy(_COPY_ACTIONS) as copy:
+        copy.write(data)

@@ -36,6 +36,7 @@ from recomind.domain.model import (
     Video,
     VideoAction,
 )
+from recomind.domain.ports import BulkActions
 
 _CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
 # Dialects whose decayed sums run as set-based SQL (engagement_sql).
@@ -106,6 +107,17 @@ def _engine(url: str) -> Engine:
     return sa.create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=local
     )
+
+
+def bulk_actions(dialect: str, columns: pa.Table) -> BulkActions:
+    """Each id once, encoded as the dialect's bulk load takes rows (`COPY`'s or `LOAD DATA`'s
+    CSV); SQLite inserts rows, so nothing is encoded for it."""
+    columns = event_columns.first_copies(columns)
+    if dialect == "postgresql":
+        return BulkActions(columns, pg_bulk.csv_of(columns))
+    if dialect in MYSQL:
+        return BulkActions(columns, mysql_bulk.csv_of(columns))
+    return BulkActions(columns)
 
 
 def migrate(engine: Engine) -> None:
@@ -185,8 +197,9 @@ class SqlTransaction:
             insert_rows(self.conn, t.video_actions, [r for r in rows if r["id"] not in existing])
         return new
 
-    def insert_new_action_columns(self, columns: pa.Table) -> pa.Table:
-        columns = event_columns.first_copies(columns)
+    def insert_new_action_columns(self, columns: pa.Table | BulkActions) -> pa.Table:
+        bulk = columns if isinstance(columns, BulkActions) else bulk_actions(self.dialect, columns)
+        columns = bulk.columns
         if not columns.num_rows:
             return columns
 
@@ -198,9 +211,9 @@ class SqlTransaction:
             return columns.filter(pc.invert(pc.is_in(columns["id"], pa.array(stored))))
 
         if self.dialect == "postgresql":
-            return pg_bulk.append_new_actions(self.conn, columns, without_stored)
+            return pg_bulk.append_new_actions(self.conn, bulk, without_stored)
         if self.dialect in MYSQL:
-            loaded = mysql_bulk.append_new_actions(self.conn, columns, without_stored)
+            loaded = mysql_bulk.append_new_actions(self.conn, bulk, without_stored)
             if loaded is not None:
                 return loaded
             # The server refuses LOCAL loads: optimistic multi-row INSERTs (mysql_bulk).
@@ -348,6 +361,9 @@ class SqlStore:
     def transaction(self) -> Iterator[SqlTransaction]:
         with self.engine.begin() as conn:
             yield SqlTransaction(conn)
+
+    def bulk_actions(self, columns: pa.Table) -> BulkActions:
+        return bulk_actions(self.engine.dialect.name, columns)
 
     def add_users(self, users: Sequence[User]) -> int:
         rows = [

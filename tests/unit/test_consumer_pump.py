@@ -1,0 +1,148 @@
+"""`ConsumerRunner.pump`: an overlapped group prepares the next batch while the last one is
+written, and every batch's offsets are committed only after its write, in order."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from recomind.domain.event_columns import EventBatch
+from recomind.domain.events import VIDEO_ACTIONS_TOPIC
+from recomind.domain.ports import BusRecord
+from recomind.services import consume
+from recomind.services.consume import ConsumerGroup, ConsumerRunner, Write
+
+
+class FakeConsumer:
+    def __init__(self, polls: list[list[BusRecord]], log: list[str]) -> None:
+        self.polls = polls
+        self.log = log
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]:
+        return self.polls.pop(0) if self.polls else []
+
+    def commit(self, records: Sequence[BusRecord]) -> None:
+        self.log.append(f"commit {records[0].offset}-{records[-1].offset}")
+
+    def close(self) -> None:
+        pass
+
+
+def polls(*sizes: int) -> list[list[BusRecord]]:
+    out, offset = [], 0
+    for size in sizes:
+        out.append(
+            [BusRecord(VIDEO_ACTIONS_TOPIC, 0, offset + i, "u1", b"{}") for i in range(size)]
+        )
+        offset += size
+    return out
+
+
+def runner(
+    monkeypatch: pytest.MonkeyPatch, overlapped: bool, write: Any, log: list[str]
+) -> ConsumerRunner:
+    def prepare(batch: EventBatch, fx: object) -> Write:
+        first = batch.records[0].offset
+        log.append(f"prepared {first} on {threading.current_thread().name}")
+
+        def apply() -> list[tuple[BusRecord, str]]:
+            write(first)
+            log.append(f"written {first} on {threading.current_thread().name}")
+            return []
+
+        return apply
+
+    group = ConsumerGroup(on_events=prepare, overlapped=overlapped)
+    monkeypatch.setitem(consume.EVENT_HANDLERS, "test-group", group)
+    return ConsumerRunner("test-group", bus=None, fx=None, batch_size=100)  # type: ignore[arg-type]
+
+
+def test_an_overlapped_group_prepares_the_next_batch_while_the_last_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[str] = []
+    # Each write but the last lasts until the next batch is prepared: without the overlap, it
+    # would wait out its 5 s and say so.
+    next_prepared = {0: threading.Event(), 3: threading.Event()}
+
+    def write(first: int) -> None:
+        if first in next_prepared:
+            log.append(f"overlap {next_prepared[first].wait(5)}")
+
+    r = runner(monkeypatch, True, write, log)
+    original = r.prepare
+
+    def prepare(records: Sequence[BusRecord]) -> Any:
+        apply = original(records)
+        previous = {3: 0, 5: 3}.get(records[0].offset)
+        if previous is not None:
+            next_prepared[previous].set()
+        return apply
+
+    monkeypatch.setattr(r, "prepare", prepare)
+    r.pump(FakeConsumer(polls(3, 2, 4), log), lambda taken: taken >= 9)
+
+    assert [entry.split(" on ")[0] for entry in log] == [
+        "prepared 0",
+        "prepared 3",
+        "overlap True",
+        "written 0",
+        "commit 0-2",
+        "prepared 5",
+        "overlap True",
+        "written 3",
+        "commit 3-4",
+        "written 5",
+        "commit 5-8",
+    ]
+    main = threading.current_thread().name
+    assert all(e.endswith(main) for e in log if e.startswith("prepared"))
+    assert not any(e.endswith(main) for e in log if e.startswith("written"))
+    assert r.processed == 9
+
+
+def test_a_group_that_does_not_overlap_writes_each_batch_before_it_polls_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[str] = []
+    r = runner(monkeypatch, False, lambda first: None, log)
+    r.pump(FakeConsumer(polls(3, 2), log), lambda taken: taken >= 5)
+    assert [entry.split(" on ")[0] for entry in log] == [
+        "prepared 0",
+        "written 0",
+        "commit 0-2",
+        "prepared 3",
+        "written 3",
+        "commit 3-4",
+    ]
+
+
+def test_a_batch_whose_write_never_succeeds_is_never_committed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[str] = []
+    attempts = threading.Semaphore(0)
+
+    def write(first: int) -> None:
+        if first == 3:
+            attempts.release()
+            raise ConnectionError("the store is down")
+
+    r = runner(monkeypatch, True, write, log)
+
+    def stop_after_two_attempts() -> None:
+        attempts.acquire(timeout=5)
+        attempts.acquire(timeout=5)
+        r._stop.set()
+
+    stopper = threading.Thread(target=stop_after_two_attempts)
+    stopper.start()
+    with pytest.raises(ConnectionError):
+        r.pump(FakeConsumer(polls(3, 2, 4), log), lambda taken: False)
+    stopper.join()
+    assert "commit 0-2" in log
+    assert not [e for e in log if e.startswith("commit") and e != "commit 0-2"]
+    assert r.errors >= 2
