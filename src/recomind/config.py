@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     lake_flush_rows: int = Field(
         50_000,
         ge=1,
-        description="Lake sinks write after this many (one object per partition and hour each"
-        " time: fewer, larger Parquet objects, as Kafka Connect's S3 sink makes them)",
+        description="Lake sinks write after this many (one object per hour folder each time:"
+        " fewer, larger Parquet objects, as Kafka Connect's S3 sink makes them)",
     )
     lake_flush_seconds: float = Field(5.0, ge=0, description="…or once the oldest is this old")
 

@@ -267,11 +267,45 @@ def test_counted_feature_ids_are_remembered_across_a_restart(
     assert again.read_features("video_daily") == []  # the ledger is not a feature table
 
 
-def test_a_failed_write_of_one_partition_keeps_the_others_and_the_replay_adds_the_rest(
+def test_a_flush_writes_one_object_per_folder_named_by_each_partitions_range(
+    lake: Lake, lake_url: str, open_again: OpenLake
+) -> None:
+    """Each object is a request to the object store, so one flush writes one object per dt/hour
+    folder, whatever the partitions; a partition's offsets and ids are still told apart."""
+    batch = records(4, range(7, 10)) + records(0, range(0, 3)) + records(2, range(5, 6))
+    batch.append(LakeRecord(2, 6, batch[0].action))  # partition 4's event in partition 2
+    assert lake.write_actions(batch) == 8
+    assert object_names(lake_url) == [
+        "video_actions/dt=2024-03-01/hour=09/p000-000000000000-000000000002"
+        "_p002-000000000005-000000000006_p004-000000000007-000000000009.parquet"
+    ]
+    assert lake.last_offsets() == {0: 2, 2: 6, 4: 9}
+    again = open_again()
+    resent = LakeRecord(4, 10, batch[1].action)  # partition 4's own resend is known there
+    assert again.write_actions([*batch, resent, *records(2, range(7, 9))]) == 2
+    assert again.count_actions() == 10
+    assert by_id(again.read_actions()) == by_id(
+        [r.action for r in batch] + [r.action for r in records(2, range(7, 9))]
+    )
+
+
+def test_more_than_six_partitions_in_a_folder_take_an_object_per_six(
+    lake: Lake, lake_url: str, open_again: OpenLake
+) -> None:
+    batch = [r for p in range(8) for r in records(p, range(p * 10, p * 10 + 2))]
+    assert lake.write_actions(batch) == 16
+    names = [n.rsplit("/", 1)[1] for n in object_names(lake_url)]
+    assert [len(n) for n in names] == [193, 69]  # under a local file name's 255 bytes
+    assert [n.count("_p") + 1 for n in names] == [6, 2]
+    assert open_again().last_offsets() == {p: p * 10 + 1 for p in range(8)}
+    assert open_again().write_actions(batch) == 0
+
+
+def test_a_failed_write_of_one_folder_keeps_the_others_and_the_replay_adds_the_rest(
     lake: Lake, open_again: OpenLake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Partitions are written side by side: when one partition's object fails, the others'
-    objects stand, and the replay of the whole batch writes only what is missing, once."""
+    """Folders are written side by side: when one folder's object fails, the others' objects
+    stand, and the replay of the whole batch writes only what is missing, once."""
     batch = [
         r
         for p in range(4)
@@ -280,17 +314,17 @@ def test_a_failed_write_of_one_partition_keeps_the_others_and_the_replay_adds_th
     real_write = lake._write  # type: ignore[attr-defined]
 
     def failing(path: str, table: object) -> None:
-        if "/p002-" in path:
+        if "/hour=10/" in path:
             raise OSError("the object store went away")
         real_write(path, table)
 
     monkeypatch.setattr(lake, "_write", failing)
     with pytest.raises(OSError, match="went away"):
         lake.write_actions(batch)
-    assert lake.count_actions() == 3 * 9
+    assert lake.count_actions() == 4 * 6
     monkeypatch.setattr(lake, "_write", real_write)
 
-    assert lake.write_actions(batch) == 9
+    assert lake.write_actions(batch) == 12
     assert open_again().write_actions(batch) == 0
     assert sorted(a.id for a in lake.read_actions()) == sorted(r.action.id for r in batch)
     assert lake.last_offsets() == {0: 8, 1: 8, 2: 8, 3: 8}

@@ -2,9 +2,10 @@
 
 Actions land under `video_actions/dt=YYYY-MM-DD/hour=HH/`; feature tables (the
 analytics consumer's per-batch deltas) under `features/<table>/`. A file written from
-the bus is named by the bus partition and offset range it holds
-(`p003-000000000120-000000000245.parquet`), so a restarted sink finds the last
-offset already written by listing, and never writes an offset twice. The topic itself
+the bus is named by the bus partitions and offset ranges it holds
+(`p003-000000000120-000000000245_p004-000000000098-000000000190.parquet`: one flush
+writes one file per folder, with up to six partitions' ranges), so a restarted sink
+finds the offsets already written by listing, and never writes an offset twice. The topic itself
 may hold one event twice (a producer or the spool resent it, ADR 0003): both copies
 carry the same event id and timestamp and have the same key, so they fall in the same
 partition and dt/hour folder, and the sink leaves out an id that the partition's files
@@ -24,7 +25,7 @@ import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,13 +57,30 @@ ACTIONS_SCHEMA = pa.schema(
 # A lake file, relative to `video_actions/`; names starting with "." or "_" are hidden.
 _LAKE_FILE = re.compile(r"^dt=[^/]+/hour=[^/]+/(?P<name>[^._/][^/]*\.parquet)$")
 _OFFSET_FILE = re.compile(r"^p(\d+)-(\d+)-(\d+)\.parquet$")
+# An actions file: one or more ranges, each `p<partition>-<first>-<last>`, joined by "_".
+_RANGE = r"p(\d+)-(\d+)-(\d+)"
+_RANGES_FILE = re.compile(rf"^{_RANGE}(?:_{_RANGE})*\.parquet$")
+_MICROS_PER_HOUR = 3_600_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Partitions' ranges per file name: six keep a name under the 255 bytes of a local file name.
+MAX_RANGES_PER_FILE = 6
 # How many event ids the sink remembers before it forgets the least recently used folders
 # (about 120 MB of UUID ids, ADR 0003); a forgotten folder is read again from its files when
 # an event needs it.
 DEFAULT_MAX_REMEMBERED_IDS = 1_000_000
 COUNTED_DIR = "features/_counted"
-# Objects written at once by one flush (one per partition at most).
+# Objects written at once by one flush (one per folder and six partitions at most).
 MAX_PARALLEL_WRITES = 8
+
+
+def _ranges(name: str) -> list[tuple[int, int, int]]:
+    """(partition, first, last offset) of each range a file name holds; none if it is not an
+    actions file of the bus (an import)."""
+    if not _RANGES_FILE.match(name):
+        return []
+    return [
+        (int(p), int(a), int(b)) for p, a, b in re.findall(_RANGE, name.removesuffix(".parquet"))
+    ]
 
 
 def actions_table(
@@ -101,12 +119,19 @@ class _KnownIds:
         before = len(ids)
         for path in paths:
             if path not in files:
-                table = pq.read_table(path, columns=["id"], filesystem=self.filesystem)
-                ids.update(table.column("id").to_pylist())
+                ids.update(self._ids_in(path, partition))
                 files.add(path)
         self._size += len(ids) - before
         self._forget_old(keep=key)
         return ids
+
+    def _ids_in(self, path: str, partition: int) -> list[str]:
+        """The partition's ids in a file (a file of several partitions tells them apart by
+        its `bus_partition` column)."""
+        if len(_ranges(path.rsplit("/", 1)[1])) < 2:
+            return pq.read_table(path, columns=["id"], filesystem=self.filesystem)["id"].to_pylist()
+        table = pq.read_table(path, columns=["id", "bus_partition"], filesystem=self.filesystem)
+        return table.filter(pc.equal(table["bus_partition"], partition))["id"].to_pylist()
 
     def add(self, folder: str, partition: int, path: str, new: Iterable[str]) -> None:
         """Remember a file this process wrote (read lazily only when not remembered)."""
@@ -160,7 +185,11 @@ class ParquetLake:
         return cls(pafs.LocalFileSystem(), root.as_posix())
 
     def last_offsets(self) -> dict[int, int]:
-        return _last_offsets(name for _, name in self._files())
+        last: dict[int, int] = {}
+        for _, name in self._files():
+            for p, _, end in _ranges(name):
+                last[p] = max(last.get(p, -1), end)
+        return last
 
     def _files(self) -> list[tuple[str, str]]:
         """(path, file name) of every lake file under `video_actions/`, found by listing."""
@@ -174,14 +203,15 @@ class ParquetLake:
         return sorted(found)
 
     def _listed(self, folder: str) -> list[tuple[str, int, int, int]]:
-        """(path, partition, first, last offset) of the files in one folder (listed, never
-        cached, so a partition that moved between workers is judged by what is really there)."""
+        """(path, partition, first, last offset) of each range of the files in one folder
+        (listed, never cached, so a partition that moved between workers is judged by what is
+        really there)."""
         selector = pafs.FileSelector(folder, allow_not_found=True)
         found = []
         for info in self.filesystem.get_file_info(selector):
-            m = _OFFSET_FILE.match(info.path.rsplit("/", 1)[1])
-            if m and info.type == pafs.FileType.File:
-                found.append((info.path, int(m.group(1)), int(m.group(2)), int(m.group(3))))
+            if info.type == pafs.FileType.File:
+                name = info.path.rsplit("/", 1)[1]
+                found += [(info.path, p, a, b) for p, a, b in _ranges(name)]
         return found
 
     def write_actions(self, records: Sequence[LakeRecord]) -> int:
@@ -215,33 +245,37 @@ class ParquetLake:
         return refused
 
     def _write_rows(self, table: pa.Table) -> int:
-        """An offset is in the lake iff a file of its partition in its own dt/hour folder covers
-        it: a batch is a contiguous run of offsets, so that file holds every event of the run
-        that belongs to the folder. Offsets already covered are left out, and so is a second
-        copy of an event id (in the batch, or in the partition's files of that folder).
+        """An offset is in the lake iff a file in its own dt/hour folder has a range of its
+        partition that covers it: a batch is a contiguous run of offsets per partition, so that
+        file holds every event of the run that belongs to the folder. Offsets already covered
+        are left out, and so is a second copy of an event id (in the batch, or in the
+        partition's files of that folder).
 
-        Each folder is listed once per call. Partitions are written in parallel (objects are
-        independent, and a PUT mostly waits on the server), each partition's files in order of
-        offset, so a crash part-way leaves no gap below a written file of that partition."""
+        Each folder is listed once per call, and gets one file (one more per six partitions
+        beyond the first six): each object is a request to the server, and those requests cost
+        more than the rows. Files are written in parallel; a crash part-way leaves some folders
+        without their file, and the replay of the uncommitted batch writes exactly those."""
         if table.num_rows == 0:
             return 0
         table = table.combine_chunks()
-        folder_of = pc.dictionary_encode(
-            pc.strftime(table["timestamp"].chunk(0), format="dt=%Y-%m-%d/hour=%H")
-        )
-        folder_names = folder_of.dictionary.to_pylist()
-        folder_codes = folder_of.indices.to_numpy()
+        # The folder of each row by its hour since the epoch (a batch spans a few hours, so
+        # only those are formatted, not every row's time).
+        hours = pc.cast(table["timestamp"], pa.int64()).to_numpy() // _MICROS_PER_HOUR
+        unique_hours, folder_codes = np.unique(hours, return_inverse=True)
+        folder_names = [
+            f"{_EPOCH + timedelta(hours=int(h)):dt=%Y-%m-%d/hour=%H}" for h in unique_hours
+        ]
         partitions = table["bus_partition"].to_numpy()
         offsets = table["bus_offset"].to_numpy()
-        ids = table["id"].to_pylist()
-        # (folder, partition) groups, each in order of offset, the groups by their first offset
+        ids = table["id"].to_numpy(zero_copy_only=False)
+        # (folder, partition) groups, each in order of offset
         keys = folder_codes.astype(np.int64) << 32 | partitions
         order = np.lexsort((offsets, keys))
         groups = np.split(order, np.flatnonzero(np.diff(keys[order])) + 1)
-        groups.sort(key=lambda rows: offsets[rows[0]])
         with self._lock:
             listings: dict[str, list[tuple[str, int, int, int]]] = {}
-            plans: dict[int, list[tuple[str, str, list[int]]]] = defaultdict(list)
+            # per folder, each partition's fresh rows (in order of partition, then offset)
+            plans: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
             for rows in groups:
                 folder = folder_names[folder_codes[rows[0]]]
                 partition = int(partitions[rows[0]])
@@ -249,34 +283,41 @@ class ParquetLake:
                 if where not in listings:
                     listings[where] = self._listed(where)
                 files = [(path, a, b) for path, p, a, b in listings[where] if p == partition]
-                known = self._archived.of(folder, partition, (path for path, _, _ in files))
+                known = self._archived.of(folder, partition, {path for path, _, _ in files})
                 uncovered = np.ones(len(rows), dtype=bool)
                 for _, a, b in files:
                     uncovered &= (offsets[rows] < a) | (offsets[rows] > b)
                 candidates = rows[uncovered]
-                fresh = candidates[_first_copies([ids[i] for i in candidates], known)].tolist()
-                if fresh:
-                    first, last = offsets[fresh[0]], offsets[fresh[-1]]
-                    name = f"p{partition:03d}-{first:012d}-{last:012d}.parquet"
-                    plans[partition].append((folder, f"{where}/{name}", fresh))
-            done: list[tuple[str, int, str, list[int]]] = []
+                fresh = candidates[_first_copies(ids[candidates].tolist(), known)]
+                if len(fresh):
+                    plans[folder].append((partition, fresh))
+            writes: list[tuple[str, str, list[tuple[int, np.ndarray]]]] = []
+            for folder, parts in plans.items():
+                for i in range(0, len(parts), MAX_RANGES_PER_FILE):
+                    held = parts[i : i + MAX_RANGES_PER_FILE]
+                    name = "_".join(
+                        f"p{p:03d}-{offsets[kept[0]]:012d}-{offsets[kept[-1]]:012d}"
+                        for p, kept in held
+                    )
+                    writes.append((folder, f"{self.actions_dir}/{folder}/{name}.parquet", held))
+            done: list[tuple[str, str, list[tuple[int, np.ndarray]]]] = []
 
-            def write_partition(partition: int) -> None:
-                for folder, path, fresh in plans[partition]:
-                    self._write(path, table.take(fresh))
-                    done.append((folder, partition, path, fresh))
+            def write(folder: str, path: str, held: list[tuple[int, np.ndarray]]) -> None:
+                self._write(path, table.take(np.concatenate([kept for _, kept in held])))
+                done.append((folder, path, held))
 
             try:
-                if len(plans) == 1:
-                    write_partition(next(iter(plans)))
-                elif plans:
-                    with ThreadPoolExecutor(min(len(plans), MAX_PARALLEL_WRITES)) as pool:
-                        for future in [pool.submit(write_partition, p) for p in plans]:
+                if len(writes) == 1:
+                    write(*writes[0])
+                elif writes:
+                    with ThreadPoolExecutor(min(len(writes), MAX_PARALLEL_WRITES)) as pool:
+                        for future in [pool.submit(write, *w) for w in writes]:
                             future.result()
             finally:  # remember what was written, even when another write failed
-                for folder, partition, path, fresh in done:
-                    self._archived.add(folder, partition, path, (ids[i] for i in fresh))
-            return sum(len(fresh) for _, _, _, fresh in done)
+                for folder, path, held in done:
+                    for partition, kept in held:
+                        self._archived.add(folder, partition, path, ids[kept].tolist())
+            return sum(len(kept) for _, _, held in done for _, kept in held)
 
     def archive_actions(self, actions: Sequence[VideoAction]) -> int:
         groups: dict[str, list[VideoAction]] = defaultdict(list)
@@ -408,6 +449,8 @@ class ParquetLake:
 
 def _first_copies(ids: Sequence[str], known: set[str]) -> list[int]:
     """The positions of the ids (given in offset order) neither known nor seen earlier."""
+    if known.isdisjoint(ids) and len(set(ids)) == len(ids):
+        return list(range(len(ids)))  # the usual batch: all new, each once
     fresh: list[int] = []
     seen: set[str] = set()
     for i, event_id in enumerate(ids):
