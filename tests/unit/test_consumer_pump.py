@@ -4,6 +4,7 @@ written, and every batch's offsets are committed only after its write, in order.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,6 +103,20 @@ def test_an_overlapped_group_prepares_the_next_batch_while_the_last_is_written(
     assert all(e.endswith(main) for e in log if e.startswith("prepared"))
     assert not any(e.endswith(main) for e in log if e.startswith("written"))
     assert r.processed == 9
+
+
+def test_a_batch_in_flight_is_committed_once_written_though_nothing_more_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[str] = []
+    r = runner(monkeypatch, True, lambda first: None, log)
+    deadline = time.monotonic() + 5
+    r.pump(
+        FakeConsumer(polls(3), log),
+        lambda taken: "commit 0-2" in log or time.monotonic() > deadline,
+    )
+    assert time.monotonic() < deadline, "the batch was committed only when the loop ended"
+    assert log[-1] == "commit 0-2"
 
 
 def test_a_group_that_does_not_overlap_writes_each_batch_before_it_polls_again(

@@ -343,6 +343,8 @@ class ConsumerRunner:
             while not finished(taken):
                 try:
                     records = consumer.poll(self.batch_size, 0.2)
+                    if in_flight is not None and (not records or in_flight[0].done()):
+                        settle()  # written meanwhile, or nothing else comes: commit it now
                     if records and not pending:
                         oldest = time.monotonic()
                     pending += records
@@ -351,12 +353,17 @@ class ConsumerRunner:
                         or time.monotonic() - oldest >= self.flush_seconds
                     ):
                         apply = self.prepare(pending)
-                        settle()
+                        written = in_flight
+                        in_flight = None
+                        if written is not None:
+                            written[0].result()
                         if writer is None:
                             apply()
                             consumer.commit(pending)
-                        else:
+                        else:  # the writer goes on at once; the last batch is committed after
                             in_flight = (writer.submit(apply), pending)
+                        if written is not None:
+                            consumer.commit(written[1])
                         taken += len(pending)
                         pending = []
                     delay = 0.1
