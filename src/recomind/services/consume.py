@@ -70,13 +70,22 @@ class VideoTags:
         """Ask now, in a transaction of its own, for the videos not remembered, so a later `of`
         finds them (the store group does this while the last batch is written). Best effort: if
         the store is away, `of` asks again in the write's transaction, which is retried."""
+        found, missing = self._remembered(video_ids)
+        if not missing:
+            return
         try:
             with store.transaction() as tx:
-                self.of(tx, video_ids)
+                self._fetch(tx, missing, found)
         except Exception:  # the write's own lookup reports it, and is retried
             log.debug("the catalog could not be read ahead", exc_info=True)
 
     def of(self, tx: StoreTransaction, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        found, missing = self._remembered(video_ids)
+        if missing:
+            self._fetch(tx, missing, found)
+        return found
+
+    def _remembered(self, video_ids: Iterable[str]) -> tuple[dict[str, tuple[str, ...]], set[str]]:
         now = time.monotonic()
         wanted = set(video_ids)
         with self._lock:
@@ -86,14 +95,17 @@ class VideoTags:
                 if (hit := self._known.get(v)) and hit[1] > now
                 for t in (hit[0],)
             }
-        missing = wanted - found.keys()
-        if missing:
-            fetched = tx.video_tags(missing)
-            with self._lock:
-                for v, tags in fetched.items():
-                    self._known[v] = (tags, now + self.ttl)
-            found.update(fetched)
-        return found
+        return found, wanted - found.keys()
+
+    def _fetch(
+        self, tx: StoreTransaction, missing: set[str], found: dict[str, tuple[str, ...]]
+    ) -> None:
+        fetched = tx.video_tags(missing)
+        until = time.monotonic() + self.ttl
+        with self._lock:
+            for v, tags in fetched.items():
+                self._known[v] = (tags, until)
+        found.update(fetched)
 
 
 @dataclass(frozen=True)
