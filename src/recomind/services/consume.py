@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -339,9 +339,6 @@ class ConsumerRunner:
         taken = 0
         delay = 0.1
         in_flight: tuple[Future[None], list[BusRecord]] | None = None
-        writer = (
-            ThreadPoolExecutor(1, thread_name_prefix=self.name) if self.group.overlapped else None
-        )
 
         def settle() -> None:  # wait for the batch in flight, then commit it
             nonlocal in_flight
@@ -369,11 +366,11 @@ class ConsumerRunner:
                         in_flight = None
                         if written is not None:
                             written[0].result()
-                        if writer is None:
+                        if not self.group.overlapped:
                             apply()
                             consumer.commit(pending)
                         else:  # the writer goes on at once; the last batch is committed after
-                            in_flight = (writer.submit(apply), pending)
+                            in_flight = (self._in_background(apply), pending)
                         if written is not None:
                             consumer.commit(written[1])
                         taken += len(pending)
@@ -391,8 +388,25 @@ class ConsumerRunner:
                 self.handle(pending)
                 consumer.commit(pending)
         finally:
-            if writer is not None:
-                writer.shutdown(wait=True)
+            if in_flight is not None:  # leaving on an error: let the write end, commit nothing
+                in_flight[0].exception()
+
+    def _in_background(self, apply: Callable[[], None]) -> Future[None]:
+        """Run one batch's write on a daemon thread (never more than one at a time: the pump
+        waits for it before the next), so a worker that exits is never held by a write that
+        keeps retrying against a store that is down."""
+        future: Future[None] = Future()
+
+        def write() -> None:
+            try:
+                apply()
+            except BaseException as exc:  # handed to the pump, which re-raises it
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+
+        threading.Thread(target=write, name=f"{self.name}-write", daemon=True).start()
+        return future
 
     def drain(self, timeout: float = 60.0) -> int:
         """Apply everything on the topic now, in this thread (for tests and the CLI): reads until
