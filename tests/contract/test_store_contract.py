@@ -598,6 +598,28 @@ def test_action_columns_are_stored_once_per_id_with_their_values(store: Store, a
         assert_utc(got.timestamp)
 
 
+def test_action_columns_in_another_order_or_with_more_columns_store_the_same(
+    store: Store,
+) -> None:
+    """The bulk loads name their columns: a table holding them in another order, or with a
+    column more (the lake's bus positions), stores the same rows."""
+    import pyarrow as pa
+
+    from recomind.domain.event_columns import COLUMNS, actions_of
+
+    first = [action(1, watch_ms=5), action(2, video="v2", kind=ActionType.SKIP)]
+    table = columns(first).select(list(reversed(COLUMNS)))  # type: ignore[attr-defined]
+    with store.transaction() as tx:
+        assert tx.insert_new_action_columns(store.bulk_actions(table)).num_rows == 2
+    later = columns([action(3, user="u2")]).append_column(  # type: ignore[attr-defined]
+        "bus_offset", pa.array([7], pa.int64())
+    )
+    with store.transaction() as tx:
+        assert tx.insert_new_action_columns(later).num_rows == 1
+    assert store.user_actions("u1") == first
+    assert actions_of(later.select(COLUMNS)) == store.user_actions("u2")
+
+
 def test_action_columns_roll_back_with_their_transaction(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.insert_new_action_columns(columns([action(1), action(2)]))

@@ -258,10 +258,11 @@ def append_new_actions(
 def csv_of(columns: pa.Table) -> bytes:
     """A table of `event_columns.COLUMNS` as `_load_csv` loads it: Arrow's CSV (written in C++,
     no Python object per row), each time with its microseconds and no zone."""
-    table = columns.set_column(
+    table = columns.select(COLUMNS)
+    table = table.set_column(
         COLUMNS.index("timestamp"),
         "timestamp",
-        pc.strftime(columns["timestamp"], format="%Y-%m-%d %H:%M:%S"),  # with microseconds
+        pc.strftime(table["timestamp"], format="%Y-%m-%d %H:%M:%S"),  # with microseconds
     )
     out = io.BytesIO()
     pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False))

@@ -143,7 +143,7 @@ def csv_of(columns: pa.Table) -> bytes:
     time as `2026-11-28 11:57:12.345218Z` and a missing `watch_ms` as an empty, unquoted field,
     which CSV `COPY` reads as NULL."""
     out = io.BytesIO()
-    pacsv.write_csv(columns, out, pacsv.WriteOptions(include_header=False))
+    pacsv.write_csv(columns.select(COLUMNS), out, pacsv.WriteOptions(include_header=False))
     return out.getvalue()
 
 
