@@ -56,8 +56,8 @@ ACTIONS_SCHEMA = pa.schema(
 )
 # A lake file, relative to `video_actions/`; names starting with "." or "_" are hidden.
 _LAKE_FILE = re.compile(r"^dt=[^/]+/hour=[^/]+/(?P<name>[^._/][^/]*\.parquet)$")
-_OFFSET_FILE = re.compile(r"^p(\d+)-(\d+)-(\d+)\.parquet$")
-# An actions file: one or more ranges, each `p<partition>-<first>-<last>`, joined by "_".
+# A file written from the bus: one or more ranges, each `p<partition>-<first>-<last>`, joined
+# by "_" (a feature table's files and the ledger's hold one).
 _RANGE = r"p(\d+)-(\d+)-(\d+)"
 _RANGES_FILE = re.compile(rf"^{_RANGE}(?:_{_RANGE})*\.parquet$")
 _MICROS_PER_HOUR = 3_600_000_000
@@ -185,11 +185,7 @@ class ParquetLake:
         return cls(pafs.LocalFileSystem(), root.as_posix())
 
     def last_offsets(self) -> dict[int, int]:
-        last: dict[int, int] = {}
-        for _, name in self._files():
-            for p, _, end in _ranges(name):
-                last[p] = max(last.get(p, -1), end)
-        return last
+        return _last_offsets(name for _, name in self._files())
 
     def _files(self) -> list[tuple[str, str]]:
         """(path, file name) of every lake file under `video_actions/`, found by listing."""
@@ -384,7 +380,7 @@ class ParquetLake:
         return sorted(
             info.path
             for info in self.filesystem.get_file_info(selector)
-            if info.type == pafs.FileType.File and _OFFSET_FILE.match(info.path.rsplit("/", 1)[1])
+            if info.type == pafs.FileType.File and _RANGES_FILE.match(info.path.rsplit("/", 1)[1])
         )
 
     def feature_offsets(self, table: str) -> dict[int, int]:
@@ -461,11 +457,9 @@ def _first_copies(ids: Sequence[str], known: set[str]) -> list[int]:
 
 
 def _last_offsets(names: Iterable[str]) -> dict[int, int]:
-    """The highest offset written per bus partition, from `p<part>-<first>-<last>` file names."""
+    """The highest offset written per bus partition, from the ranges in the file names."""
     last: dict[int, int] = {}
     for name in names:
-        m = _OFFSET_FILE.match(name)
-        if m:
-            p, end = int(m.group(1)), int(m.group(3))
+        for p, _, end in _ranges(name):
             last[p] = max(last.get(p, -1), end)
     return last
