@@ -213,6 +213,22 @@ def timed_drain(recomind: RecoMind, group: str, expected: int, clock: CpuClock) 
     return done / seconds
 
 
+def profile_figure(app: RecoMind, server: str, name: str, events: int, bare: Figure) -> Figure:
+    """events/s of the `recomind-profile` group, printed beside the bare baseline of the store
+    group's figure `bare`, though it writes other rows (ADR 0008)."""
+    clock = CpuClock(server)
+    rate = timed_drain(app, "recomind-profile", events, clock)
+    return Figure(
+        f"Kafka -> {name} (profile group)",
+        rate,
+        bare.base_name,
+        bare.base_rate,
+        events,
+        clock.seconds,
+        bare.base_cpu,
+    )
+
+
 def rows_of(world_actions: list) -> list[tuple]:  # type: ignore[type-arg]
     return [
         (a.id, a.user_id, a.video_id, a.action_type.value, a.timestamp, a.watch_ms)
@@ -421,19 +437,7 @@ def main() -> None:
         )
     )
     figures[-1].base_cpu = base.seconds * total / n
-    profile = CpuClock("postgres")
-    rate = timed_drain(pg, "recomind-profile", total, profile)
-    figures.append(
-        Figure(
-            "Kafka -> PostgreSQL (profile group)",
-            rate,
-            "bare COPY",
-            figures[-2].base_rate,
-            total,
-            profile.seconds,
-        )
-    )
-    figures[-1].base_cpu = figures[-3].base_cpu
+    figures.append(profile_figure(pg, "postgres", "PostgreSQL", total, bare=figures[-2]))
     # 4. Kafka -> lake, beside one Parquet object
     sink = CpuClock(None)  # the S3 server's CPU is not counted
     rate = timed_drain(pg, "recomind-lake", total, sink)
@@ -474,19 +478,7 @@ def main() -> None:
         )
     )
     figures[-1].base_cpu = base.seconds
-    profile = CpuClock("mariadb")
-    rate = timed_drain(my, "recomind-profile", n, profile)
-    figures.append(
-        Figure(
-            "Kafka -> MariaDB (profile group)",
-            rate,
-            "bare LOAD DATA",
-            figures[-2].base_rate,
-            n,
-            profile.seconds,
-        )
-    )
-    figures[-1].base_cpu = figures[-3].base_cpu
+    figures.append(profile_figure(my, "mariadb", "MariaDB", n, bare=figures[-2]))
     my.close()
 
     print(
