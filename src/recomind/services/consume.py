@@ -11,8 +11,8 @@ and the idempotent effects make the replay harmless (ADR 0003, ADR 0008):
   tag weights and refreshes their top tags, in one transaction with its ledger of counted
   event ids (`counted_events`), so each event id counts once (on PostgreSQL and MariaDB as
   set-based SQL over the batch);
-- `recomind-lake` archives every event to the lake, named by partition and offset; the lake
-  decodes the events itself, a batch at a time into columns;
+- `recomind-lake` archives every event to the lake, named by partition and offset; it gets
+  each flush as Arrow columns (`EventBatch`), decoded on the polling thread;
 - `recomind-analytics` writes per-batch feature deltas (per video, per viewer, per
   viewer and tag) to the lake's feature tables, named the same way.
 
@@ -215,8 +215,8 @@ def write_features(batch: list[tuple[BusRecord, VideoAction]], fx: Effects) -> N
 @dataclass(frozen=True)
 class ConsumerGroup:
     """One consumer group: handlers run in the store transaction (the profile group's), or per
-    record batch, or one handler takes the batch undecoded (`on_events`: the store's and the
-    lake's, which decode it into columns).
+    record batch, or one handler takes the batch as Arrow columns (`on_events`: the store's and
+    the lake's, given an `EventBatch` and returning the write to run).
 
     A `buffered` group (the lake's sinks) gathers records over several polls and applies them
     by size or age, as Kafka Connect's S3 sink does, so the lake gets fewer, larger files.
