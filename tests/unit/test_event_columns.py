@@ -179,3 +179,29 @@ def test_first_copies_keeps_the_first_of_each_id() -> None:
     assert kept[0].video_id == first["video_id"]
     unique = decode_columns(encoded([event(4), event(5)]))
     assert unique is not None and first_copies(unique) is unique
+
+
+def test_utc_text_writes_each_time_as_its_utc_wall_time_with_microseconds() -> None:
+    """The cheap cast gives what `isoformat` does in UTC, with a space and six digits, for
+    times on either side of 1970, at the ends of the range, and given in another zone."""
+    import pyarrow as pa
+
+    from recomind.domain.event_columns import utc_text
+
+    zone = timezone(timedelta(hours=-7, minutes=-30))
+    times = [
+        T0,
+        T0.replace(microsecond=0),
+        T0.astimezone(zone),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    column = pa.chunked_array([pa.array(times[:3]), pa.array(times[3:])]).cast(
+        pa.timestamp("us", tz="UTC")
+    )
+    expected = [
+        t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds") for t in times
+    ]
+    assert utc_text(column).to_pylist() == expected
+    assert expected[1] == "2026-12-03 05:35:28.000000"

@@ -141,6 +141,15 @@ def actions_of(table: pa.Table) -> list[VideoAction]:
     ]
 
 
+def utc_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """UTC times as `YYYY-MM-DD HH:MM:SS.ffffff`, the microseconds always written. The zoned
+    column is read as the naive one of the same microseconds (its UTC wall time), whose cast to
+    text is about 30 times cheaper than a cast or `strftime` of the zoned one, which looks up
+    the zone for every value (about 1 µs an event here)."""
+    naive = pc.cast(pc.cast(column, pa.int64()), pa.timestamp("us"))
+    return pc.cast(naive, pa.string())
+
+
 def ids_of(table: pa.Table) -> list[str]:
     return _values(table["id"])
 

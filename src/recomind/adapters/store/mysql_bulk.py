@@ -18,7 +18,6 @@ from datetime import UTC
 from typing import IO, Any, TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from pymysql.constants import SERVER_STATUS  # type: ignore[import-untyped]
@@ -31,7 +30,7 @@ from pymysql.err import (  # type: ignore[import-untyped]
 )
 from sqlalchemy.engine import Connection
 
-from recomind.domain.event_columns import COLUMNS
+from recomind.domain.event_columns import COLUMNS, utc_text
 from recomind.domain.ports import BulkActions
 
 # Bytes of row text per statement: well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on
@@ -257,13 +256,9 @@ def append_new_actions(
 
 def csv_of(columns: pa.Table) -> bytes:
     """A table of `event_columns.COLUMNS` as `_load_csv` loads it: Arrow's CSV (written in C++,
-    no Python object per row), each time with its microseconds and no zone."""
+    no Python object per row), each time as its UTC text with its microseconds (`utc_text`)."""
     table = columns.select(COLUMNS)
-    table = table.set_column(
-        COLUMNS.index("timestamp"),
-        "timestamp",
-        pc.strftime(table["timestamp"], format="%Y-%m-%d %H:%M:%S"),  # with microseconds
-    )
+    table = table.set_column(COLUMNS.index("timestamp"), "timestamp", utc_text(table["timestamp"]))
     out = io.BytesIO()
     pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False))
     return out.getvalue()
