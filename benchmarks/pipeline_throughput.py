@@ -164,11 +164,11 @@ class Primed:
     """A consumer whose first poll, made before the clock starts (the group join is not
     timed), is handed out again at the first poll of the timed part."""
 
-    def __init__(self, consumer: BusConsumer, first: list[BusRecord]) -> None:
+    def __init__(self, consumer: BusConsumer, first: Sequence[BusRecord]) -> None:
         self.consumer = consumer
         self.first = first
 
-    def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]:
+    def poll(self, max_records: int, timeout_seconds: float) -> Sequence[BusRecord]:
         if self.first:
             records, self.first = self.first, []
             return records
@@ -188,7 +188,7 @@ def timed_drain(recomind: RecoMind, group: str, expected: int, clock: CpuClock) 
     # a buffered group (the lake's) writes once it holds them all, not after its flush age
     runner.flush_rows = min(runner.flush_rows, expected)
     consumer = recomind.bus.subscribe(group, VIDEO_ACTIONS_TOPIC)
-    records = []
+    records: Sequence[BusRecord] = []
     while not records:
         records = consumer.poll(runner.batch_size, 1.0)
     # A full collection now, so the timed part does not pay for the garbage of the set-up (the

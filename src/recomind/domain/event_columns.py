@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from recomind.domain.model import ActedOn, ActionType, VideoAction
-from recomind.domain.ports import BusRecord
+from recomind.domain.ports import BusRecord, values_of
 from recomind.domain.validation import CANONICAL_UUID, ID_PATTERN
 
 COLUMNS = ("id", "user_id", "video_id", "action_type", "timestamp", "watch_ms")
@@ -89,7 +89,7 @@ class EventBatch:
 
     @classmethod
     def decode(cls, records: Sequence[BusRecord]) -> EventBatch:
-        return cls(records, decode_columns([r.value for r in records]))
+        return cls(records, decode_columns(values_of(records)))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

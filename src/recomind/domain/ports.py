@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol, overload
 
 from recomind.domain.model import (
     Engagement,
@@ -193,8 +193,110 @@ class BusRecord(NamedTuple):
     value: bytes
 
 
+class PolledRecords(Sequence[BusRecord]):
+    """The records of one topic that a poll took, kept as columns: a poll takes thousands, and
+    the bulk sinks read only their values, partitions and offsets, so a `BusRecord` is made
+    only for a record asked for by position or in a loop (a poison message, the profile group).
+    A key is decoded from its bytes then (undecodable bytes replaced)."""
+
+    __slots__ = ("keys", "offsets", "partitions", "topic", "values")
+
+    def __init__(
+        self,
+        topic: str,
+        partitions: list[int],
+        offsets: list[int],
+        keys: list[bytes | str | None],
+        values: list[bytes],
+    ) -> None:
+        self.topic = topic
+        self.partitions = partitions
+        self.offsets = offsets
+        self.keys = keys
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, index: int) -> BusRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> PolledRecords: ...
+
+    def __getitem__(self, index: int | slice) -> BusRecord | PolledRecords:
+        if isinstance(index, slice):
+            return PolledRecords(
+                self.topic,
+                self.partitions[index],
+                self.offsets[index],
+                self.keys[index],
+                self.values[index],
+            )
+        key = self.keys[index]
+        return BusRecord(
+            self.topic, self.partitions[index], self.offsets[index], _key(key), self.values[index]
+        )
+
+    def __iter__(self) -> Iterator[BusRecord]:
+        topic = self.topic
+        for partition, offset, key, value in zip(
+            self.partitions, self.offsets, self.keys, self.values, strict=True
+        ):
+            yield BusRecord(topic, partition, offset, _key(key), value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PolledRecords({list(self)!r})"
+
+
+def _key(key: bytes | str | None) -> str:
+    return key.decode("utf-8", "replace") if isinstance(key, bytes) else (key or "")
+
+
+def joined(parts: Sequence[Sequence[BusRecord]]) -> Sequence[BusRecord]:
+    """Several polls' records as one batch, in order: still columns when every part is the
+    same topic's `PolledRecords`."""
+    if len(parts) == 1:
+        return parts[0]
+    if parts and all(isinstance(p, PolledRecords) for p in parts):
+        polled = [p for p in parts if isinstance(p, PolledRecords)]
+        if len({p.topic for p in polled}) == 1:
+            return PolledRecords(
+                polled[0].topic,
+                [x for p in polled for x in p.partitions],
+                [x for p in polled for x in p.offsets],
+                [x for p in polled for x in p.keys],
+                [x for p in polled for x in p.values],
+            )
+    return [r for p in parts for r in p]
+
+
+def values_of(records: Sequence[BusRecord]) -> list[bytes]:
+    return records.values if isinstance(records, PolledRecords) else [r.value for r in records]
+
+
+def positions_of(records: Sequence[BusRecord]) -> tuple[list[int], list[int]]:
+    """The records' partitions and offsets."""
+    if isinstance(records, PolledRecords):
+        return records.partitions, records.offsets
+    return [r.partition for r in records], [r.offset for r in records]
+
+
 def latest_offsets(records: Iterable[BusRecord]) -> dict[tuple[str, int], int]:
     """The highest offset of the records per (topic, partition): what a commit stores."""
+    if isinstance(records, PolledRecords):
+        highest: dict[int, int] = {}
+        for partition, offset in zip(records.partitions, records.offsets, strict=True):
+            if offset > highest.get(partition, -1):
+                highest[partition] = offset
+        return {(records.topic, p): o for p, o in highest.items()}
     latest: dict[tuple[str, int], int] = {}
     for r in records:
         where = (r.topic, r.partition)
@@ -206,7 +308,7 @@ def latest_offsets(records: Iterable[BusRecord]) -> dict[tuple[str, int], int]:
 class BusConsumer(Protocol):
     """One member of a consumer group; offsets are committed only when told."""
 
-    def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]: ...
+    def poll(self, max_records: int, timeout_seconds: float) -> Sequence[BusRecord]: ...
 
     def commit(self, records: Sequence[BusRecord]) -> None: ...
 

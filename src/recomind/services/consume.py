@@ -50,6 +50,7 @@ from recomind.domain.ports import (
     Lake,
     Store,
     StoreTransaction,
+    joined,
 )
 from recomind.domain.scoring import weighted
 from recomind.services.analytics import write_batch_features
@@ -334,11 +335,12 @@ class ConsumerRunner:
         batch on its writer thread while this one polls and decodes the next (one batch in
         flight at most); offsets are committed here, in order. On a stop the records held are
         applied; after a crash they are not committed, so they come again."""
-        pending: list[BusRecord] = []
+        held: list[Sequence[BusRecord]] = []  # the polls not applied yet
+        count = 0  # their records
         oldest = 0.0
         taken = 0
         delay = 0.1
-        in_flight: tuple[Future[None], list[BusRecord]] | None = None
+        in_flight: tuple[Future[None], Sequence[BusRecord]] | None = None
 
         def settle() -> None:  # wait for the batch in flight, then commit it
             nonlocal in_flight
@@ -354,13 +356,16 @@ class ConsumerRunner:
                     records = consumer.poll(self.batch_size, 0.2)
                     if in_flight is not None and (not records or in_flight[0].done()):
                         settle()  # written meanwhile, or nothing else comes: commit it now
-                    if records and not pending:
-                        oldest = time.monotonic()
-                    pending += records
-                    if pending and (
-                        len(pending) >= self.flush_rows
-                        or time.monotonic() - oldest >= self.flush_seconds
+                    if records:
+                        if not held:
+                            oldest = time.monotonic()
+                        held.append(records)
+                        count += len(records)
+                    if held and (
+                        count >= self.flush_rows or time.monotonic() - oldest >= self.flush_seconds
                     ):
+                        pending = joined(held)
+                        held = [pending]  # kept until applied, as one
                         apply = self.prepare(pending)
                         written = in_flight
                         in_flight = None
@@ -374,7 +379,7 @@ class ConsumerRunner:
                         if written is not None:
                             consumer.commit(written[1])
                         taken += len(pending)
-                        pending = []
+                        held, count = [], 0
                     delay = 0.1
                 except Exception:  # the bus is away: uncommitted records come again later
                     if self._stop.is_set():
@@ -384,7 +389,8 @@ class ConsumerRunner:
                     self._stop.wait(delay)
                     delay = min(delay * 2, 10.0)
             settle()
-            if pending:  # a clean stop applies what it holds; a crash leaves it uncommitted
+            if held:  # a clean stop applies what it holds; a crash leaves it uncommitted
+                pending = joined(held)
                 self.handle(pending)
                 consumer.commit(pending)
         finally:

@@ -35,7 +35,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from recomind.adapters.bus.kafka_settings import KafkaSettings
 from recomind.domain.errors import BusUnavailable, RecoMindError
-from recomind.domain.ports import BusRecord, latest_offsets
+from recomind.domain.ports import BusRecord, PolledRecords, latest_offsets
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +442,7 @@ class KafkaConsumer:
             and all(p.leader >= 0 for p in found.partitions.values())
         )
 
-    def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]:
+    def poll(self, max_records: int, timeout_seconds: float) -> Sequence[BusRecord]:
         if not self._subscribed:
             start = time.monotonic()
             if start >= self._next_try:
@@ -467,19 +467,18 @@ class KafkaConsumer:
             log.log(level, "kafka consumer of %r: %s", self.topic, err.str())
         if failed:
             messages = [msg for msg in messages if msg.error() is None]
+        if not messages:
+            return []
         # One subscribed topic: each record is labelled with `label` (the topic's name, or the
-        # one a namespace shows), without asking each message; a poll makes thousands of these.
-        label = self.label
-        return [
-            BusRecord(
-                label,
-                msg.partition() or 0,
-                msg.offset() or 0,
-                key.decode() if isinstance(key := msg.key(), bytes) else (key or ""),
-                msg.value() or b"",
-            )
-            for msg in messages
-        ]
+        # one a namespace shows), without asking each message; a poll takes thousands, kept as
+        # columns (PolledRecords) rather than a tuple each.
+        return PolledRecords(
+            self.label,
+            [msg.partition() or 0 for msg in messages],
+            [msg.offset() or 0 for msg in messages],
+            [msg.key() for msg in messages],
+            [msg.value() or b"" for msg in messages],
+        )
 
     def commit(self, records: Sequence[BusRecord]) -> None:
         latest = latest_offsets(records)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from recomind.domain.ports import BusConsumer, BusRecord, EventBus, latest_offsets
+from recomind.domain.ports import BusConsumer, BusRecord, EventBus, PolledRecords, latest_offsets
 from recomind.domain.validation import validate_id
 
 
@@ -32,11 +32,19 @@ class NamespacedConsumer:
         if hasattr(inner, "label"):  # a Kafka consumer labels its records as told
             inner.label = inner.label.removeprefix(prefix)
 
-    def poll(self, max_records: int, timeout_seconds: float) -> list[BusRecord]:
+    def poll(self, max_records: int, timeout_seconds: float) -> Sequence[BusRecord]:
         records = self.inner.poll(max_records, timeout_seconds)
         if not records or not records[0].topic.startswith(self.prefix):
             return records
         cut = len(self.prefix)
+        if isinstance(records, PolledRecords):
+            return PolledRecords(
+                records.topic[cut:],
+                records.partitions,
+                records.offsets,
+                records.keys,
+                records.values,
+            )
         return [BusRecord(r.topic[cut:], r.partition, r.offset, r.key, r.value) for r in records]
 
     def commit(self, records: Sequence[BusRecord]) -> None:

@@ -40,7 +40,7 @@ from recomind.domain.errors import InvalidInput
 from recomind.domain.event_columns import EventBatch, columns_of
 from recomind.domain.events import action_from_json
 from recomind.domain.model import ActionType, VideoAction
-from recomind.domain.ports import BusRecord, LakeRecord
+from recomind.domain.ports import BusRecord, LakeRecord, positions_of
 
 ACTIONS_SCHEMA = pa.schema(
     [
@@ -231,9 +231,10 @@ class ParquetLake:
                 decoded.append(LakeRecord(r.partition, r.offset, action))
             self.write_actions(decoded)
             return refused
+        partitions, offsets = positions_of(records)
         positions = {
-            "bus_partition": pa.array([r.partition for r in records], pa.int32()),
-            "bus_offset": pa.array([r.offset for r in records], pa.int64()),
+            "bus_partition": pa.array(partitions, pa.int32()),
+            "bus_offset": pa.array(offsets, pa.int64()),
         }
         for name, column in positions.items():
             table = table.append_column(name, column)
