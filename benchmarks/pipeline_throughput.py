@@ -1,7 +1,7 @@
 """Throughput of the real stack on this machine, each figure beside a raw baseline in the same run.
 
 Needs the servers: scripts/services/install.sh && scripts/services/start.sh && . .services/env.sh
-Then:              python benchmarks/pipeline_throughput.py [--events 10000]
+Then:              python benchmarks/pipeline_throughput.py [--events 10000] [--runs 3]
 
 1. API -> Kafka: events/s through `recomind serve` (POST /video_actions, batches of 100, 4
    clients), and single POST /video_action requests/s (8 clients); baseline: the Kafka producer
@@ -23,6 +23,11 @@ RECOMIND_SERVICES_DIR). On a shared machine wall-clock rates fall with the load 
 cost does much less, so the CPU ratio is the steadier comparison. Before each timed drain the
 set-up's objects are frozen out of the garbage collector, as a worker process does with its
 start-up heap; `--no-freeze` drains without that.
+
+One baseline is one short measurement, and moves a lot from run to run (one Parquet PUT of
+10,000 rows took from 274,000 to 770,000 rows/s on the same day), so a single run's ratio
+moves with it. `--runs K` repeats the whole measurement K times, each on fresh topics,
+databases and lake prefixes, and ends with the median of each figure and of each ratio.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import csv
 import gc
 import io
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -352,23 +358,10 @@ def post_singles(url: str, bodies: list[dict], clients: int = 8) -> float:  # ty
         return len(bodies) / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument(
-        "--no-freeze",
-        action="store_true",
-        help="drain without gc.freeze() first (as workers did before entrypoints/heap.py)",
-    )
-    args = parser.parse_args()
-    global FREEZE
-    FREEZE = not args.no_freeze
-    missing = [v for v in NEEDED if not os.environ.get(v)]
-    if missing:
-        sys.exit(f"set {', '.join(missing)}: scripts/services/start.sh && . .services/env.sh")
-    print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
+def measure(n: int) -> list[Figure]:
+    """One run of every path and its baselines, on fresh topics, databases and lake prefixes;
+    prints its table."""
     load_before = os.getloadavg()
-    n = args.events
     world = simulate(n_videos=2_000, n_users=max(50, n // 40), actions_per_user=40, seed=9)
     actions = world.actions[:n]
     n = len(actions)
@@ -499,6 +492,45 @@ def main() -> None:
             f" {f.base_rate:>9,.0f} {f.per_cpu(f.base_cpu)}  {f.rate / f.base_rate:5.2f}"
             f"  {cpu_ratio:>9}"
         )
+    return figures
+
+
+def print_medians(runs: list[list[Figure]]) -> None:
+    """Per path and baseline: the median over the runs of its rate, its baseline's and their
+    ratio (each run's ratio is of one run's pair), with the ratios' range."""
+    print(f"\nmedians of {len(runs)} runs (ratio: the median of the runs' ratios, and their range)")
+    print(f"{'path':40} {'rows/s':>9}   {'baseline':18} {'rows/s':>9}  ratio  range")
+    for same in zip(*runs, strict=True):
+        f = same[0]
+        ratios = [g.rate / g.base_rate for g in same]
+        print(
+            f"{f.path:40} {statistics.median(g.rate for g in same):>9,.0f}   {f.base_name:18}"
+            f" {statistics.median(g.base_rate for g in same):>9,.0f}"
+            f"  {statistics.median(ratios):5.2f}  {min(ratios):.2f}-{max(ratios):.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument(
+        "--runs", type=int, default=1, help="repeat the whole measurement; print medians"
+    )
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="drain without gc.freeze() first (as workers did before entrypoints/heap.py)",
+    )
+    args = parser.parse_args()
+    global FREEZE
+    FREEZE = not args.no_freeze
+    missing = [v for v in NEEDED if not os.environ.get(v)]
+    if missing:
+        sys.exit(f"set {', '.join(missing)}: scripts/services/start.sh && . .services/env.sh")
+    print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
+    runs = [measure(args.events) for _ in range(args.runs)]
+    if len(runs) > 1:
+        print_medians(runs)
 
 
 if __name__ == "__main__":
