@@ -47,7 +47,7 @@ CALLS = (
     "add_to_popularity",
     "add_to_tag_weights",
     "refresh_top_tags",
-    "video_tags",
+    "known_videos",
 )
 
 

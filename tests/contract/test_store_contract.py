@@ -426,6 +426,21 @@ def test_video_tags_inside_a_transaction(store: Store) -> None:
         assert tx.video_tags(["v1", "v2", "v9"]) == {"v1": ("b", "a"), "v2": ()}
 
 
+def test_known_videos_are_those_of_the_catalog_in_any_number(store: Store) -> None:
+    """All known (the count alone answers), some not (the ids are read), none asked, and more
+    ids than one IN list holds on MariaDB (5,000)."""
+    store.add_videos([video(f"v{i}") for i in range(6000)])
+    with store.transaction() as tx:
+        assert tx.known_videos(["v1", "v2", "v1"]) == {"v1", "v2"}
+        assert tx.known_videos(["v1", "v9999", "nope"]) == {"v1"}
+        assert tx.known_videos([]) == set()
+        many = [f"v{i}" for i in range(0, 12000, 2)]
+        assert tx.known_videos(many) == {f"v{i}" for i in range(0, 6000, 2)}
+        assert tx.known_videos(many[:3000]) == set(many[:3000])
+        every = [f"v{i}" for i in range(6000)]
+        assert tx.known_videos(every) == set(every)
+
+
 # -- stored recommendations and counts --------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """`ConsumerRunner.pump`: an overlapped group prepares the next batch while the last one is
 written, and every batch's offsets are committed only after its write, in order. And the
-store group's catalog cache, read ahead on the polling thread (`VideoTags.warm`)."""
+store group's catalog cache, read ahead on the polling thread (`KnownVideos.warm`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from recomind.domain.event_columns import EventBatch
 from recomind.domain.events import VIDEO_ACTIONS_TOPIC
 from recomind.domain.ports import BusRecord
 from recomind.services import consume
-from recomind.services.consume import ConsumerGroup, ConsumerRunner, VideoTags, Write
+from recomind.services.consume import ConsumerGroup, ConsumerRunner, KnownVideos, Write
 
 
 class FakeConsumer:
@@ -167,10 +167,10 @@ def test_a_batch_whose_write_never_succeeds_is_never_committed(
 
 
 class CatalogStore:
-    """A store whose transactions only answer `video_tags`, counting what they were asked."""
+    """A store whose transactions only answer `known_videos`, counting what they were asked."""
 
-    def __init__(self, tags: dict[str, tuple[str, ...]], down: bool = False) -> None:
-        self.tags = tags
+    def __init__(self, videos: set[str], down: bool = False) -> None:
+        self.videos = videos
         self.down = down
         self.asked: list[set[str]] = []
         self.transactions = 0
@@ -182,26 +182,26 @@ class CatalogStore:
         self.transactions += 1
         yield self
 
-    def video_tags(self, video_ids: set[str]) -> dict[str, tuple[str, ...]]:
+    def known_videos(self, video_ids: set[str]) -> set[str]:
         self.asked.append(set(video_ids))
-        return {v: self.tags[v] for v in video_ids if v in self.tags}
+        return set(video_ids) & self.videos
 
 
 def test_the_catalog_is_read_ahead_once_and_only_for_what_is_not_remembered() -> None:
-    store = CatalogStore({"v1": ("cats",), "v2": ("dogs",)})
-    tags = VideoTags()
-    tags.warm(store, ["v1", "v404"])  # type: ignore[arg-type]
-    tags.warm(store, ["v1"])  # type: ignore[arg-type]
+    store = CatalogStore({"v1", "v2"})
+    known = KnownVideos()
+    known.warm(store, ["v1", "v404"])  # type: ignore[arg-type]
+    known.warm(store, ["v1"])  # type: ignore[arg-type]
     assert (store.transactions, store.asked) == (1, [{"v1", "v404"}])
-    assert tags.of(store, ["v1", "v2", "v404"]) == {"v1": ("cats",), "v2": ("dogs",)}  # type: ignore[arg-type]
+    assert known.of(store, ["v1", "v2", "v404"]) == {"v1", "v2"}  # type: ignore[arg-type]
     assert store.asked[1:] == [{"v2", "v404"}]  # an unknown video is asked again
 
 
 def test_reading_the_catalog_ahead_with_the_store_down_leaves_it_to_the_write() -> None:
-    store = CatalogStore({"v1": ("cats",)}, down=True)
-    tags = VideoTags()
-    tags.warm(store, ["v1"])  # type: ignore[arg-type]
+    store = CatalogStore({"v1"}, down=True)
+    known = KnownVideos()
+    known.warm(store, ["v1"])  # type: ignore[arg-type]
     store.down = False
     with store.transaction() as tx:
-        assert tags.of(tx, ["v1"]) == {"v1": ("cats",)}
+        assert known.of(tx, ["v1"]) == {"v1"}
     assert store.asked == [{"v1"}]

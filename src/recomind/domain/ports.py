@@ -87,6 +87,10 @@ class StoreTransaction(Protocol):
 
     def video_tags(self, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]: ...
 
+    def known_videos(self, video_ids: Iterable[str]) -> set[str]:
+        """Those of the videos that are in the catalog."""
+        ...
+
 
 class Store(Protocol):
     """The source of truth: users, videos, actions, profiles, popularity, stored lists."""

@@ -58,19 +58,21 @@ from recomind.services.analytics import write_batch_features
 log = logging.getLogger(__name__)
 
 
-class VideoTags:
-    """Tags of the videos events name, remembered for a minute: every batch needs them, and a
-    catalog changes far more slowly than events arrive. Unknown videos are asked again."""
+class KnownVideos:
+    """The videos events name that the catalog holds, remembered for a minute: every batch
+    needs to know, and a catalog changes far more slowly than events arrive. A video not in
+    the catalog is asked about again."""
 
     def __init__(self, ttl_seconds: float = 60.0) -> None:
         self.ttl = ttl_seconds
-        self._known: dict[str, tuple[tuple[str, ...], float]] = {}
+        self._until: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def warm(self, store: Store, video_ids: Iterable[str]) -> None:
-        """Ask now, in a transaction of its own, for the videos not remembered, so a later `of`
-        finds them (the store group does this while the last batch is written). Best effort: if
-        the store is away, `of` asks again in the write's transaction, which is retried."""
+        """Ask now, in a transaction of its own, about the videos not remembered, so a later
+        `of` finds them (the store group does this while the last batch is written). Best
+        effort: if the store is away, `of` asks again in the write's transaction, which is
+        retried."""
         found, missing = self._remembered(video_ids)
         if not missing:
             return
@@ -80,33 +82,27 @@ class VideoTags:
         except Exception:  # the write's own lookup reports it, and is retried
             log.debug("the catalog could not be read ahead", exc_info=True)
 
-    def of(self, tx: StoreTransaction, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    def of(self, tx: StoreTransaction, video_ids: Iterable[str]) -> set[str]:
+        """Those of the videos that the catalog holds."""
         found, missing = self._remembered(video_ids)
         if missing:
             self._fetch(tx, missing, found)
         return found
 
-    def _remembered(self, video_ids: Iterable[str]) -> tuple[dict[str, tuple[str, ...]], set[str]]:
+    def _remembered(self, video_ids: Iterable[str]) -> tuple[set[str], set[str]]:
         now = time.monotonic()
         wanted = set(video_ids)
         with self._lock:
-            found = {
-                v: t
-                for v in wanted
-                if (hit := self._known.get(v)) and hit[1] > now
-                for t in (hit[0],)
-            }
-        return found, wanted - found.keys()
+            found = {v for v in wanted if self._until.get(v, 0.0) > now}
+        return found, wanted - found
 
-    def _fetch(
-        self, tx: StoreTransaction, missing: set[str], found: dict[str, tuple[str, ...]]
-    ) -> None:
-        fetched = tx.video_tags(missing)
+    def _fetch(self, tx: StoreTransaction, missing: set[str], found: set[str]) -> None:
+        known = tx.known_videos(missing)
         until = time.monotonic() + self.ttl
         with self._lock:
-            for v, tags in fetched.items():
-                self._known[v] = (tags, until)
-        found.update(fetched)
+            for v in known:
+                self._until[v] = until
+        found.update(known)
 
 
 @dataclass(frozen=True)
@@ -119,7 +115,7 @@ class Effects:
     weights: ActionWeights
     popularity_half_life_hours: float
     affinity_half_life_hours: float
-    video_tags: VideoTags = field(default_factory=VideoTags)
+    known_videos: KnownVideos = field(default_factory=KnownVideos)
     # Run after the store group commits new actions (the feed refresh policy, the retrainer).
     after_commit: list[Callable[[Sequence[Acted]], None]] = field(default_factory=list)
 
@@ -172,7 +168,7 @@ def store_actions(batch: EventBatch, fx: Effects) -> Write:
             return lambda: decode_refused
         columns = columns_of(decoded)
     named = pc.unique(columns["video_id"]).to_pylist()
-    fx.video_tags.warm(fx.store, named)
+    fx.known_videos.warm(fx.store, named)
     bulk = fx.store.bulk_actions(columns)
     acted = acted_of(bulk.columns)
 
@@ -182,7 +178,7 @@ def store_actions(batch: EventBatch, fx: Effects) -> Write:
         ready_acted: list[ActedOn] | None = acted
         with fx.store.transaction() as tx:
             # Ingest lets actions through unverified while the store is down; refuse them here.
-            known = fx.video_tags.of(tx, named)
+            known = fx.known_videos.of(tx, named)
             if len(known) < len(named):
                 ok = pc.is_in(columns["video_id"], pa.array(list(known), pa.string()))
                 videos = columns["video_id"].to_pylist()
@@ -277,7 +273,7 @@ def apply_batch(
         return []
     with fx.store.transaction() as tx:
         # The store group dead-letters events on unknown videos; they count nowhere.
-        known = set(fx.video_tags.of(tx, {a.video_id for _, a in batch}))
+        known = fx.known_videos.of(tx, {a.video_id for _, a in batch})
         actions = [a for _, a in batch if a.video_id in known]
         if actions:
             count_new_actions(tx, actions, group, fx)

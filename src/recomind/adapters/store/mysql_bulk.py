@@ -204,10 +204,19 @@ def select_in(
     conn: Connection, table: sa.Table, columns: Sequence[str], key: str, ids: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """`SELECT columns FROM table WHERE key IN (ids…)`, with the ids as literals."""
+    return _in_lists(conn, ", ".join(quote(c) for c in columns), table, key, ids)
+
+
+def count_in(conn: Connection, table: sa.Table, key: str, ids: Sequence[str]) -> int:
+    """`SELECT COUNT(*) FROM table WHERE key IN (ids…)`, with the ids as literals."""
+    return sum(int(n) for (n,) in _in_lists(conn, "COUNT(*)", table, key, ids))
+
+
+def _in_lists(
+    conn: Connection, selected: str, table: sa.Table, key: str, ids: Sequence[str]
+) -> list[tuple[Any, ...]]:
     escape = escaper(conn)
-    head = (
-        f"SELECT {', '.join(quote(c) for c in columns)} FROM {table.name} WHERE {quote(key)} IN ("
-    )
+    head = f"SELECT {selected} FROM {table.name} WHERE {quote(key)} IN ("
     out: list[tuple[Any, ...]] = []
     with dbapi(conn).cursor() as cur:
         for start in range(0, len(ids), IN_CHUNK):

@@ -109,6 +109,18 @@ def select_any(
         return cur.fetchall()
 
 
+def count_any(conn: Connection, table: sa.Table, key: str, ids: Sequence[str]) -> int:
+    """`SELECT count(*) FROM table WHERE key = ANY(ids)`, the ids as one binary array."""
+    with dbapi(conn).cursor() as cur:
+        cur.execute(
+            f"SELECT count(*) FROM {table.name} WHERE {key} = ANY(%b::text[])",
+            [list(ids)],
+            binary=True,
+        )
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+
 def append_new_actions(
     conn: Connection, bulk: BulkActions, without_stored: Callable[[pa.Table], pa.Table]
 ) -> pa.Table:

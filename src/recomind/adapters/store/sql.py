@@ -340,6 +340,26 @@ class SqlTransaction:
             for u, weights in per_user.items()
         )
 
+    def known_videos(self, video_ids: Iterable[str]) -> set[str]:
+        wanted = sorted(set(video_ids))
+        # One number comes back when every video is known, as nearly always; the ids are read
+        # only when some are not (a row each costs far more than the count on PyMySQL).
+        if not wanted or self._count_in(t.videos, "video_id", wanted) == len(wanted):
+            return set(wanted)
+        return {r[0] for r in self._rows_in(t.videos, ["video_id"], "video_id", wanted)}
+
+    def _count_in(self, table: sa.Table, key: str, ids: list[str]) -> int:
+        """How many rows' `key` is one of `ids` (distinct ids of a unique key)."""
+        if self.dialect == "postgresql":
+            return pg_bulk.count_any(self.conn, table, key, ids)
+        if self.dialect in MYSQL:
+            return mysql_bulk.count_in(self.conn, table, key, ids)
+        column = table.c[key]
+        return sum(
+            self.conn.execute(sa.select(sa.func.count()).where(column.in_(chunk))).scalar_one()
+            for chunk in _chunks(ids)
+        )
+
     def video_tags(self, video_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         rows = self._rows_in(t.videos, ["video_id", "tags"], "video_id", video_ids)
         # Raw MariaDB/MySQL rows carry the JSON column as its text.
