@@ -251,7 +251,9 @@ class ParquetLake:
         Each folder is listed once per call, and gets one file (one more per six partitions
         beyond the first six): each object is a request to the server, and those requests cost
         more than the rows. Files are written in parallel; a crash part-way leaves some folders
-        without their file, and the replay of the uncommitted batch writes exactly those."""
+        without their file, and the replay of the uncommitted batch writes exactly those.
+        The folders are listed while the rows are sorted into groups (a LIST is a round trip to
+        the server, 5-20 ms on the test S3 server)."""
         if table.num_rows == 0:
             return 0
         table = table.combine_chunks()
@@ -262,24 +264,25 @@ class ParquetLake:
         folder_names = [
             f"{_EPOCH + timedelta(hours=int(h)):dt=%Y-%m-%d/hour=%H}" for h in unique_hours
         ]
-        partitions = table["bus_partition"].to_numpy()
-        offsets = table["bus_offset"].to_numpy()
-        ids = table["id"].to_numpy(zero_copy_only=False)
-        # (folder, partition) groups, each in order of offset
-        keys = folder_codes.astype(np.int64) << 32 | partitions
-        order = np.lexsort((offsets, keys))
-        groups = np.split(order, np.flatnonzero(np.diff(keys[order])) + 1)
         with self._lock:
-            listings: dict[str, list[tuple[str, int, int, int]]] = {}
+            with ThreadPoolExecutor(min(len(folder_names), MAX_PARALLEL_WRITES)) as lister:
+                listing = {
+                    f: lister.submit(self._listed, f"{self.actions_dir}/{f}") for f in folder_names
+                }
+                partitions = table["bus_partition"].to_numpy()
+                offsets = table["bus_offset"].to_numpy()
+                ids = table["id"].to_numpy(zero_copy_only=False)
+                # (folder, partition) groups, each in order of offset
+                keys = folder_codes.astype(np.int64) << 32 | partitions
+                order = np.lexsort((offsets, keys))
+                groups = np.split(order, np.flatnonzero(np.diff(keys[order])) + 1)
+                listings = {folder: job.result() for folder, job in listing.items()}
             # per folder, each partition's fresh rows (in order of partition, then offset)
             plans: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
             for rows in groups:
                 folder = folder_names[folder_codes[rows[0]]]
                 partition = int(partitions[rows[0]])
-                where = f"{self.actions_dir}/{folder}"
-                if where not in listings:
-                    listings[where] = self._listed(where)
-                files = [(path, a, b) for path, p, a, b in listings[where] if p == partition]
+                files = [(path, a, b) for path, p, a, b in listings[folder] if p == partition]
                 known = self._archived.of(folder, partition, {path for path, _, _ in files})
                 uncovered = np.ones(len(rows), dtype=bool)
                 for _, a, b in files:
