@@ -441,6 +441,15 @@ def test_known_videos_are_those_of_the_catalog_in_any_number(store: Store) -> No
         assert tx.known_videos(every) == set(every)
 
 
+def test_known_videos_match_ids_exactly_whatever_the_collation(store: Store) -> None:
+    """MariaDB compares these columns case-insensitively: `abc` must not pass for `ABC`."""
+    store.add_videos([video("ABC"), video("x.y")])
+    with store.transaction() as tx:
+        assert tx.known_videos(["abc"]) == set()
+        assert tx.known_videos(["abc", "x.y"]) == {"x.y"}
+        assert tx.known_videos(["ABC", "x.y"]) == {"ABC", "x.y"}
+
+
 # -- stored recommendations and counts --------------------------------------------------
 
 

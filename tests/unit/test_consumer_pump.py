@@ -14,7 +14,7 @@ import pytest
 
 from recomind.domain.event_columns import EventBatch
 from recomind.domain.events import VIDEO_ACTIONS_TOPIC
-from recomind.domain.ports import BusRecord
+from recomind.domain.ports import BusRecord, PolledRecords
 from recomind.services import consume
 from recomind.services.consume import ConsumerGroup, ConsumerRunner, KnownVideos, Write
 
@@ -164,6 +164,49 @@ def test_a_batch_whose_write_never_succeeds_is_never_committed(
     assert "commit 0-2" in log
     assert not [e for e in log if e.startswith("commit") and e != "commit 0-2"]
     assert r.errors >= 2
+
+
+def test_a_buffered_group_applies_its_polls_joined_once_even_when_a_try_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two polls of columns are gathered into one batch, still columns. Its first preparation
+    fails: nothing is committed, and the retry takes both polls again, exactly once."""
+    log: list[str] = []
+    failures = [ConnectionError("decoding failed once")]
+    seen: list[Sequence[BusRecord]] = []
+
+    def prepare(batch: EventBatch, fx: object) -> Write:
+        seen.append(batch.records)
+        if failures:
+            raise failures.pop()
+        log.append("prepared")
+
+        def write() -> list[tuple[BusRecord, str]]:
+            log.append("written")
+            return []
+
+        return write
+
+    monkeypatch.setitem(
+        consume.EVENT_HANDLERS, "test-group", ConsumerGroup(on_events=prepare, buffered=True)
+    )
+    r = ConsumerRunner("test-group", None, None, 100, flush_rows=5, flush_seconds=60)  # type: ignore[arg-type]
+    columns = [
+        PolledRecords(
+            VIDEO_ACTIONS_TOPIC,
+            [0] * len(p),
+            [x.offset for x in p],
+            [b"u1"] * len(p),
+            [b"{}"] * len(p),
+        )
+        for p in polls(3, 2)
+    ]
+    r.pump(FakeConsumer(columns, log), lambda taken: taken >= 5)  # type: ignore[arg-type]
+
+    assert log == ["prepared", "written", "commit 0-4"]
+    assert len(seen) == 2 and seen[0] == seen[1] == [r for p in polls(3, 2) for r in p]
+    assert all(isinstance(batch, PolledRecords) for batch in seen)
+    assert r.errors == 1 and r.processed == 5
 
 
 class CatalogStore:

@@ -283,11 +283,12 @@ def joined(parts: Sequence[Sequence[BusRecord]]) -> Sequence[BusRecord]:
 
 
 def values_of(records: Sequence[BusRecord]) -> list[bytes]:
+    """The records' values (a `PolledRecords`' own list: read it, do not change it)."""
     return records.values if isinstance(records, PolledRecords) else [r.value for r in records]
 
 
 def positions_of(records: Sequence[BusRecord]) -> tuple[list[int], list[int]]:
-    """The records' partitions and offsets."""
+    """The records' partitions and offsets (a `PolledRecords`' own lists: read only)."""
     if isinstance(records, PolledRecords):
         return records.partitions, records.offsets
     return [r.partition for r in records], [r.offset for r in records]

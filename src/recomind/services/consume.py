@@ -342,8 +342,8 @@ class ConsumerRunner:
             nonlocal in_flight
             if in_flight is not None:
                 future, records = in_flight
+                future.result()  # a write that failed stays in flight, never committed past
                 in_flight = None
-                future.result()
                 consumer.commit(records)
 
         try:
@@ -364,9 +364,9 @@ class ConsumerRunner:
                         held = [pending]  # kept until applied, as one
                         apply = self.prepare(pending)
                         written = in_flight
-                        in_flight = None
                         if written is not None:
-                            written[0].result()
+                            written[0].result()  # raises with it still in flight
+                        in_flight = None
                         if not self.group.overlapped:
                             apply()
                             consumer.commit(pending)

@@ -208,20 +208,28 @@ def select_in(
 
 
 def count_in(conn: Connection, table: sa.Table, key: str, ids: Sequence[str]) -> int:
-    """`SELECT COUNT(*) FROM table WHERE key IN (ids…)`, with the ids as literals."""
-    return sum(int(n) for (n,) in _in_lists(conn, "COUNT(*)", table, key, ids))
+    """How many rows' `key` is exactly one of `ids` (literals). The tables' collation is
+    case-insensitive, so a second, binary `IN` keeps `abc` from counting a stored `ABC`; the
+    first still finds the rows by the key's index."""
+    return sum(int(n) for (n,) in _in_lists(conn, "COUNT(*)", table, key, ids, exact=True))
 
 
 def _in_lists(
-    conn: Connection, selected: str, table: sa.Table, key: str, ids: Sequence[str]
+    conn: Connection,
+    selected: str,
+    table: sa.Table,
+    key: str,
+    ids: Sequence[str],
+    exact: bool = False,
 ) -> list[tuple[Any, ...]]:
     escape = escaper(conn)
-    head = f"SELECT {selected} FROM {table.name} WHERE {quote(key)} IN ("
+    head = f"SELECT {selected} FROM {table.name} WHERE {quote(key)} IN "
     out: list[tuple[Any, ...]] = []
     with dbapi(conn).cursor() as cur:
         for start in range(0, len(ids), IN_CHUNK):
-            chunk = ids[start : start + IN_CHUNK]
-            cur.execute(head + ",".join(f"'{escape(i)}'" for i in chunk) + ")")
+            listed = "(" + ",".join(f"'{escape(i)}'" for i in ids[start : start + IN_CHUNK]) + ")"
+            also = f" AND BINARY {quote(key)} IN {listed}" if exact else ""
+            cur.execute(head + listed + also)
             out += cur.fetchall()
     return out
 
