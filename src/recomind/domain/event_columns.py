@@ -30,7 +30,9 @@ from recomind.domain.validation import CANONICAL_UUID, ID_PATTERN
 COLUMNS = ("id", "user_id", "video_id", "action_type", "timestamp", "watch_ms")
 _SCHEMA = pa.schema([(name, pa.string()) for name in COLUMNS[:-1]] + [("watch_ms", pa.int64())])
 _PARSE = pajson.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore")
-_READ = pajson.ReadOptions(use_threads=False, block_size=1 << 30)
+# Parsed in blocks of 512 KiB on Arrow's CPU threads (one value per line, so a block ends at
+# a value's end): on 2 cores, 0.45-0.55 µs an event against 0.93-0.97 in one block.
+_READ = pajson.ReadOptions(use_threads=True, block_size=512 << 10)
 # What datetime.isoformat() writes for an aware UTC time, years 1000-9999.
 _UTC_ISO = (
     r"^[1-9][0-9]{3}-[01][0-9]-[0-3][0-9]T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
