@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from recomind.domain.errors import InvalidInput
+from recomind.domain.events import action_from_json
 from recomind.domain.model import ActedOn, ActionType, VideoAction
 from recomind.domain.ports import BusRecord, values_of
 from recomind.domain.validation import CANONICAL_UUID, ID_PATTERN
@@ -92,6 +94,22 @@ class EventBatch:
     @classmethod
     def decode(cls, records: Sequence[BusRecord]) -> EventBatch:
         return cls(records, decode_columns(values_of(records)))
+
+
+def decode_each(
+    records: Sequence[BusRecord],
+) -> tuple[list[tuple[BusRecord, VideoAction]], list[tuple[BusRecord, str]]]:
+    """The records decoded one at a time by the domain's rules (`events.action_from_json`), as
+    when a batch has no columns: each one taken with its action, each one refused with the
+    reason."""
+    taken: list[tuple[BusRecord, VideoAction]] = []
+    refused: list[tuple[BusRecord, str]] = []
+    for record in records:
+        try:
+            taken.append((record, action_from_json(record.value)))
+        except InvalidInput as exc:
+            refused.append((record, str(exc)))
+    return taken, refused
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -37,9 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recomind.domain import cache_keys
-from recomind.domain.errors import InvalidInput
-from recomind.domain.event_columns import EventBatch, acted_of, columns_of
-from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC, action_from_json
+from recomind.domain.event_columns import EventBatch, acted_of, columns_of, decode_each
+from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC
 from recomind.domain.model import Acted, ActedOn, ActionWeights, Engagement, VideoAction
 from recomind.domain.ports import (
     BulkActions,
@@ -157,16 +156,11 @@ def store_actions(batch: EventBatch, fx: Effects) -> Write:
     kept = batch.records
     columns = batch.columns
     if columns is None:
-        kept, decoded = [], []
-        for record in batch.records:
-            try:
-                decoded.append(action_from_json(record.value))
-                kept.append(record)
-            except InvalidInput as exc:
-                decode_refused.append((record, str(exc)))
-        if not decoded:
+        taken, decode_refused = decode_each(batch.records)
+        if not taken:
             return lambda: decode_refused
-        columns = columns_of(decoded)
+        kept = [record for record, _ in taken]
+        columns = columns_of([action for _, action in taken])
     named = pc.unique(columns["video_id"]).to_pylist()
     fx.known_videos.warm(fx.store, named)
     bulk = fx.store.bulk_actions(columns)
@@ -440,13 +434,7 @@ class ConsumerRunner:
         if on_events is not None:
             write = on_events(EventBatch.decode(records), self.fx)
             return lambda: self._until_applied(len(records), write)
-        decoded: list[tuple[BusRecord, VideoAction]] = []
-        poison: list[tuple[BusRecord, str]] = []
-        for record in records:
-            try:
-                decoded.append((record, action_from_json(record.value)))
-            except InvalidInput as exc:
-                poison.append((record, str(exc)))
+        decoded, poison = decode_each(records)
 
         def apply() -> None:
             if poison:

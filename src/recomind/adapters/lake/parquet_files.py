@@ -36,9 +36,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from recomind.domain.errors import InvalidInput
-from recomind.domain.event_columns import EventBatch, columns_of
-from recomind.domain.events import action_from_json
+from recomind.domain.event_columns import EventBatch, columns_of, decode_each
 from recomind.domain.model import ActionType, VideoAction
 from recomind.domain.ports import BusRecord, LakeRecord, positions_of
 
@@ -219,17 +217,9 @@ class ParquetLake:
         """A batch without columns (something in it is not in the bus's own form) is decoded
         event by event, and the events the rules refuse are returned."""
         records, table = batch.records, batch.columns
-        refused: list[tuple[BusRecord, str]] = []
         if table is None:
-            decoded = []
-            for r in records:
-                try:
-                    action = action_from_json(r.value)
-                except InvalidInput as exc:
-                    refused.append((r, str(exc)))
-                    continue
-                decoded.append(LakeRecord(r.partition, r.offset, action))
-            self.write_actions(decoded)
+            taken, refused = decode_each(records)
+            self.write_actions([LakeRecord(r.partition, r.offset, a) for r, a in taken])
             return refused
         partitions, offsets = positions_of(records)
         positions = {
@@ -239,7 +229,7 @@ class ParquetLake:
         for name, column in positions.items():
             table = table.append_column(name, column)
         self._write_rows(table)
-        return refused
+        return []
 
     def _write_rows(self, table: pa.Table) -> int:
         """An offset is in the lake iff a file in its own dt/hour folder has a range of its

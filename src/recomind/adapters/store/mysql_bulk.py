@@ -9,7 +9,6 @@ literal `IN (…)` lists. That keeps one statement per table and batch, as on Po
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import tempfile
@@ -18,7 +17,6 @@ from datetime import UTC
 from typing import IO, Any, TypeVar
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from pymysql.constants import SERVER_STATUS  # type: ignore[import-untyped]
 from pymysql.converters import escape_string  # type: ignore[import-untyped]
@@ -30,7 +28,8 @@ from pymysql.err import (  # type: ignore[import-untyped]
 )
 from sqlalchemy.engine import Connection
 
-from recomind.domain.event_columns import COLUMNS, utc_text
+from recomind.adapters.store import action_csv
+from recomind.domain.event_columns import COLUMNS
 from recomind.domain.ports import BulkActions
 
 # Bytes of row text per statement: well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on
@@ -272,13 +271,9 @@ def append_new_actions(
 
 
 def csv_of(columns: pa.Table) -> bytes:
-    """A table of `event_columns.COLUMNS` as `_load_csv` loads it: Arrow's CSV (written in C++,
-    no Python object per row), each time as its UTC text with its microseconds (`utc_text`)."""
-    table = columns.select(COLUMNS)
-    table = table.set_column(COLUMNS.index("timestamp"), "timestamp", utc_text(table["timestamp"]))
-    out = io.BytesIO()
-    pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False))
-    return out.getvalue()
+    """A table of `event_columns.COLUMNS` as `_load_csv` loads it, each time in UTC without a
+    zone (a `DATETIME(6)`)."""
+    return action_csv.csv_of(columns)
 
 
 _LOAD_ACTIONS = (

@@ -9,18 +9,16 @@ micro-benchmark of 1,000-row inserts, binary arrays took about a third less time
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from recomind.domain.event_columns import COLUMNS, utc_text
+from recomind.adapters.store import action_csv
+from recomind.domain.event_columns import COLUMNS
 from recomind.domain.ports import BulkActions
 
 # PostgreSQL array type per column type.
@@ -151,16 +149,9 @@ def append_new_actions(
 
 
 def csv_of(columns: pa.Table) -> bytes:
-    """A table of `event_columns.COLUMNS` as `COPY video_actions FROM STDIN (FORMAT csv)`
-    takes it. Arrow writes the CSV in C++, so no Python object is made per row; a time goes as
-    its UTC text with a `Z` (`2026-11-28 11:57:12.345218Z`, `utc_text`) and a missing
-    `watch_ms` as an empty, unquoted field, which CSV `COPY` reads as NULL."""
-    table = columns.select(COLUMNS)
-    stamps = pc.binary_join_element_wise(utc_text(table["timestamp"]), "Z", "")
-    table = table.set_column(COLUMNS.index("timestamp"), "timestamp", stamps)
-    out = io.BytesIO()
-    pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False))
-    return out.getvalue()
+    """A table of `event_columns.COLUMNS` as `COPY video_actions FROM STDIN (FORMAT csv)` takes
+    it, each time in UTC with a `Z` (`2026-11-28 11:57:12.345218Z`)."""
+    return action_csv.csv_of(columns, zone="Z")
 
 
 _NAMES = ", ".join(f'"{c}"' for c in COLUMNS)
