@@ -644,6 +644,37 @@ def test_action_columns_in_another_order_or_with_more_columns_store_the_same(
     assert actions_of(later.select(COLUMNS)) == store.user_actions("u2")
 
 
+def test_action_columns_keep_any_time_and_a_sliced_table(store: Store) -> None:
+    """Times before 1970 and 2000 (PostgreSQL's binary `COPY` counts from 2000-01-01) and late
+    in 9999 come back to the microsecond; a table that is a slice of a larger one stores its
+    own rows only."""
+    from recomind.domain.event_columns import actions_of
+
+    times = [
+        datetime(1969, 7, 20, 20, 17, 40, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2000, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    batch = [action(i, at=at, watch_ms=i if i % 2 else None) for i, at in enumerate(times)]
+    table = columns([action(90), *batch, action(91)]).slice(1, len(batch))  # type: ignore[attr-defined]
+    with store.transaction() as tx:
+        assert actions_of(tx.insert_new_action_columns(store.bulk_actions(table))) == batch
+    assert store.user_actions("u1") == batch
+    for got in store.user_actions("u1"):
+        assert_utc(got.timestamp)
+
+
+def test_action_columns_with_a_value_too_long_for_its_column_fail_whole(store: Store) -> None:
+    """As `insert_new_actions`: the bulk load refuses a user id over 64 characters, and
+    nothing of its batch is stored."""
+    if store.url.startswith("sqlite"):  # type: ignore[attr-defined]
+        pytest.skip("SQLite does not enforce a column's length")
+    with pytest.raises(Exception), store.transaction() as tx:  # noqa: B017 (each driver's own)
+        tx.insert_new_action_columns(columns([action(1), action(2, user="u" * 65)]))
+    assert store.count_actions() == 0
+
+
 def test_action_columns_roll_back_with_their_transaction(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.insert_new_action_columns(columns([action(1), action(2)]))

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from recomind.adapters.store import action_csv
 from recomind.domain.event_columns import COLUMNS
 from recomind.domain.ports import BulkActions
 
@@ -125,9 +126,9 @@ def append_new_actions(
     """Append a table of `event_columns.COLUMNS` (each id once) to `video_actions`, leaving out
     the ids stored already; returns the rows appended.
 
-    Optimistic: the whole table goes first, by one `COPY … (FORMAT csv)` inside a savepoint, as
-    a batch seen for the first time needs no lookup; its CSV is `bulk.data` when encoded ahead
-    (`csv_of`). A stored id fails the `COPY` on the primary key: then the savepoint is rolled
+    Optimistic: the whole table goes first, by one binary `COPY` inside a savepoint, as a batch
+    seen for the first time needs no lookup; its rows are `bulk.data` when encoded ahead
+    (`copy_data`). A stored id fails the `COPY` on the primary key: then the savepoint is rolled
     back, `without_stored` looks the ids up and the rest go by a second `COPY`. An id that
     another transaction stores meanwhile fails that one too, so this transaction rolls back and
     its caller's retry finds the id stored.
@@ -136,7 +137,7 @@ def append_new_actions(
     with dbapi(conn).cursor() as cur:
         cur.execute("SAVEPOINT recomind_append")
         try:
-            _copy_csv(cur, bulk.data if bulk.data is not None else csv_of(columns))
+            _copy(cur, bulk.data if bulk.data is not None else copy_data(columns))
         except psycopg.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT recomind_append")
         else:
@@ -144,20 +145,62 @@ def append_new_actions(
             return columns
         columns = without_stored(columns)
         if columns.num_rows:
-            _copy_csv(cur, csv_of(columns))
+            _copy(cur, copy_data(columns))
     return columns
 
 
-def csv_of(columns: pa.Table) -> bytes:
-    """A table of `event_columns.COLUMNS` as `COPY video_actions FROM STDIN (FORMAT csv)` takes
-    it, each time in UTC with a `Z` (`2026-11-28 11:57:12.345218Z`)."""
-    return action_csv.csv_of(columns, zone="Z")
+# `COPY … (FORMAT binary)`: a signature, flags and header extension length (both 0), each row
+# as its number of fields and each field as its length (-1 for NULL) and its bytes, big-endian,
+# then -1 as the trailer. The server reads a time as microseconds since 2000-01-01 and an
+# integer as its bytes, where it parses text in CSV (a sink's COPY ran 9-16% faster).
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_TRAILER = (-1).to_bytes(2, "big", signed=True)
+_FIELDS = pa.scalar(len(COLUMNS).to_bytes(2, "big"), pa.binary())
+_NULL = pa.scalar((-1).to_bytes(4, "big", signed=True), pa.binary())
+_JOINED = pa.scalar(b"", pa.binary())
+_PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970
+
+
+def copy_data(columns: pa.Table) -> bytes:
+    """A table of `event_columns.COLUMNS` as `COPY video_actions FROM STDIN (FORMAT binary)`
+    takes it (text, text, text, text, timestamptz, int4). Arrow joins each row's fields in
+    C++ (`binary_join_element_wise`), so no Python object is made per row."""
+    n = columns.num_rows
+    fields: list[pa.Array | pa.Scalar] = [_FIELDS]
+    for name in COLUMNS[:4]:
+        text = pc.cast(columns[name].combine_chunks(), pa.binary())
+        fields += [_records(pc.binary_length(text).to_numpy().astype(">i4")), text]
+    stamps = np.empty(n, dtype=[("size", ">i4"), ("micros", ">i8")])
+    stamps["size"] = 8
+    stamps["micros"] = pc.cast(columns["timestamp"], pa.int64()).to_numpy() - _PG_EPOCH_MICROS
+    fields.append(_records(stamps))
+    watch_ms = columns["watch_ms"].combine_chunks()
+    watched = np.empty(n, dtype=[("size", ">i4"), ("ms", ">i4")])
+    watched["size"] = 4
+    watched["ms"] = watch_ms.fill_null(0).to_numpy()
+    watch = _records(watched)
+    if watch_ms.null_count:
+        watch = pc.if_else(watch_ms.is_null(), _NULL, watch)
+    fields.append(watch)
+    rows = pc.binary_join_element_wise(*fields, _JOINED)
+    offsets = np.frombuffer(rows.buffers()[1], np.int32, n + 1, rows.offset * 4)
+    body = memoryview(rows.buffers()[2])[offsets[0] : offsets[-1]]
+    return b"".join((_SIGNATURE, body, _TRAILER))
+
+
+def _records(data: np.ndarray) -> pa.Array:
+    """Fixed-size records (a structured array) as a binary array, one value each, no copy."""
+    width = data.dtype.itemsize
+    offsets = np.arange(0, (len(data) + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.binary(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 _NAMES = ", ".join(f'"{c}"' for c in COLUMNS)
-_COPY_ACTIONS = f"COPY video_actions ({_NAMES}) FROM STDIN (FORMAT csv)"
+_COPY_ACTIONS = f"COPY video_actions ({_NAMES}) FROM STDIN (FORMAT binary)"
 
 
-def _copy_csv(cur: Any, data: bytes) -> None:
+def _copy(cur: Any, data: bytes) -> None:
     with cur.copy(_COPY_ACTIONS) as copy:
         copy.write(data)

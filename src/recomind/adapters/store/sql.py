@@ -110,11 +110,11 @@ def _engine(url: str) -> Engine:
 
 
 def bulk_actions(dialect: str, columns: pa.Table) -> BulkActions:
-    """Each id once, encoded as the dialect's bulk load takes rows (`COPY`'s or `LOAD DATA`'s
-    CSV); SQLite inserts rows, so nothing is encoded for it."""
+    """Each id once, encoded as the dialect's bulk load takes rows (`COPY`'s binary rows or
+    `LOAD DATA`'s CSV); SQLite inserts rows, so nothing is encoded for it."""
     columns = event_columns.first_copies(columns)
     if dialect == "postgresql":
-        return BulkActions(columns, pg_bulk.csv_of(columns))
+        return BulkActions(columns, pg_bulk.copy_data(columns))
     if dialect in MYSQL:
         return BulkActions(columns, mysql_bulk.csv_of(columns))
     return BulkActions(columns)
