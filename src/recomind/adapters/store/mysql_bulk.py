@@ -31,7 +31,7 @@ from pymysql.err import (  # type: ignore[import-untyped]
 )
 from sqlalchemy.engine import Connection
 
-from recomind.domain.event_columns import COLUMNS, utc_text
+from recomind.domain.event_columns import COLUMNS, in_id_order, utc_text
 from recomind.domain.ports import BulkActions
 
 # Bytes of row text per statement: well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on
@@ -276,8 +276,9 @@ def csv_of(columns: pa.Table) -> bytes:
     """A table of `event_columns.COLUMNS` (in any column order, with any others) as the CSV
     that `_load_csv` loads: those columns in that order, strings quoted, a missing `watch_ms`
     an empty, unquoted field, and a time its UTC text with its microseconds (a `DATETIME(6)`,
-    `event_columns.utc_text`). Arrow writes it in C++, so no Python object is made per row."""
-    table = columns.select(COLUMNS)
+    `event_columns.utc_text`), in order of id (`in_id_order`: InnoDB's rows are its primary
+    key's B-tree). Arrow writes it in C++, so no Python object is made per row."""
+    table = in_id_order(columns.select(COLUMNS))
     table = table.set_column(COLUMNS.index("timestamp"), "timestamp", utc_text(table["timestamp"]))
     out = io.BytesIO()
     pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False))
