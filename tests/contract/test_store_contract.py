@@ -665,13 +665,19 @@ def test_action_columns_keep_any_time_and_a_sliced_table(store: Store) -> None:
         assert_utc(got.timestamp)
 
 
-def test_action_columns_with_a_value_too_long_for_its_column_fail_whole(store: Store) -> None:
-    """As `insert_new_actions`: the bulk load refuses a user id over 64 characters, and
-    nothing of its batch is stored."""
+@pytest.mark.parametrize(
+    "odd", [{"user": "u" * 65}, {"watch_ms": 2**31}], ids=["long-user-id", "watch-ms-over-int4"]
+)
+def test_action_columns_with_a_value_their_column_cannot_hold_fail_whole(
+    store: Store, odd: dict[str, object]
+) -> None:
+    """As `insert_new_actions`: the bulk load refuses a user id over 64 characters or a
+    `watch_ms` over a 32-bit integer (never cut short, clamped or wrapped), and nothing of its
+    batch is stored. The event rules refuse both before a sink sees them."""
     if store.url.startswith("sqlite"):  # type: ignore[attr-defined]
-        pytest.skip("SQLite does not enforce a column's length")
+        pytest.skip("SQLite does not enforce a column's length or an integer's size")
     with pytest.raises(Exception), store.transaction() as tx:  # noqa: B017 (each driver's own)
-        tx.insert_new_action_columns(columns([action(1), action(2, user="u" * 65)]))
+        tx.insert_new_action_columns(columns([action(1), action(2, **odd)]))  # type: ignore[arg-type]
     assert store.count_actions() == 0
 
 

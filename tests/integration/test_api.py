@@ -79,6 +79,7 @@ def test_cursor_pages_through_the_list_without_repeats(served: Served) -> None:
         {"user_id": "ok", "video_id": "v1", "action_type": "like", "timestamp": "yesterday"},
         {"user_id": "ok", "video_id": "v1", "action_type": "like", "id": "not-a-uuid"},
         {"user_id": "ok", "video_id": "v1", "action_type": "like", "watch_ms": -5},
+        {"user_id": "ok", "video_id": "v1", "action_type": "like", "watch_ms": 2**31},
         {"user_id": "ok", "video_id": "v1", "action_type": "like", "surprise": 1},
         {"user_id": "ok", "video_id": "v1"},
     ],

@@ -109,6 +109,7 @@ POISON = [
     {"timestamp": "yesterday"},
     {"timestamp": ...},
     {"watch_ms": -1},
+    {"watch_ms": 2**31},  # over the stores' 32-bit column
     {"watch_ms": 1.5},
     {"watch_ms": True},
     {"watch_ms": "100"},

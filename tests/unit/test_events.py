@@ -118,6 +118,7 @@ def test_messages_that_are_not_json_objects_are_rejected(raw: bytes) -> None:
         ("timestamp", None),
         ("timestamp", -10),
         ("watch_ms", -1),
+        ("watch_ms", 2**31),
         ("watch_ms", "100"),
         ("watch_ms", True),
     ],

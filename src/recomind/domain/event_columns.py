@@ -27,7 +27,7 @@ from recomind.domain.errors import InvalidInput
 from recomind.domain.events import action_from_json
 from recomind.domain.model import ActedOn, ActionType, VideoAction
 from recomind.domain.ports import BusRecord, values_of
-from recomind.domain.validation import CANONICAL_UUID, ID_PATTERN
+from recomind.domain.validation import CANONICAL_UUID, ID_PATTERN, MAX_WATCH_MS
 
 COLUMNS = ("id", "user_id", "video_id", "action_type", "timestamp", "watch_ms")
 _SCHEMA = pa.schema([(name, pa.string()) for name in COLUMNS[:-1]] + [("watch_ms", pa.int64())])
@@ -74,8 +74,10 @@ def decode_columns(values: Sequence[bytes]) -> pa.Table | None:
     if not all(pc.all(check).as_py() for check in checks):
         return None
     watch_ms = table["watch_ms"]
-    if watch_ms.null_count < len(watch_ms) and pc.min(watch_ms).as_py() < 0:
-        return None
+    if watch_ms.null_count < len(watch_ms):
+        bounds = pc.min_max(watch_ms).as_py()
+        if bounds["min"] < 0 or bounds["max"] > MAX_WATCH_MS:
+            return None
     try:  # the pattern passes a 30th of February; the cast does not
         timestamps = pc.cast(table["timestamp"], pa.timestamp("us", tz="UTC"))
     except pa.ArrowInvalid:

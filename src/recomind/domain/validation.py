@@ -15,6 +15,8 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
+# The stores keep `watch_ms` in a 32-bit integer column (`INTEGER` / `INT`): about 24.8 days.
+MAX_WATCH_MS = 2**31 - 1
 # Epoch seconds after this are taken to be milliseconds by mistake: reject rather than guess.
 _MAX_EPOCH_SECONDS = 32503680000  # year 3000
 
@@ -120,4 +122,6 @@ def validate_watch_ms(value: object, row: int | None = None) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInput("must be a non-negative integer", field="watch_ms", row=row)
+    if value > MAX_WATCH_MS:
+        raise InvalidInput(f"must be at most {MAX_WATCH_MS}", field="watch_ms", row=row)
     return value

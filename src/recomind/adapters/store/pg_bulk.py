@@ -159,6 +159,7 @@ _FIELDS = pa.scalar(len(COLUMNS).to_bytes(2, "big"), pa.binary())
 _NULL = pa.scalar((-1).to_bytes(4, "big", signed=True), pa.binary())
 _JOINED = pa.scalar(b"", pa.binary())
 _PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970
+_INT4_MAX = 2**31 - 1
 
 
 def copy_data(columns: pa.Table) -> bytes:
@@ -175,6 +176,8 @@ def copy_data(columns: pa.Table) -> bytes:
     stamps["micros"] = pc.cast(columns["timestamp"], pa.int64()).to_numpy() - _PG_EPOCH_MICROS
     fields.append(_records(stamps))
     watch_ms = columns["watch_ms"].combine_chunks()
+    if watch_ms.null_count < n and pc.max(watch_ms).as_py() > _INT4_MAX:  # never wrap it
+        raise ValueError(f"watch_ms over {_INT4_MAX} does not fit video_actions.watch_ms")
     watched = np.empty(n, dtype=[("size", ">i4"), ("ms", ">i4")])
     watched["size"] = 4
     watched["ms"] = watch_ms.fill_null(0).to_numpy()

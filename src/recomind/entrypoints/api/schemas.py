@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recomind.domain.validation import MAX_WATCH_MS
+
 
 class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -16,7 +18,9 @@ class ActionIn(BaseModel):
     timestamp: str | float | None = Field(
         None, description="ISO 8601 or epoch seconds; default: when the API received it"
     )
-    watch_ms: int | None = Field(None, ge=0, description="How long the video was watched")
+    watch_ms: int | None = Field(
+        None, ge=0, le=MAX_WATCH_MS, description="How long the video was watched"
+    )
     id: str | None = Field(
         None, description="The event id (UUID) the client made, so a retry is not counted twice"
     )
