@@ -681,6 +681,25 @@ def test_action_columns_with_a_value_their_column_cannot_hold_fail_whole(
     assert store.count_actions() == 0
 
 
+def test_ids_that_differ_only_by_case_are_different(store: Store) -> None:
+    """Ids are case-sensitive everywhere (MariaDB since migration 0004): users `ABC` and `abc`,
+    videos `V1` and `v1`, each with their own rows, found only by their own id."""
+    store.add_videos([video("V1", tags=("upper",)), video("v1", tags=("lower",))])
+    assert store.add_users([User("ABC", "Upper", T0), User("abc", "Lower", T0)]) == 2
+    upper = action(1, user="ABC", video="V1", kind=ActionType.LIKE)
+    lower = action(2, user="abc", video="v1")
+    with store.transaction() as tx:
+        assert tx.insert_new_actions([upper, lower]) == [upper, lower]
+        assert tx.known_videos({"V1", "v1", "V2"}) == {"V1", "v1"}
+    assert store.user_actions("ABC") == [upper]
+    assert store.user_actions("abc") == [lower]
+    assert store.user_actions("Abc") == []
+    assert store.get_video("V1").tags == ("upper",)  # type: ignore[union-attr]
+    assert store.get_video("v1").tags == ("lower",)  # type: ignore[union-attr]
+    assert store.existing_user_ids({"ABC", "aBc"}) == {"ABC"}
+    assert store.get_user("abc") == User("abc", "Lower", T0)
+
+
 def test_action_columns_roll_back_with_their_transaction(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.insert_new_action_columns(columns([action(1), action(2)]))
@@ -882,6 +901,56 @@ def test_opening_a_store_made_before_0003_counts_its_stored_actions(tmp_path: Pa
     try:
         with opened.transaction() as tx:
             assert tx.count_new_events([*stored, action(3)]) == [action(3)]
+    finally:
+        opened.close()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RECOMIND_TEST_MYSQL_URL"), reason="RECOMIND_TEST_MYSQL_URL is not set"
+)
+def test_a_mariadb_store_made_before_0004_keeps_its_rows_and_tells_case_apart() -> None:
+    """0004 makes MariaDB's id columns binary: a database at 0003 keeps its rows, and then
+    takes an id that differs from a stored one only by case as another id."""
+    from importlib import resources
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from tests.integration.test_real_stack import fresh_database
+
+    url = fresh_database(os.environ["RECOMIND_TEST_MYSQL_URL"])
+    engine = sa.create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.execute(sa.text("INSERT INTO users VALUES ('ABC', 'Upper', '2024-03-01 12:00:00')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO video_actions VALUES"
+                " ('e1', 'ABC', 'V1', 'view', '2024-03-01 12:00:00.000000', 7)"
+            )
+        )
+    engine.dispose()
+
+    opened = open_store(url)
+    try:
+        assert [(a.id, a.watch_ms) for a in opened.user_actions("ABC")] == [("e1", 7)]
+        opened.add_users([User("abc", "Lower", T0)])
+        assert opened.get_user("ABC").name == "Upper"  # type: ignore[union-attr]
+        assert opened.get_user("abc").name == "Lower"  # type: ignore[union-attr]
+        assert opened.user_actions("abc") == []
+        with opened.engine.connect() as conn:  # type: ignore[attr-defined]
+            collations = conn.execute(
+                sa.text(
+                    "SELECT DISTINCT collation_name FROM information_schema.columns"
+                    " WHERE table_schema = DATABASE() AND column_name IN ('id', 'user_id',"
+                    " 'video_id', 'creator_id', 'tag')"
+                )
+            ).scalars()
+            assert set(collations) == {"utf8mb4_bin"}
     finally:
         opened.close()
 
