@@ -209,19 +209,13 @@ def select_in(
 
 
 def count_in(conn: Connection, table: sa.Table, key: str, ids: Sequence[str]) -> int:
-    """How many rows' `key` is exactly one of `ids` (literals). The tables' collation is
-    case-insensitive, so a second, binary `IN` keeps `abc` from counting a stored `ABC`; the
-    first still finds the rows by the key's index."""
-    return sum(int(n) for (n,) in _in_lists(conn, "COUNT(*)", table, key, ids, exact=True))
+    """How many rows' `key` is one of `ids` (literals; the id columns compare byte for byte
+    since migration 0004)."""
+    return sum(int(n) for (n,) in _in_lists(conn, "COUNT(*)", table, key, ids))
 
 
 def _in_lists(
-    conn: Connection,
-    selected: str,
-    table: sa.Table,
-    key: str,
-    ids: Sequence[str],
-    exact: bool = False,
+    conn: Connection, selected: str, table: sa.Table, key: str, ids: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     escape = escaper(conn)
     head = f"SELECT {selected} FROM {table.name} WHERE {quote(key)} IN "
@@ -229,8 +223,7 @@ def _in_lists(
     with dbapi(conn).cursor() as cur:
         for start in range(0, len(ids), IN_CHUNK):
             listed = "(" + ",".join(f"'{escape(i)}'" for i in ids[start : start + IN_CHUNK]) + ")"
-            also = f" AND BINARY {quote(key)} IN {listed}" if exact else ""
-            cur.execute(head + listed + also)
+            cur.execute(head + listed)
             out += cur.fetchall()
     return out
 

@@ -346,13 +346,10 @@ class SqlTransaction:
         # only when some are not (a row each costs far more than the count on PyMySQL).
         if not wanted or self._count_in(t.videos, "video_id", wanted) == len(wanted):
             return set(wanted)
-        # Only ids as asked: MariaDB's collation also matches `ABC` when asked for `abc`.
-        return {r[0] for r in self._rows_in(t.videos, ["video_id"], "video_id", wanted)} & set(
-            wanted
-        )
+        return {r[0] for r in self._rows_in(t.videos, ["video_id"], "video_id", wanted)}
 
     def _count_in(self, table: sa.Table, key: str, ids: list[str]) -> int:
-        """How many rows' `key` is exactly one of `ids` (distinct ids of a unique key)."""
+        """How many rows' `key` is one of `ids` (distinct ids of a unique key)."""
         if self.dialect == "postgresql":
             return pg_bulk.count_any(self.conn, table, key, ids)
         if self.dialect in MYSQL:
