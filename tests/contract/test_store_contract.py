@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -837,31 +839,43 @@ def test_the_migrated_tables_have_the_indexes_the_schema_declares(store: Store) 
     assert {ix.name for ix in schema.video_actions.indexes} == {"ix_video_actions_user_time"}
 
 
-def test_opening_a_store_made_before_0002_drops_the_unread_index(tmp_path: Path) -> None:
-    """A database migrated to 0001 keeps its rows and loses `ix_video_actions_video`."""
+@contextmanager
+def migrated_to(url: str, revision: str) -> Iterator[Any]:
+    """A connection, in one transaction, to the database at `url` migrated up to `revision`
+    only, as a store made by an older RecoMind left it."""
     from importlib import resources
 
     import sqlalchemy as sa
     from alembic import command
     from alembic.config import Config
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def test_opening_a_store_made_before_0002_drops_the_unread_index(tmp_path: Path) -> None:
+    """A database migrated to 0001 keeps its rows and loses `ix_video_actions_video`."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with migrated_to(url, "0001") as conn:
         conn.execute(
             sa.text(
                 "INSERT INTO video_actions VALUES"
                 " ('e1', 'u1', 'v1', 'view', '2024-03-01 12:00:00.000000', NULL)"
             )
         )
-    assert "ix_video_actions_video" in {
-        ix["name"] for ix in sa.inspect(engine).get_indexes("video_actions")
-    }
-    engine.dispose()
+        assert "ix_video_actions_video" in {
+            ix["name"] for ix in sa.inspect(conn).get_indexes("video_actions")
+        }
 
     opened = open_store(url)
     try:
@@ -876,26 +890,16 @@ def test_opening_a_store_made_before_0003_counts_its_stored_actions(tmp_path: Pa
     """Before 0003 one group stored and counted each action in one transaction, so every stored
     id starts in the ledger: read again from the topic, none is counted twice, and a new one
     is."""
-    from importlib import resources
-
     import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = sa.create_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
     stored = [action(1), action(2, user="u2")]
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
+    with migrated_to(url, "0002") as conn:
         for a in stored:
             conn.execute(
                 sa.text("INSERT INTO video_actions VALUES (:id, :u, :v, 'view', :t, NULL)"),
                 {"id": a.id, "u": a.user_id, "v": a.video_id, "t": "2024-03-01 12:00:00.000000"},
             )
-    engine.dispose()
 
     opened = open_store(url)
     try:
@@ -911,21 +915,12 @@ def test_opening_a_store_made_before_0003_counts_its_stored_actions(tmp_path: Pa
 def test_a_mariadb_store_made_before_0004_keeps_its_rows_and_tells_case_apart() -> None:
     """0004 makes MariaDB's id columns binary: a database at 0003 keeps its rows, and then
     takes an id that differs from a stored one only by case as another id."""
-    from importlib import resources
-
     import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
 
     from tests.integration.test_real_stack import fresh_database
 
     url = fresh_database(os.environ["RECOMIND_TEST_MYSQL_URL"])
-    engine = sa.create_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0003")
+    with migrated_to(url, "0003") as conn:
         conn.execute(sa.text("INSERT INTO users VALUES ('ABC', 'Upper', '2024-03-01 12:00:00')"))
         conn.execute(
             sa.text(
@@ -933,7 +928,6 @@ def test_a_mariadb_store_made_before_0004_keeps_its_rows_and_tells_case_apart() 
                 " ('e1', 'ABC', 'V1', 'view', '2024-03-01 12:00:00.000000', 7)"
             )
         )
-    engine.dispose()
 
     opened = open_store(url)
     try:

@@ -152,7 +152,8 @@ def append_new_actions(
 # `COPY … (FORMAT binary)`: a signature, flags and header extension length (both 0), each row
 # as its number of fields and each field as its length (-1 for NULL) and its bytes, big-endian,
 # then -1 as the trailer. The server reads a time as microseconds since 2000-01-01 and an
-# integer as its bytes, where it parses text in CSV (a sink's COPY ran 9-16% faster).
+# integer as its bytes, where it parses text in CSV (a COPY of 10,000 of the sink's rows into a
+# table of `video_actions`' shape ran 9-16% faster).
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _TRAILER = (-1).to_bytes(2, "big", signed=True)
 _FIELDS = pa.scalar(len(COLUMNS).to_bytes(2, "big"), pa.binary())
