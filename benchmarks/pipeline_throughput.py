@@ -197,6 +197,7 @@ def timed_drain(recomind: RecoMind, group: str, expected: int, clock: CpuClock) 
     # per CPU-second).
     if runner.group.buffered:
         runner.flush_rows = expected
+    runner.ready()  # as `ConsumerRunner.run` does before it subscribes: the store's connections
     consumer = recomind.bus.subscribe(group, VIDEO_ACTIONS_TOPIC)
     records: Sequence[BusRecord] = []
     while not records:

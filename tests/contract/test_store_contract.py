@@ -505,6 +505,20 @@ def test_ping(store: Store) -> None:
     store.ping()
 
 
+def test_open_connections_leaves_as_many_pooled_for_a_consumers_threads(store: Store) -> None:
+    import sqlalchemy as sa
+
+    opened: list[object] = []
+    sa.event.listen(store.engine, "connect", lambda *_: opened.append(1))  # type: ignore[attr-defined]
+    store.open_connections(2)
+    assert len(opened) <= 2  # the pool may have held one already
+    before = len(opened)
+    # The store group's two threads, each in a transaction at once: no new session.
+    with store.transaction(), store.transaction():
+        pass
+    assert len(opened) == before
+
+
 # -- bulk writes: awkward text, and batches larger than one statement -------------------
 
 AWKWARD = "it's a \"quote\", a back\\slash \\' \\\\, a\nnew line, \x1a, 100% _like_ and é🎬"

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -248,3 +249,39 @@ def test_reading_the_catalog_ahead_with_the_store_down_leaves_it_to_the_write() 
     with store.transaction() as tx:
         assert known.of(tx, ["v1"]) == {"v1"}
     assert store.asked == [{"v1"}]
+
+
+class FakeBus:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def subscribe(self, group: str, topic: str) -> FakeConsumer:
+        self.log.append(f"subscribe {group}")
+        return FakeConsumer([], self.log)
+
+
+class FakeStore:
+    def __init__(self, log: list[str], fails: bool = False) -> None:
+        self.log = log
+        self.fails = fails
+
+    def open_connections(self, count: int) -> None:
+        self.log.append(f"open {count}")
+        if self.fails:
+            raise ConnectionError("store down")
+
+
+@pytest.mark.parametrize(
+    ("name", "opened"),
+    [("recomind-store", ["open 2"]), ("recomind-profile", ["open 1"]), ("recomind-lake", [])],
+)
+@pytest.mark.parametrize("store_down", [False, True])
+def test_a_runner_opens_its_groups_store_connections_before_it_subscribes(
+    name: str, opened: list[str], store_down: bool
+) -> None:
+    log: list[str] = []
+    fx = SimpleNamespace(store=FakeStore(log, store_down))
+    r = ConsumerRunner(name, bus=FakeBus(log), fx=fx)  # type: ignore[arg-type]
+    r._stop.set()  # the loop ends at once; a store that is down does not stop it starting
+    r.run()
+    assert log == [*opened, f"subscribe {name}"]

@@ -147,6 +147,11 @@ class Store(Protocol):
 
     def ping(self) -> None: ...
 
+    def open_connections(self, count: int) -> None:
+        """Have `count` connections open and pooled now (a consumer's threads each hold one),
+        so a worker's first batches do not wait for the server to take new sessions."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -215,6 +215,8 @@ class ConsumerGroup:
     An `overlapped` group writes a batch on a thread of its own while the next one is polled
     and decoded (ADR 0009): the bulk sinks, whose write mostly waits on a server, so the client's
     work and the server's run at the same time instead of in turn.
+
+    `connections`: the store connections its loop holds at once, opened before the first poll.
     """
 
     in_transaction: tuple[TxHandler, ...] = ()
@@ -222,12 +224,16 @@ class ConsumerGroup:
     on_events: EventHandler | None = None
     buffered: bool = False
     overlapped: bool = False
+    connections: int = 1
 
 
 EVENT_HANDLERS: dict[str, ConsumerGroup] = {
-    "recomind-store": ConsumerGroup(on_events=store_actions, overlapped=True),
+    # The store group's polling thread reads the catalog while its writer loads the last batch.
+    "recomind-store": ConsumerGroup(on_events=store_actions, overlapped=True, connections=2),
     "recomind-profile": ConsumerGroup(in_transaction=(update_popularity, update_profiles)),
-    "recomind-lake": ConsumerGroup(on_events=archive_to_lake, buffered=True, overlapped=True),
+    "recomind-lake": ConsumerGroup(
+        on_events=archive_to_lake, buffered=True, overlapped=True, connections=0
+    ),
     "recomind-analytics": ConsumerGroup(on_records=(write_features,), buffered=True),
 }
 
@@ -313,11 +319,24 @@ class ConsumerRunner:
             self._thread.join(timeout)
 
     def run(self) -> None:
+        self.ready()
         consumer = self.bus.subscribe(self.name, VIDEO_ACTIONS_TOPIC)
         try:
             self.pump(consumer, lambda _: self._stop.is_set())
         finally:
             consumer.close()
+
+    def ready(self) -> None:
+        """Open the store connections the loop will hold (`ConsumerGroup.connections`), so
+        the first batches do not wait for new sessions: on a drain of 10,000 events, opening
+        the second one cost 20-30 ms in the middle of it. Best effort: if the store is away,
+        the batches connect when it is back."""
+        if not self.group.connections:
+            return
+        try:
+            self.fx.store.open_connections(self.group.connections)
+        except Exception:  # the writes retry until the store is back
+            log.warning("consumer %s: the store is not reachable yet", self.name, exc_info=True)
 
     def pump(self, consumer: BusConsumer, finished: Callable[[int], bool]) -> None:
         """Poll, gather and decode batches until `finished(records taken so far)`, applying

@@ -7,7 +7,7 @@ ready to use and an old one is upgraded in place.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -543,6 +543,12 @@ class SqlStore:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+
+    def open_connections(self, count: int) -> None:
+        # Checked out together, so the pool opens `count` (it keeps up to pool_size idle).
+        with ExitStack() as held:
+            for _ in range(count):
+                held.enter_context(self.engine.connect())
 
     def close(self) -> None:
         self.engine.dispose()
