@@ -854,9 +854,9 @@ def test_the_migrated_tables_have_the_indexes_the_schema_declares(store: Store) 
 
 
 @contextmanager
-def migrated_to(url: str, revision: str) -> Iterator[Any]:
+def migrated_to(url: str, revision: str, down: bool = False) -> Iterator[Any]:
     """A connection, in one transaction, to the database at `url` migrated up to `revision`
-    only, as a store made by an older RecoMind left it."""
+    only, as a store made by an older RecoMind left it (or, `down`, back down to it)."""
     from importlib import resources
 
     import sqlalchemy as sa
@@ -869,7 +869,7 @@ def migrated_to(url: str, revision: str) -> Iterator[Any]:
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            (command.downgrade if down else command.upgrade)(cfg, revision)
             yield conn
     finally:
         engine.dispose()
@@ -950,15 +950,60 @@ def test_a_mariadb_store_made_before_0004_keeps_its_rows_and_tells_case_apart() 
         assert opened.get_user("ABC").name == "Upper"  # type: ignore[union-attr]
         assert opened.get_user("abc").name == "Lower"  # type: ignore[union-attr]
         assert opened.user_actions("abc") == []
-        with opened.engine.connect() as conn:  # type: ignore[attr-defined]
-            collations = conn.execute(
-                sa.text(
-                    "SELECT DISTINCT collation_name FROM information_schema.columns"
-                    " WHERE table_schema = DATABASE() AND column_name IN ('id', 'user_id',"
-                    " 'video_id', 'creator_id', 'tag')"
-                )
-            ).scalars()
-            assert set(collations) == {"utf8mb4_bin"}
+        assert id_collations(url) == {"utf8mb4_bin"}
+    finally:
+        opened.close()
+
+
+def id_collations(url: str) -> set[str]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(
+                conn.execute(
+                    sa.text(
+                        "SELECT DISTINCT collation_name FROM information_schema.columns"
+                        " WHERE table_schema = DATABASE() AND column_name IN ('id', 'user_id',"
+                        " 'video_id', 'creator_id', 'tag')"
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RECOMIND_TEST_MYSQL_URL"), reason="RECOMIND_TEST_MYSQL_URL is not set"
+)
+def test_a_mariadb_store_goes_back_below_0004_only_while_no_ids_differ_by_case_alone() -> None:
+    """Downgrading 0004 restores the database's collation; once `ABC` and `abc` are both
+    stored it refuses, names the table, and changes nothing."""
+    import sqlalchemy as sa
+
+    from tests.integration.test_real_stack import fresh_database
+
+    url = fresh_database(os.environ["RECOMIND_TEST_MYSQL_URL"])
+    opened = open_store(url)
+    opened.add_users([User("ABC", "Upper", T0)])
+    opened.close()
+    with migrated_to(url, "0003", down=True) as conn:
+        default = conn.scalar(sa.text("SELECT @@collation_database"))
+    assert id_collations(url) == {default}
+
+    opened = open_store(url)  # up to head again
+    opened.add_users([User("abc", "Lower", T0)])
+    opened.close()
+    refused = pytest.raises(RuntimeError, match=r"differ only by case .* in users \(1\); nothing")
+    with refused, migrated_to(url, "0003", down=True):
+        pass
+    assert id_collations(url) == {"utf8mb4_bin"}
+    with migrated_to(url, "0004") as conn:  # already there: reads the revision only
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0004"
+    opened = open_store(url)
+    try:
+        assert {opened.get_user(u).name for u in ("ABC", "abc")} == {"Upper", "Lower"}  # type: ignore[union-attr]
     finally:
         opened.close()
 

@@ -6,12 +6,16 @@ domain's ids are case-sensitive (`[A-Za-z0-9._:-]`). Every id column, and the ta
 viewer's tag weights, becomes `utf8mb4_bin`. No stored rows can collide: the primary keys
 already held them apart under the looser collation. InnoDB rebuilds each table.
 
-Downgrade goes back to the database's default collation, and fails if ids that differ only by
-case were stored meanwhile.
+Downgrade goes back to the database's default collation (utf8mb4's own default, if the
+database's character set is another). If ids that differ only by case were stored meanwhile,
+two rows would then hold one key: it refuses before it alters anything, and says in which
+tables (MariaDB's `ALTER TABLE` commits on its own, so a rebuild that failed half way would
+leave some tables changed and others not).
 """
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
@@ -36,23 +40,74 @@ COLUMNS = (
 )
 
 
-def _collate(collation: str | None) -> None:
-    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
-        return
+# The keys of the tables above: under a collation that ignores case, ids that differ only by
+# case collide in them.
+KEYS = {
+    "users": ("user_id",),
+    "videos": ("video_id",),
+    "video_actions": ("id",),
+    "counted_events": ("id",),
+    "user_profiles": ("user_id",),
+    "video_popularity": ("video_id",),
+    "user_tag_weights": ("user_id", "tag"),
+    "recommendations": ("user_id",),
+}
+
+
+def _mysql() -> bool:
+    return op.get_bind().dialect.name in ("mysql", "mariadb")
+
+
+def _collate(collation: str) -> None:
     tables: dict[str, list[str]] = {}
     for table, column, length, nullable in COLUMNS:
-        collate = f" COLLATE {collation}" if collation else ""
         null = "NULL" if nullable else "NOT NULL"
         tables.setdefault(table, []).append(
-            f"MODIFY `{column}` VARCHAR({length}) CHARACTER SET utf8mb4{collate} {null}"
+            f"MODIFY `{column}` VARCHAR({length}) CHARACTER SET utf8mb4 COLLATE {collation} {null}"
         )
     for table, changes in tables.items():  # one rebuild per table
         op.execute(f"ALTER TABLE `{table}` {', '.join(changes)}")
 
 
+def collisions(collation: str) -> dict[str, int]:
+    """Per table, how many of its keys more than one row would hold under `collation`."""
+    found = {}
+    for table, key in KEYS.items():
+        columns = ", ".join(f"`{c}` COLLATE {collation}" for c in key)
+        count = op.get_bind().scalar(
+            sa.text(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM `{table}` GROUP BY {columns}"
+                " HAVING COUNT(*) > 1) AS shared"
+            )
+        )
+        if count:
+            found[table] = int(count)
+    return found
+
+
 def upgrade() -> None:
-    _collate("utf8mb4_bin")
+    if _mysql():
+        _collate("utf8mb4_bin")
 
 
 def downgrade() -> None:
-    _collate(None)  # the database's default
+    if not _mysql():
+        return
+    default = str(
+        op.get_bind().scalar(
+            sa.text(
+                "SELECT IF(@@character_set_database = 'utf8mb4', @@collation_database,"
+                " (SELECT default_collate_name FROM information_schema.character_sets"
+                " WHERE character_set_name = 'utf8mb4'))"
+            )
+        )
+    )
+    found = collisions(default)
+    if found:
+        where = ", ".join(f"{table} ({count})" for table, count in found.items())
+        raise RuntimeError(
+            f"cannot downgrade below 0004: under {default} some stored ids differ only by case"
+            f" and would share a key, in {where}; nothing was changed. Remove or rename those"
+            " rows first."
+        )
+    _collate(default)
