@@ -35,6 +35,7 @@ from recomind.services.freshness import FeedRefresher
 from recomind.services.importer import Importer
 from recomind.services.impressions import ImpressionLog
 from recomind.services.ingest import ActionIngest, KnownVideos
+from recomind.services.ledger import DAY_SECONDS, LedgerPruner
 from recomind.services.model_registry import ModelHolder, ModelRegistry
 from recomind.services.profiles import ProfileReader
 from recomind.services.training import RetrainScheduler, Trainer, TrainSettings
@@ -61,6 +62,7 @@ class RecoMind:
     trainer: Trainer
     refresher: FeedRefresher
     scheduler: RetrainScheduler
+    ledger: LedgerPruner
     consumers: list[ConsumerRunner] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
 
@@ -73,6 +75,8 @@ class RecoMind:
             self.refresher.start()  # feed rebuilds leave the consumer thread
         for runner in started:
             runner.start()
+        if any(r.name == "recomind-profile" for r in started):
+            self.ledger.start()  # the group that writes the ledger keeps it bounded
         if schedule_training:
             self.scheduler.start()
         return [r.name for r in started]
@@ -86,6 +90,7 @@ class RecoMind:
 
     def close(self) -> None:
         self.scheduler.stop()
+        self.ledger.stop()
         for runner in self.consumers:
             runner.stop()
         self.refresher.stop()
@@ -198,6 +203,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> R
         trainer=trainer,
         refresher=refresher,
         scheduler=scheduler,
+        ledger=LedgerPruner(store, s.ledger_retention_days * DAY_SECONDS),
         consumers=consumers,
         clock=clock,
     )

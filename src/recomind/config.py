@@ -158,6 +158,13 @@ class Settings(BaseSettings):
     retrain_after_events: int = Field(
         0, ge=0, description="Also retrain after this many new events (0: off)"
     )
+    ledger_retention_days: float = Field(
+        30,
+        ge=0,
+        description="The profile group's ledger of counted event ids forgets ids counted longer"
+        " ago than this (hourly, on the worker that runs the group); a copy of such an event that"
+        " comes later is counted again. Keep it above the topic's retention. 0 keeps every id",
+    )
 
     ranker_url: str | None = Field(
         None, description="A model server (POST /invocations) that ranks feeds; unset: in-process"

@@ -147,6 +147,12 @@ class Store(Protocol):
 
     def ping(self) -> None: ...
 
+    def forget_counted(self, older_than_seconds: float) -> int:
+        """Forget the ids of the `recomind-profile` group's ledger counted more than that long
+        ago (by the store's clock); returns how many. A copy of one of those events that comes
+        after this is counted again."""
+        ...
+
     def open_connections(self, count: int) -> None:
         """Have `count` connections open and pooled now (a consumer's threads each hold one),
         so a worker's first batches do not wait for the server to take new sessions."""

@@ -67,11 +67,15 @@ video_actions = Table(
 )
 
 # The ids of the events whose popularity and profile effects are applied (the
-# `recomind-profile` group's exactly-once ledger, ADR 0008).
+# `recomind-profile` group's exactly-once ledger, ADR 0008), each with the time it was counted
+# by the database's clock (a default: the inserts give the id only), so ids older than the
+# ledger's retention can be forgotten (migration 0005).
 counted_events = Table(
     "counted_events",
     metadata,
     Column("id", String(36), primary_key=True),
+    Column("counted_at", TIMESTAMP, nullable=False),
+    Index("ix_counted_events_counted_at", "counted_at"),
 )
 
 user_profiles = Table(

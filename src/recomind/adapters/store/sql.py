@@ -540,6 +540,33 @@ class SqlStore:
                 for table in tables
             }
 
+    def forget_counted(self, older_than_seconds: float, chunk: int = 10_000) -> int:
+        # By the database's own clock, which stamped the rows (migration 0005); in chunks, each
+        # its own transaction, so the profile group's inserts never wait long on the deletes.
+        dialect = self.engine.dialect.name
+        params: dict[str, Any] = {"age": float(older_than_seconds), "chunk": chunk}
+        if dialect == "postgresql":
+            old = "counted_at < now() - make_interval(secs => :age)"
+        elif dialect in MYSQL:
+            old = "counted_at < NOW(6) - INTERVAL :age SECOND"
+        else:  # SQLite's CURRENT_TIMESTAMP: 'YYYY-MM-DD HH:MM:SS', UTC
+            old = "counted_at < datetime('now', :age)"
+            params["age"] = f"-{params['age']} seconds"
+        if dialect in MYSQL:
+            sql = f"DELETE FROM counted_events WHERE {old} ORDER BY counted_at LIMIT :chunk"
+        else:
+            sql = (
+                "DELETE FROM counted_events WHERE id IN"
+                f" (SELECT id FROM counted_events WHERE {old} LIMIT :chunk)"
+            )
+        forgotten = 0
+        while True:
+            with self.engine.begin() as conn:
+                deleted = conn.execute(sa.text(sql), params).rowcount
+            forgotten += deleted
+            if deleted < chunk:
+                return forgotten
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
