@@ -763,13 +763,30 @@ def test_the_ledger_forgets_only_the_ids_counted_before_its_retention(store: Sto
     with store.transaction() as tx:
         assert len(tx.count_new_events([*old, *recent])) == 5
     counted_long_ago(store, *old)
-    assert store.forget_counted(86_400, chunk=2) == 3  # type: ignore[call-arg]  # in chunks
-    assert store.forget_counted(86_400) == 0
+    assert store.forget_counted(86_400, limit=2) == 2  # at most `limit` at a time
+    assert store.forget_counted(86_400, limit=2) == 1
+    assert store.forget_counted(86_400, limit=2) == 0
     with store.transaction() as tx:
         assert tx.count_new_events([*old, *recent]) == old
-    # Just counted: forgotten by an age of 0 s only once the database's clock has moved on
-    # (SQLite's stamps have whole seconds).
-    assert store.forget_counted(3_600) == 0
+    assert store.forget_counted(3_600, limit=10) == 0  # all counted within the hour
+
+
+def test_the_ledger_stamps_ids_in_utc_whatever_the_sessions_time_zone(store: Store) -> None:
+    """The default that stamps an id and the age it is forgotten by read one clock: counted
+    now, from a session five hours behind UTC, an id is not an hour old."""
+    import sqlalchemy as sa
+
+    behind = {"postgresql": "SET TIME ZONE '-05:00'", "mysql": "SET time_zone = '-05:00'"}
+    engine = sa.create_engine(store.url)  # type: ignore[attr-defined]
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name in behind:
+                conn.execute(sa.text(behind[engine.dialect.name]))
+            conn.execute(sa.text("INSERT INTO counted_events (id) VALUES ('counted-now')"))
+    finally:
+        engine.dispose()
+    assert store.forget_counted(3_600, limit=10) == 0
+    assert store.forget_counted(-3_600, limit=10) == 1  # but it is older than an hour ahead
 
 
 def test_the_store_group_counts_each_event_id_once(store: Store, tmp_path: Path) -> None:
@@ -885,21 +902,19 @@ def test_the_migrated_tables_have_the_indexes_the_schema_declares(store: Store) 
 
 @contextmanager
 def migrated_to(url: str, revision: str, down: bool = False) -> Iterator[Any]:
-    """A connection, in one transaction, to the database at `url` migrated up to `revision`
-    only, as a store made by an older RecoMind left it (or, `down`, back down to it)."""
-    from importlib import resources
-
+    """The database at `url` migrated up to `revision` only, as a store made by an older
+    RecoMind left it (or, `down`, back down to it), as `sql.migrate` runs Alembic; then a
+    connection to it, in one transaction."""
     import sqlalchemy as sa
     from alembic import command
-    from alembic.config import Config
+
+    from recomind.adapters.store.sql import alembic_config
 
     engine = sa.create_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
     try:
+        with engine.connect() as conn:
+            (command.downgrade if down else command.upgrade)(alembic_config(conn), revision)
         with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, revision)
             yield conn
     finally:
         engine.dispose()
@@ -982,11 +997,11 @@ def test_opening_a_store_made_before_0005_keeps_its_ledger_for_a_whole_retention
 
     opened = open_store(empty_database)
     try:
-        assert opened.forget_counted(3_600) == 0
+        assert opened.forget_counted(3_600, limit=10) == 0
         with opened.transaction() as tx:
             assert tx.count_new_events([action(1), action(3)]) == [action(3)]
         counted_long_ago(opened, action(1))
-        assert opened.forget_counted(3_600) == 1
+        assert opened.forget_counted(3_600, limit=10) == 1
         with opened.engine.connect() as conn:  # type: ignore[attr-defined]
             left = conn.execute(sa.text("SELECT id FROM counted_events ORDER BY id")).scalars()
             assert list(left) == [action(2).id, action(3).id]
@@ -1050,7 +1065,9 @@ def id_collations(url: str) -> set[str]:
 )
 def test_a_mariadb_store_goes_back_below_0004_only_while_no_ids_differ_by_case_alone() -> None:
     """Downgrading 0004 restores the database's collation; once `ABC` and `abc` are both
-    stored it refuses, names the table, and changes nothing."""
+    stored it refuses and names the table. A downgrade from head then stops at 0004: the later
+    steps' downgrades are done and recorded (MariaDB commits each ALTER at once), 0004's
+    changed nothing."""
     import sqlalchemy as sa
 
     from tests.integration.test_real_stack import fresh_database
@@ -1066,14 +1083,14 @@ def test_a_mariadb_store_goes_back_below_0004_only_while_no_ids_differ_by_case_a
     opened = open_store(url)  # up to head again
     opened.add_users([User("abc", "Lower", T0)])
     opened.close()
-    with migrated_to(url, "0004", down=True):  # the later migrations' downgrades, in a step
-        pass  # of their own: MariaDB commits each ALTER at once, whatever fails after it
-    refused = pytest.raises(RuntimeError, match=r"differ only by case .* in users \(1\); nothing")
+    refused = pytest.raises(RuntimeError, match=r"differ only by case .* in users \(1\)\. ")
     with refused, migrated_to(url, "0003", down=True):
         pass
     assert id_collations(url) == {"utf8mb4_bin"}
     with migrated_to(url, "0004") as conn:  # already there: reads the revision only
         assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0004"
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("counted_events")}
+        assert columns == {"id"}  # 0005's downgrade ran, and 0004 is what is recorded
     opened = open_store(url)
     try:
         assert {opened.get_user(u).name for u in ("ABC", "abc")} == {"Upper", "Lower"}  # type: ignore[union-attr]

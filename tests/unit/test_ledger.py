@@ -14,27 +14,42 @@ from recomind.services.ledger import DAY_SECONDS, LedgerPruner
 
 
 class FakeStore:
-    def __init__(self, fails: int = 0) -> None:
-        self.asked: list[float] = []
-        self.fails = fails
-        self.called = threading.Semaphore(0)
+    """Holds `old` forgettable ids; each call forgets at most `limit` of them."""
 
-    def forget_counted(self, older_than_seconds: float) -> int:
-        self.asked.append(older_than_seconds)
+    def __init__(self, fails: int = 0, old: int = 7) -> None:
+        self.asked: list[tuple[float, int]] = []
+        self.fails = fails
+        self.old = old
+        self.called = threading.Semaphore(0)
+        self.on_call = lambda: None
+
+    def forget_counted(self, older_than_seconds: float, limit: int) -> int:
+        self.asked.append((older_than_seconds, limit))
         self.called.release()
+        self.on_call()
         if self.fails:
             self.fails -= 1
             raise ConnectionError("store down")
-        return 7
+        forgotten = min(self.old, limit)
+        self.old -= forgotten
+        return forgotten
 
 
-def test_it_forgets_what_is_older_than_the_retention_and_counts_it() -> None:
-    store = FakeStore()
-    pruner = LedgerPruner(store, retention_seconds=30 * DAY_SECONDS)  # type: ignore[arg-type]
-    assert pruner.prune_once() == 7
-    assert pruner.prune_once() == 7
-    assert store.asked == [30 * DAY_SECONDS] * 2
-    assert pruner.forgotten == 14
+def test_it_forgets_what_is_older_than_the_retention_chunk_by_chunk_and_counts_it() -> None:
+    store = FakeStore(old=25)
+    pruner = LedgerPruner(store, retention_seconds=30 * DAY_SECONDS, chunk=10)  # type: ignore[arg-type]
+    assert pruner.prune_once() == 25
+    assert store.asked == [(30 * DAY_SECONDS, 10)] * 3  # 10, 10, then 5: none left
+    assert pruner.prune_once() == 0
+    assert pruner.forgotten == 25
+
+
+def test_a_stop_ends_a_round_between_chunks() -> None:
+    store = FakeStore(old=1_000)
+    pruner = LedgerPruner(store, retention_seconds=60, chunk=10)  # type: ignore[arg-type]
+    store.on_call = lambda: pruner._stop.set() if len(store.asked) == 2 else None
+    assert pruner.prune_once() == 20
+    assert store.old == 980
 
 
 def test_a_retention_of_zero_keeps_every_id() -> None:
@@ -57,7 +72,7 @@ def test_it_runs_as_it_starts_then_every_interval_and_outlives_a_store_that_is_a
     finally:
         pruner.stop()
     assert pruner._thread is not None and not pruner._thread.is_alive()
-    assert pruner.forgotten >= 14
+    assert pruner.forgotten == 7
 
 
 @pytest.mark.parametrize(

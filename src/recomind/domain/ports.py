@@ -147,10 +147,10 @@ class Store(Protocol):
 
     def ping(self) -> None: ...
 
-    def forget_counted(self, older_than_seconds: float) -> int:
-        """Forget the ids of the `recomind-profile` group's ledger counted more than that long
-        ago (by the store's clock); returns how many. A copy of one of those events that comes
-        after this is counted again."""
+    def forget_counted(self, older_than_seconds: float, limit: int) -> int:
+        """Forget at most `limit` of the ids of the `recomind-profile` group's ledger counted
+        more than that long ago (by the store's clock), in one transaction; returns how many.
+        A copy of one of those events that comes after this is counted again."""
         ...
 
     def open_connections(self, count: int) -> None:

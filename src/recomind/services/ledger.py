@@ -23,24 +23,37 @@ DAY_SECONDS = 86_400.0
 
 class LedgerPruner:
     """Forgets ledger ids older than `retention_seconds` every `interval_seconds` (the first
-    time as it starts), on a thread of its own; a retention of 0 keeps every id."""
+    time as it starts), on a thread of its own, `chunk` ids per transaction so the group's
+    inserts never wait long; a retention of 0 keeps every id."""
 
     def __init__(
-        self, store: Store, retention_seconds: float, interval_seconds: float = 3600.0
+        self,
+        store: Store,
+        retention_seconds: float,
+        interval_seconds: float = 3600.0,
+        chunk: int = 10_000,
     ) -> None:
         self.store = store
         self.retention_seconds = retention_seconds
         self.interval_seconds = interval_seconds
+        self.chunk = chunk
         self.forgotten = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def prune_once(self) -> int:
-        """Forget the ids older than the retention now; returns how many."""
+        """Forget the ids older than the retention now, chunk by chunk until none is left or
+        the pruner is stopped (one retention after migration 0005, every id counted before
+        it goes in one round); returns how many."""
         if self.retention_seconds <= 0:
             return 0
-        forgotten = self.store.forget_counted(self.retention_seconds)
-        self.forgotten += forgotten
+        forgotten = 0
+        while not self._stop.is_set():
+            deleted = self.store.forget_counted(self.retention_seconds, self.chunk)
+            forgotten += deleted
+            self.forgotten += deleted
+            if deleted < self.chunk:
+                break
         if forgotten:
             log.info(
                 "ledger: forgot %d event id(s) counted over %.1f day(s) ago",

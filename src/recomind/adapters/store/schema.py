@@ -67,9 +67,10 @@ video_actions = Table(
 )
 
 # The ids of the events whose popularity and profile effects are applied (the
-# `recomind-profile` group's exactly-once ledger, ADR 0008), each with the time it was counted
-# by the database's clock (a default: the inserts give the id only), so ids older than the
-# ledger's retention can be forgotten (migration 0005).
+# `recomind-profile` group's exactly-once ledger, ADR 0008), each with the time it was counted,
+# in UTC by the database's clock: the inserts give the id only, and the column's default, which
+# migration 0005 sets per database, stamps it. Ids older than the ledger's retention are
+# forgotten (`forget_counted`).
 counted_events = Table(
     "counted_events",
     metadata,

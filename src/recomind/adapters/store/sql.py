@@ -120,12 +120,21 @@ def bulk_actions(dialect: str, columns: pa.Table) -> BulkActions:
     return BulkActions(columns)
 
 
-def migrate(engine: Engine) -> None:
+def alembic_config(conn: Connection) -> Config:
+    """Alembic's configuration for the project's migrations, run on `conn`."""
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("recomind") / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    # Handed over outside any transaction, so Alembic runs the migrations as each database
+    # allows: on PostgreSQL all in one transaction; where DDL commits at once (MariaDB/MySQL,
+    # SQLite) each in its own, committed with its revision, so a step that fails leaves the
+    # recorded revision where the schema is.
+    with engine.connect() as conn:
+        command.upgrade(alembic_config(conn), "head")
 
 
 class SqlTransaction:
@@ -540,32 +549,26 @@ class SqlStore:
                 for table in tables
             }
 
-    def forget_counted(self, older_than_seconds: float, chunk: int = 10_000) -> int:
-        # By the database's own clock, which stamped the rows (migration 0005); in chunks, each
-        # its own transaction, so the profile group's inserts never wait long on the deletes.
+    def forget_counted(self, older_than_seconds: float, limit: int) -> int:
+        # By the database's own clock, which stamped the rows (migration 0005).
         dialect = self.engine.dialect.name
-        params: dict[str, Any] = {"age": float(older_than_seconds), "chunk": chunk}
+        params: dict[str, Any] = {"age": float(older_than_seconds), "limit": limit}
         if dialect == "postgresql":
             old = "counted_at < now() - make_interval(secs => :age)"
         elif dialect in MYSQL:
-            old = "counted_at < NOW(6) - INTERVAL :age SECOND"
+            old = "counted_at < UTC_TIMESTAMP(6) - INTERVAL :age SECOND"
         else:  # SQLite's CURRENT_TIMESTAMP: 'YYYY-MM-DD HH:MM:SS', UTC
             old = "counted_at < datetime('now', :age)"
-            params["age"] = f"-{params['age']} seconds"
-        if dialect in MYSQL:
-            sql = f"DELETE FROM counted_events WHERE {old} ORDER BY counted_at LIMIT :chunk"
+            params["age"] = f"{-params['age']:+} seconds"
+        if dialect in MYSQL:  # which takes no LIMIT in an IN subquery
+            sql = f"DELETE FROM counted_events WHERE {old} ORDER BY counted_at LIMIT :limit"
         else:
             sql = (
                 "DELETE FROM counted_events WHERE id IN"
-                f" (SELECT id FROM counted_events WHERE {old} LIMIT :chunk)"
+                f" (SELECT id FROM counted_events WHERE {old} LIMIT :limit)"
             )
-        forgotten = 0
-        while True:
-            with self.engine.begin() as conn:
-                deleted = conn.execute(sa.text(sql), params).rowcount
-            forgotten += deleted
-            if deleted < chunk:
-                return forgotten
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.text(sql), params).rowcount)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

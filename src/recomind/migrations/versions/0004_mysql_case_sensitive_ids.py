@@ -7,10 +7,12 @@ viewer's tag weights, becomes `utf8mb4_bin`. No stored rows can collide: the pri
 already held them apart under the looser collation. InnoDB rebuilds each table.
 
 Downgrade goes back to the database's default collation (utf8mb4's own default, if the
-database's character set is another). If ids that differ only by case were stored meanwhile,
-two rows would then hold one key: it refuses before it alters anything, and says in which
-tables (MariaDB's `ALTER TABLE` commits on its own, so a rebuild that failed half way would
-leave some tables changed and others not).
+database's character set is another). If keys that differ only by case (or, for tags, by
+accents) were stored meanwhile, two rows would then hold one key: it refuses before it alters
+anything, and says in which tables. MariaDB's `ALTER TABLE` commits on its own, so a rebuild
+that failed half way would leave some tables changed and others not; and since `sql.migrate`
+hands Alembic a connection outside any transaction, each step is committed with its revision,
+so a downgrade from a later revision stops at 0004 with the revision recorded as 0004.
 """
 
 from __future__ import annotations
@@ -106,8 +108,8 @@ def downgrade() -> None:
     if found:
         where = ", ".join(f"{table} ({count})" for table, count in found.items())
         raise RuntimeError(
-            f"cannot downgrade below 0004: under {default} some stored ids differ only by case"
-            f" and would share a key, in {where}; nothing was changed. Remove or rename those"
-            " rows first."
+            f"cannot downgrade below 0004: under {default} some stored keys differ only by case"
+            f" (or accents) and would be one, in {where}. 0004's downgrade changed nothing; the"
+            " database stays at 0004. Remove or rename those rows first."
         )
     _collate(default)

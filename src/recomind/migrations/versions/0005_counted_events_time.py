@@ -2,9 +2,9 @@
 ledger can forget ids older than its retention (`RECOMIND_LEDGER_RETENTION_DAYS`) instead of
 growing for ever.
 
-Each database's own clock stamps the rows (its column default), and the pruning compares with
-the same clock. The ids counted before this migration are stamped with the time it ran, so they
-are kept a whole retention from then.
+Each database's own clock stamps the rows (its column default, in UTC), and the pruning
+compares with the same clock. The ids counted before this migration are stamped with the time
+it ran, so they are kept a whole retention from then.
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-# The database's own current time, as each dialect takes it for a column default.
-NOW = {"postgresql": "now()", "mysql": "CURRENT_TIMESTAMP(6)", "mariadb": "CURRENT_TIMESTAMP(6)"}
+# The database's own current time in UTC, as each dialect takes it for a column default (a
+# DATETIME on MariaDB/MySQL holds UTC, as the store writes every other time there).
+NOW = {
+    "postgresql": "now()",
+    "mysql": "(UTC_TIMESTAMP(6))",
+    "mariadb": "(UTC_TIMESTAMP(6))",
+}
 
 
 def upgrade() -> None:
