@@ -725,6 +725,38 @@ def test_action_columns_roll_back_with_their_transaction(store: Store) -> None:
         assert tx.insert_new_action_columns(columns([action(1)])).num_rows == 1
 
 
+def test_an_id_another_writer_commits_meanwhile_is_never_appended_as_new(store: Store) -> None:
+    """The store group's transaction reads the catalog first, then appends its batch. If another
+    worker commits one of the batch's ids in between (two workers over one partition during a
+    rebalance), that id is stored once, and the append does not return it as new, which would
+    run the after-commit hooks for it twice. The append may fail instead (the consumer retries
+    the batch, and the retry finds the id stored). MariaDB's transaction reads from a snapshot
+    taken at its first read, so its lookup of stored ids did not see the other worker's commit,
+    and the duplicate its second load skipped was returned as appended."""
+    from recomind.domain.event_columns import ids_of
+
+    store.add_videos([video("v1")])
+    theirs, ours = action(1), action(2)
+    returned: list[str] = []
+    failures = 0
+    for attempt in range(3):
+        try:
+            with store.transaction() as tx:
+                assert tx.known_videos({"v1"}) == {"v1"}  # the catalog check, as the sink does
+                if attempt == 0:  # the other worker commits meanwhile
+                    with store.transaction() as other:
+                        added = other.insert_new_action_columns(columns([theirs]))  # type: ignore[arg-type]
+                        assert added.num_rows == 1
+                new = tx.insert_new_action_columns(columns([theirs, ours]))  # type: ignore[arg-type]
+                returned += ids_of(new)
+            break
+        except Exception:  # the consumer retries a failed batch
+            failures += 1
+    assert returned == [ours.id], f"after {failures} failure(s)"
+    assert store.count_actions() == 2
+    assert store.user_actions("u1") == [theirs, ours]
+
+
 def test_the_ledger_counts_each_event_id_once(store: Store) -> None:
     """`count_new_events`: the profile group's ledger. It knows nothing of `video_actions`: an
     id counted is not counted again, stored or not, and one not counted yet is new even if the

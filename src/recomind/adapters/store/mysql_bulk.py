@@ -243,8 +243,11 @@ def append_new_actions(
     (`bulk.data` when encoded ahead: `csv_of`), inside a savepoint. LOCAL makes a duplicate
     key a warning, as IGNORE would, so a stored id is skipped, never stored twice; but then the
     load reports fewer rows than it was given. If so, the savepoint is rolled back,
-    `without_stored` looks the ids up and the rest are loaded again: the rows returned are the
-    new ones, unless another writer stored one of them meanwhile (then it is still stored once).
+    `without_stored` looks the ids up and the rest are loaded again. That lookup reads the
+    transaction's snapshot (InnoDB's REPEATABLE READ, taken at its first read), so it misses an
+    id that another writer committed since: the second load then skips it too, and this raises
+    rather than return it as appended (its after-commit hooks would run twice); the caller's
+    transaction rolls back, and its retry finds the id stored, as `insert_new`'s does.
     None, and nothing written, if the server refuses LOCAL loads (MySQL 8 by default): then the
     caller inserts the rows (`insert_new`).
     """
@@ -261,7 +264,13 @@ def append_new_actions(
         cur.execute("ROLLBACK TO SAVEPOINT recomind_append")
         columns = without_stored(columns)
         if columns.num_rows:
-            _load_csv(cur, csv_of(columns))
+            loaded = _load_csv(cur, csv_of(columns))
+            if loaded != columns.num_rows:
+                raise IntegrityError(
+                    _DUPLICATE_KEY,
+                    f"{columns.num_rows - (loaded or 0)} of the batch's event ids were stored by"
+                    " another writer meanwhile; the batch is retried",
+                )
     return columns
 
 
