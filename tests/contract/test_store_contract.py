@@ -1016,6 +1016,94 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return fresh_database(os.environ[request.param])
 
 
+def test_stores_opened_at_once_on_a_new_database_take_turns_to_migrate_it(
+    empty_database: str,
+) -> None:
+    """Replicas that start together (the compose file's API and worker containers) each open
+    the store, and opening it runs the migrations: they take turns, one process at a time per
+    database, so every one opens, and the schema is migrated once, to head. Four processes
+    (Alembic's context is global to a process, so not threads) open it at the same instant;
+    without the turns, the late ones failed on tables another had just made, or waited on
+    its locks."""
+    import subprocess
+    import sys
+    import time
+
+    import sqlalchemy as sa
+    from alembic.script import ScriptDirectory
+
+    from recomind.adapters.store.sql import alembic_config
+
+    at = time.time() + 3.0  # once every process has imported RecoMind
+    script = (
+        "import sys, time\n"
+        "from recomind.adapters.store import open_store\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "store = open_store(sys.argv[1])\n"
+        "print(store.count_actions())\n"
+        "store.close()\n"
+    )
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, empty_database, str(at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [opener.communicate(timeout=120) for opener in openers]
+    assert [(o.returncode, out) for o, (out, _) in zip(openers, results, strict=True)] == [
+        (0, "0\n")
+    ] * 4, [err[-2000:] for _, err in results]
+    engine = sa.create_engine(empty_database)
+    try:
+        with engine.connect() as conn:
+            head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
+            recorded = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    finally:
+        engine.dispose()
+    assert recorded == [(head,)]
+
+
+@pytest.mark.parametrize(
+    "env_var",
+    [
+        _server("postgresql", "RECOMIND_TEST_POSTGRES_URL"),
+        _server("mysql", "RECOMIND_TEST_MYSQL_URL"),
+    ],
+)
+def test_a_store_gives_up_on_a_migration_lock_held_too_long(
+    env_var: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that waits longer than `MIGRATION_WAIT_SECONDS` for another one's migrations
+    fails with a clear error rather than hang; the database is left as it was."""
+    import sqlalchemy as sa
+
+    from recomind.adapters.store import sql
+    from tests.integration.test_real_stack import fresh_database
+
+    url = fresh_database(os.environ[env_var])
+    monkeypatch.setattr(sql, "MIGRATION_WAIT_SECONDS", 1)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as holder:  # another process, migrating
+            if holder.dialect.name == "postgresql":
+                holder.execute(sa.text(f"SELECT pg_advisory_lock({sql._PG_MIGRATION_LOCK})"))
+            else:
+                got = holder.execute(
+                    sa.text("SELECT GET_LOCK(CONCAT('recomind-migrate:', SHA1(DATABASE())), 0)")
+                ).scalar()
+                assert got == 1
+            holder.commit()
+            with pytest.raises(TimeoutError, match="migration lock for over 1 s"):
+                open_store(url)
+            assert not sa.inspect(holder).has_table("alembic_version")
+    finally:
+        engine.dispose()
+    open_store(url).close()  # once the other is done, it opens
+
+
 def test_opening_a_store_made_before_0005_keeps_its_ledger_for_a_whole_retention(
     empty_database: str,
 ) -> None:

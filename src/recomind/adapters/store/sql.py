@@ -6,6 +6,7 @@ ready to use and an old one is upgraded in place.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -133,8 +134,71 @@ def migrate(engine: Engine) -> None:
     # allows: on PostgreSQL all in one transaction; where DDL commits at once (MariaDB/MySQL,
     # SQLite) each in its own, committed with its revision, so a step that fails leaves the
     # recorded revision where the schema is.
-    with engine.connect() as conn:
+    with engine.connect() as conn, _migrating_alone(conn):
         command.upgrade(alembic_config(conn), "head")
+
+
+# How long a process waits for another one's migrations (0004 rebuilds every table on MariaDB).
+MIGRATION_WAIT_SECONDS = 3600
+# PostgreSQL's advisory lock key for migrations ("recomind" in ASCII); its locks are per database.
+_PG_MIGRATION_LOCK = 0x7265636F6D696E64
+
+
+@contextmanager
+def _migrating_alone(conn: Connection) -> Iterator[None]:
+    """Hold the database's migration lock, so replicas that start together take turns to
+    migrate it: the first brings the schema to head, the others then find nothing to do. The
+    lock belongs to the session (PostgreSQL's advisory lock, MariaDB/MySQL's `GET_LOCK` named
+    after the database, an exclusive lock on a file beside a SQLite database), so it holds
+    across the migrations' own commits. The connection is left outside any transaction, as
+    Alembic expects it. A failed migration closes the connection, which frees the lock."""
+    dialect = conn.dialect.name
+    release: ExitStack | None = None
+    waited_too_long = TimeoutError(
+        f"another process held the store's migration lock for over {MIGRATION_WAIT_SECONDS} s"
+    )
+    if dialect == "postgresql":
+        conn.execute(sa.text(f"SET LOCAL lock_timeout = '{MIGRATION_WAIT_SECONDS}s'"))
+        try:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        except sa.exc.OperationalError as exc:  # the lock timeout
+            raise waited_too_long from exc
+        unlock = sa.text("SELECT pg_advisory_unlock(:key)")
+    elif dialect in MYSQL:
+        name = "CONCAT('recomind-migrate:', SHA1(DATABASE()))"  # within GET_LOCK's 64 characters
+        got = conn.execute(
+            sa.text(f"SELECT GET_LOCK({name}, :wait)"), {"wait": MIGRATION_WAIT_SECONDS}
+        ).scalar()
+        if got != 1:
+            raise waited_too_long
+        unlock = sa.text(f"SELECT RELEASE_LOCK({name})")
+    else:
+        release = ExitStack()
+        release.enter_context(_file_lock(conn.engine.url.database))
+        unlock = None
+    conn.commit()  # ends the lock's transaction (and its lock_timeout); the session keeps the lock
+    try:
+        yield
+    except BaseException:
+        conn.invalidate()  # a closed session holds no lock, whatever state it was left in
+        raise
+    finally:
+        if release is not None:
+            release.close()
+    if unlock is not None:
+        conn.execute(unlock, {"key": _PG_MIGRATION_LOCK} if dialect == "postgresql" else {})
+        conn.commit()
+
+
+@contextmanager
+def _file_lock(database: str | None) -> Iterator[None]:
+    """An exclusive lock on `<database>.migrate-lock` (none for an in-memory database)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        yield
 
 
 class SqlTransaction:
