@@ -750,6 +750,8 @@ def test_an_id_another_writer_commits_meanwhile_is_never_appended_as_new(store: 
                 new = tx.insert_new_action_columns(columns([theirs, ours]))  # type: ignore[arg-type]
                 returned += ids_of(new)
             break
+        except AssertionError:
+            raise
         except Exception:  # the consumer retries a failed batch
             failures += 1
     assert returned == [ours.id], f"after {failures} failure(s)"
@@ -1034,9 +1036,10 @@ def test_stores_opened_at_once_on_a_new_database_take_turns_to_migrate_it(
 
     from recomind.adapters.store.sql import alembic_config
 
-    at = time.time() + 3.0  # once every process has imported RecoMind
+    at = time.time() + 5.0  # once every process has imported the store's modules
     script = (
         "import sys, time\n"
+        "import recomind.adapters.store.sql\n"  # the heavy imports, before the start
         "from recomind.adapters.store import open_store\n"
         "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
         "store = open_store(sys.argv[1])\n"

@@ -158,17 +158,23 @@ def _migrating_alone(conn: Connection) -> Iterator[None]:
         f"another process held the store's migration lock for over {MIGRATION_WAIT_SECONDS} s"
     )
     if dialect == "postgresql":
+        # The wait is bounded by lock_timeout alone, whatever the role's statement_timeout.
         conn.execute(sa.text(f"SET LOCAL lock_timeout = '{MIGRATION_WAIT_SECONDS}s'"))
+        conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
         try:
             conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
-        except sa.exc.OperationalError as exc:  # the lock timeout
-            raise waited_too_long from exc
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                raise waited_too_long from exc
+            raise
         unlock = sa.text("SELECT pg_advisory_unlock(:key)")
     elif dialect in MYSQL:
         name = "CONCAT('recomind-migrate:', SHA1(DATABASE()))"  # within GET_LOCK's 64 characters
         got = conn.execute(
             sa.text(f"SELECT GET_LOCK({name}, :wait)"), {"wait": MIGRATION_WAIT_SECONDS}
         ).scalar()
+        if got is None:  # an error, or no database selected
+            raise RuntimeError("MariaDB/MySQL refused the store's migration lock (GET_LOCK)")
         if got != 1:
             raise waited_too_long
         unlock = sa.text(f"SELECT RELEASE_LOCK({name})")
@@ -192,7 +198,8 @@ def _migrating_alone(conn: Connection) -> Iterator[None]:
 
 @contextmanager
 def _file_lock(database: str | None) -> Iterator[None]:
-    """An exclusive lock on `<database>.migrate-lock` (none for an in-memory database)."""
+    """An exclusive lock on `<database>.migrate-lock`, waited for as long as it takes (none for
+    an in-memory database or one named by a `file:` URI)."""
     if not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
