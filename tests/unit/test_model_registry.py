@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
@@ -75,3 +79,38 @@ def test_unpruned_registries_load_untouched(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path / "models", keep=50)
     made = [_train(registry) for _ in range(4)]
     assert registry.versions() == made
+
+
+class _SlowArtifact:
+    """A model whose `save` takes a while, and writes what tells it apart."""
+
+    def __init__(self, mark: str) -> None:
+        self.mark = mark
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True)
+        time.sleep(0.05)
+        (path / "meta.json").write_text(self.mark)
+
+
+def test_trainings_that_end_together_each_get_a_version_of_their_own(tmp_path: Path) -> None:
+    """The trainer's hourly run and an API's retrain can save at once on the shared volume:
+    each model lands whole in its own version, and the history names each activation."""
+    registry = ModelRegistry(tmp_path / "models", keep=10)
+    together = threading.Barrier(6)
+
+    def train(i: int) -> str:
+        together.wait()
+        version = registry.save(cast(HybridRecommender, _SlowArtifact(f"model {i}")), {"i": i})
+        registry.activate(version)
+        return version
+
+    with ThreadPoolExecutor(6) as pool:
+        made = list(pool.map(train, range(6)))
+    assert sorted(made) == registry.versions() == [f"v{n:06d}" for n in range(1, 7)]
+    for i, version in enumerate(made):
+        assert (registry.root / version / "meta.json").read_text() == f"model {i}"
+        assert json.loads((registry.root / version / "info.json").read_text())["i"] == i
+    assert sorted(registry.history()) == sorted(made)
+    assert registry.current() in made
+    assert not [p.name for p in registry.root.iterdir() if p.name.startswith(".")]

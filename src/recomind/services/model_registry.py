@@ -2,7 +2,9 @@
 
 `models/v000003/` holds one trained hybrid; `models/CURRENT` names the version in
 use and `models/HISTORY` every version made current, oldest first, so rolling
-back means pointing CURRENT at the one before. Pointers are replaced atomically.
+back means pointing CURRENT at the one before. Pointers are replaced atomically, and
+`models/LOCK` (an flock) is held while a version number is taken and while the pointers
+change, so processes that train or roll back at once on a shared folder take turns.
 
 Each activation prunes old versions (a version with text vectors takes about 15 MB):
 the newest `keep` versions stay, and so do the last `keep` versions made current, so
@@ -12,12 +14,16 @@ that was pruned is skipped by `rollback`.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,16 +56,35 @@ class ModelRegistry:
         return sorted(p.name for p in self.root.iterdir() if _VERSION.match(p.name))
 
     def save(self, model: HybridRecommender, info: dict[str, Any]) -> str:
+        """Write the model under a hidden folder of its own, then, under the registry's lock,
+        take the next version number and rename the folder to it. Two trainings that end
+        together (the trainer's hourly run and an API's `POST /admin/retrain`, on the shared
+        `models` volume) each get a version of their own: with one temporary folder per
+        number, they wrote into the same one."""
         self.root.mkdir(parents=True, exist_ok=True)
-        existing = self.versions()
-        number = int(existing[-1][1:]) + 1 if existing else 1
-        version = f"v{number:06d}"
-        tmp = self.root / f".{version}.tmp"
-        model.save(tmp)
-        info = {**info, "version": version, "saved_at": datetime.now(UTC).isoformat()}
-        (tmp / "info.json").write_text(json.dumps(info, indent=2))
-        os.replace(tmp, self.root / version)
+        tmp = self.root / f".save-{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            model.save(tmp)
+            with self._locked():
+                existing = self.versions()
+                number = int(existing[-1][1:]) + 1 if existing else 1
+                version = f"v{number:06d}"
+                info = {**info, "version": version, "saved_at": datetime.now(UTC).isoformat()}
+                (tmp / "info.json").write_text(json.dumps(info, indent=2))
+                os.replace(tmp, self.root / version)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return version
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The registry's lock, between processes too (`LOCK`, a file in the folder): held
+        while a version number is taken and while the pointers are rewritten and pruned."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "LOCK", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            yield
 
     def current(self) -> str | None:
         pointer = self.root / "CURRENT"
@@ -70,15 +95,20 @@ class ModelRegistry:
         return path.read_text().split() if path.exists() else []
 
     def activate(self, version: str) -> None:
-        if version not in self.versions():
-            raise NotFound("model version", version)
-        self._write(self.root / "HISTORY", "\n".join([*self.history(), version]) + "\n")
-        self._write(self.root / "CURRENT", version + "\n")
-        self.prune()
+        with self._locked():
+            if version not in self.versions():
+                raise NotFound("model version", version)
+            self._write(self.root / "HISTORY", "\n".join([*self.history(), version]) + "\n")
+            self._write(self.root / "CURRENT", version + "\n")
+            self._prune()
 
     def prune(self) -> list[str]:
         """Delete the versions neither among the newest `keep` nor among the last `keep`
         made current (nor current); returns the deleted ones."""
+        with self._locked():
+            return self._prune()
+
+    def _prune(self) -> list[str]:
         versions = self.versions()
         kept = set(versions[-self.keep :])
         recent: list[str] = []
@@ -101,6 +131,10 @@ class ModelRegistry:
 
     def rollback(self) -> str:
         """Make the version before the current one current again; returns it."""
+        with self._locked():
+            return self._rollback()
+
+    def _rollback(self) -> str:
         history = self.history()
         current = self.current()
         present = set(self.versions())
