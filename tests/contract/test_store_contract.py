@@ -1088,23 +1088,34 @@ def test_a_store_gives_up_on_a_migration_lock_held_too_long(
 
     url = fresh_database(os.environ[env_var])
     monkeypatch.setattr(sql, "MIGRATION_WAIT_SECONDS", 1)
+    lock_name = "CONCAT('recomind-migrate:', SHA1(DATABASE()))"
     engine = sa.create_engine(url)
     try:
         with engine.connect() as holder:  # another process, migrating
             if holder.dialect.name == "postgresql":
                 holder.execute(sa.text(f"SELECT pg_advisory_lock({sql._PG_MIGRATION_LOCK})"))
             else:
-                got = holder.execute(
-                    sa.text("SELECT GET_LOCK(CONCAT('recomind-migrate:', SHA1(DATABASE())), 0)")
-                ).scalar()
+                got = holder.execute(sa.text(f"SELECT GET_LOCK({lock_name}, 0)")).scalar()
                 assert got == 1
             holder.commit()
             with pytest.raises(TimeoutError, match="migration lock for over 1 s"):
                 open_store(url)
             assert not sa.inspect(holder).has_table("alembic_version")
+            holder.invalidate()  # the other process ends: its session, and so its lock, go
+        opened = open_store(url)  # once the other is done, it opens
+        try:  # and leaves the lock free, though its pooled session is still open
+            with engine.connect() as other:
+                if other.dialect.name == "postgresql":
+                    free = other.execute(
+                        sa.text(f"SELECT pg_try_advisory_lock({sql._PG_MIGRATION_LOCK})")
+                    ).scalar()
+                else:
+                    free = other.execute(sa.text(f"SELECT IS_FREE_LOCK({lock_name})")).scalar()
+                assert free in (True, 1)
+        finally:
+            opened.close()
     finally:
         engine.dispose()
-    open_store(url).close()  # once the other is done, it opens
 
 
 def test_opening_a_store_made_before_0005_keeps_its_ledger_for_a_whole_retention(

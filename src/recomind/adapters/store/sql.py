@@ -153,7 +153,8 @@ def _migrating_alone(conn: Connection) -> Iterator[None]:
     across the migrations' own commits. The connection is left outside any transaction, as
     Alembic expects it. A failed migration closes the connection, which frees the lock."""
     dialect = conn.dialect.name
-    release: ExitStack | None = None
+    held = ExitStack()  # SQLite's file lock
+    unlock: sa.TextClause | None = None
     waited_too_long = TimeoutError(
         f"another process held the store's migration lock for over {MIGRATION_WAIT_SECONDS} s"
     )
@@ -167,7 +168,7 @@ def _migrating_alone(conn: Connection) -> Iterator[None]:
             if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
                 raise waited_too_long from exc
             raise
-        unlock = sa.text("SELECT pg_advisory_unlock(:key)")
+        unlock = sa.text("SELECT pg_advisory_unlock(:key)").bindparams(key=_PG_MIGRATION_LOCK)
     elif dialect in MYSQL:
         name = "CONCAT('recomind-migrate:', SHA1(DATABASE()))"  # within GET_LOCK's 64 characters
         got = conn.execute(
@@ -179,9 +180,7 @@ def _migrating_alone(conn: Connection) -> Iterator[None]:
             raise waited_too_long
         unlock = sa.text(f"SELECT RELEASE_LOCK({name})")
     else:
-        release = ExitStack()
-        release.enter_context(_file_lock(conn.engine.url.database))
-        unlock = None
+        held.enter_context(_file_lock(conn.engine.url.database))
     conn.commit()  # ends the lock's transaction (and its lock_timeout); the session keeps the lock
     try:
         yield
@@ -189,10 +188,9 @@ def _migrating_alone(conn: Connection) -> Iterator[None]:
         conn.invalidate()  # a closed session holds no lock, whatever state it was left in
         raise
     finally:
-        if release is not None:
-            release.close()
+        held.close()
     if unlock is not None:
-        conn.execute(unlock, {"key": _PG_MIGRATION_LOCK} if dialect == "postgresql" else {})
+        conn.execute(unlock)
         conn.commit()
 
 
