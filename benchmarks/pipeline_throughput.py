@@ -14,8 +14,8 @@ Then:              python benchmarks/pipeline_throughput.py [--events 10000] [--
    batch), printed beside the same baselines, though it writes other rows (ADR 0008).
 3. Kafka -> MariaDB: the same; baseline: a bare LOAD DATA LOCAL INFILE of the same rows (both
    table shapes).
-4. Kafka -> lake (S3): rows/s of the `recomind-lake` group; baseline: the same rows written as
-   one Parquet object with pyarrow.
+4. Kafka -> lake (S3): rows/s of the `recomind-lake` group; baseline: the same rows encoded as
+   one Parquet object with pyarrow and written by one PUT of the lake's own client (`S3Put`).
 
 Beside rows/s, the sinks and their baselines print rows per CPU-second: this process's CPU time
 plus the database server's (read from /proc, by the pid files that scripts/services writes under
@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO))
 from tests.integration.test_real_stack import fresh_database  # noqa: E402
 from tests.support.servers import RecoMindProcess  # noqa: E402
 
-from recomind.adapters.lake.s3 import s3_filesystem  # noqa: E402
+from recomind.adapters.lake.s3 import S3Put  # noqa: E402
 from recomind.adapters.store.schema import video_actions  # noqa: E402
 from recomind.bootstrap import RecoMind, bootstrap  # noqa: E402
 from recomind.config import Settings  # noqa: E402
@@ -326,7 +326,10 @@ def load_data_mariadb(
 
 
 def parquet_to_s3(rows: list[tuple], prefix: str) -> float:  # type: ignore[type-arg]
-    fs = s3_filesystem()
+    """rows/s of one Parquet object of the rows, written by the lake's own PUT (`S3Put`, its
+    client made before the clock, as the sink's is by `ConsumerRunner.ready`)."""
+    put = S3Put()
+    put.connect()
     bucket_path = os.environ["RECOMIND_TEST_S3_URL"].removeprefix("s3://")
     start = time.perf_counter()
     table = pa.table(
@@ -339,8 +342,7 @@ def parquet_to_s3(rows: list[tuple], prefix: str) -> float:  # type: ignore[type
     )
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
-    with fs.open_output_stream(f"{bucket_path}/{prefix}/baseline.parquet") as out:
-        out.write(sink.getvalue())
+    put(f"{bucket_path}/{prefix}/baseline.parquet", sink.getvalue())
     return len(rows) / (time.perf_counter() - start)
 
 

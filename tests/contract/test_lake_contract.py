@@ -330,6 +330,21 @@ def test_a_failed_write_of_one_folder_keeps_the_others_and_the_replay_adds_the_r
     assert lake.last_offsets() == {0: 8, 1: 8, 2: 8, 3: 8}
 
 
+@pytest.mark.skipif(
+    not os.environ.get("RECOMIND_TEST_S3_URL"), reason="RECOMIND_TEST_S3_URL is not set"
+)
+def test_an_object_the_s3_server_refuses_raises_from_the_lakes_put() -> None:
+    """The lake's PUT (botocore, not pyarrow's stream) raises what the server refuses, after
+    its retries, so the lake never counts the object as written."""
+    from botocore.exceptions import ClientError
+
+    from recomind.adapters.lake.s3 import S3Put
+
+    put = S3Put()
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        put(f"recomind-no-such-bucket-{uuid.uuid4().hex[:12]}/lake/x.parquet", b"PAR1")
+
+
 # -- bus events handed over undecoded (the lake sink's path) ----------------------------------
 
 

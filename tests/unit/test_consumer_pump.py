@@ -271,17 +271,33 @@ class FakeStore:
             raise ConnectionError("store down")
 
 
+class FakeLake:
+    def __init__(self, log: list[str], fails: bool = False) -> None:
+        self.log = log
+        self.fails = fails
+
+    def connect(self) -> None:
+        self.log.append("connect lake")
+        if self.fails:
+            raise ValueError("no such endpoint")
+
+
 @pytest.mark.parametrize(
     ("name", "opened"),
-    [("recomind-store", ["open 2"]), ("recomind-profile", ["open 1"]), ("recomind-lake", [])],
+    [
+        ("recomind-store", ["open 2"]),
+        ("recomind-profile", ["open 1"]),
+        ("recomind-lake", ["connect lake"]),
+        ("recomind-analytics", ["connect lake", "open 1"]),
+    ],
 )
-@pytest.mark.parametrize("store_down", [False, True])
-def test_a_runner_opens_its_groups_store_connections_before_it_subscribes(
-    name: str, opened: list[str], store_down: bool
+@pytest.mark.parametrize("down", [False, True])
+def test_a_runner_opens_its_groups_connections_and_lake_client_before_it_subscribes(
+    name: str, opened: list[str], down: bool
 ) -> None:
     log: list[str] = []
-    fx = SimpleNamespace(store=FakeStore(log, store_down))
+    fx = SimpleNamespace(store=FakeStore(log, down), lake=FakeLake(log, down))
     r = ConsumerRunner(name, bus=FakeBus(log), fx=fx)  # type: ignore[arg-type]
-    r._stop.set()  # the loop ends at once; a store that is down does not stop it starting
+    r._stop.set()  # the loop ends at once; a store or lake that is down does not stop it starting
     r.run()
     assert log == [*opened, f"subscribe {name}"]

@@ -365,6 +365,11 @@ class LakeRecord:
 class Lake(Protocol):
     """The full history as Parquet, partitioned by dt/hour, objects named by offset range."""
 
+    def connect(self) -> None:
+        """Set up the client that writes need (a sink calls it before its first poll; a write
+        without it sets it up itself)."""
+        ...
+
     def write_actions(self, records: Sequence[LakeRecord]) -> int:
         """Write records not yet in the lake (by partition and offset), leaving out a second
         copy of an event id in the same partition and dt/hour; return how many were written."""

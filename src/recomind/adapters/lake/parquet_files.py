@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -154,16 +155,30 @@ class _KnownIds:
             self._size -= len(ids)
 
 
+class Put(Protocol):
+    """Writes a whole object at a path of the filesystem (`s3.S3Put`)."""
+
+    def __call__(self, path: str, data: bytes) -> None: ...
+
+    def connect(self) -> None:
+        """Set up what the writes need, so the first write does not."""
+
+
 class ParquetLake:
-    """The Lake port on a folder of a pyarrow filesystem (local, or a bucket prefix on S3)."""
+    """The Lake port on a folder of a pyarrow filesystem (local, or a bucket prefix on S3).
+
+    `put` writes an object whole on a filesystem that is not local; without it, objects go
+    through the filesystem's output stream."""
 
     def __init__(
         self,
         filesystem: pafs.FileSystem,
         root: str,
         max_remembered_ids: int = DEFAULT_MAX_REMEMBERED_IDS,
+        put: Put | None = None,
     ) -> None:
         self.filesystem = filesystem
+        self._put = put
         self.root = root.rstrip("/")
         self.actions_dir = f"{self.root}/video_actions"
         self.counted_dir = f"{self.root}/{COUNTED_DIR}"
@@ -181,6 +196,10 @@ class ParquetLake:
         parts = urlsplit(url)
         root = Path(parts.netloc + parts.path).absolute()
         return cls(pafs.LocalFileSystem(), root.as_posix())
+
+    def connect(self) -> None:
+        if self._put is not None:
+            self._put.connect()
 
     def last_offsets(self) -> dict[int, int]:
         return _last_offsets(name for _, name in self._files())
@@ -328,6 +347,9 @@ class ParquetLake:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         data = sink.getvalue()
+        if self._put is not None:
+            self._put(path, data.to_pybytes())
+            return
         if not self._local:
             with self.filesystem.open_output_stream(path) as out:
                 out.write(data)
