@@ -1118,6 +1118,34 @@ def test_a_store_gives_up_on_a_migration_lock_held_too_long(
         engine.dispose()
 
 
+def test_a_sqlite_store_gives_up_on_a_migration_lock_held_too_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's migration lock (an flock beside the database file) is waited for as long as
+    the servers' are, then fails as clearly, leaving the database as it was."""
+    import fcntl
+    import sqlite3
+
+    from recomind.adapters.store import sql
+
+    monkeypatch.setattr(sql, "MIGRATION_WAIT_SECONDS", 1)
+    db = tmp_path / "store.db"
+    url = f"sqlite:///{db}"
+    with open(f"{db}.migrate-lock", "a+b") as holder:  # another process, migrating
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(TimeoutError, match="migration lock for over 1 s"):
+            open_store(url)
+        with sqlite3.connect(db) as conn:  # nothing was migrated
+            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+        fcntl.flock(holder.fileno(), fcntl.LOCK_UN)  # the other process is done
+    opened = open_store(url)
+    try:
+        with open(f"{db}.migrate-lock", "a+b") as other:  # and the lock is free again
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        opened.close()
+
+
 def test_opening_a_store_made_before_0005_keeps_its_ledger_for_a_whole_retention(
     empty_database: str,
 ) -> None:

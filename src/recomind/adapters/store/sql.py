@@ -7,6 +7,7 @@ ready to use and an old one is upgraded in place.
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -180,7 +181,7 @@ def _migrating_alone(conn: Connection) -> Iterator[None]:
             raise waited_too_long
         unlock = sa.text(f"SELECT RELEASE_LOCK({name})")
     else:
-        held.enter_context(_file_lock(conn.engine.url.database))
+        held.enter_context(_file_lock(conn.engine.url.database, waited_too_long))
     conn.commit()  # ends the lock's transaction (and its lock_timeout); the session keeps the lock
     try:
         yield
@@ -195,14 +196,23 @@ def _migrating_alone(conn: Connection) -> Iterator[None]:
 
 
 @contextmanager
-def _file_lock(database: str | None) -> Iterator[None]:
-    """An exclusive lock on `<database>.migrate-lock`, waited for as long as it takes (none for
-    an in-memory database or one named by a `file:` URI)."""
+def _file_lock(database: str | None, waited_too_long: TimeoutError) -> Iterator[None]:
+    """An exclusive lock on `<database>.migrate-lock`, tried every 50 ms for up to
+    `MIGRATION_WAIT_SECONDS`, then `waited_too_long` is raised (no lock for an in-memory
+    database or one named by a `file:` URI)."""
     if not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
     with open(f"{database}.migrate-lock", "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise waited_too_long from None
+                time.sleep(0.05)
         yield
 
 
