@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ import pytest
 
 from recomind.domain.errors import NotFound
 from recomind.recommenders.hybrid import HybridRecommender
-from recomind.services.model_registry import ModelRegistry
+from recomind.services.model_registry import ABANDONED_SAVE_SECONDS, ModelRegistry
 
 
 class _Artifact:
@@ -42,6 +43,28 @@ def test_activation_keeps_the_newest_versions_and_the_ones_made_current(tmp_path
     with pytest.raises(NotFound):
         registry.rollback()
     assert registry.current() == made[-3]
+
+
+def test_an_activation_removes_what_a_killed_save_or_prune_left_but_not_a_save_in_progress(
+    tmp_path: Path,
+) -> None:
+    registry = ModelRegistry(tmp_path / "models", keep=2)
+    first = _train(registry)
+    abandoned = registry.root / ".save-4242-0a0a"  # its process was killed while it saved
+    _Artifact().save(abandoned)
+    an_hour_ago = time.time() - ABANDONED_SAVE_SECONDS - 60
+    os.utime(abandoned, (an_hour_ago, an_hour_ago))
+    in_progress = registry.root / ".save-4343-0b0b"  # another process, saving right now
+    _Artifact().save(in_progress)
+    half_pruned = registry.root / ".v000000.pruned"  # killed while a prune deleted it
+    _Artifact().save(half_pruned)
+
+    second = _train(registry)
+
+    assert sorted(p.name for p in registry.root.iterdir() if p.name.startswith(".")) == [
+        in_progress.name
+    ]
+    assert registry.versions() == [first, second]
 
 
 def test_a_rolled_back_to_version_survives_later_training(tmp_path: Path) -> None:

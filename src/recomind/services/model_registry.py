@@ -9,7 +9,8 @@ change, so processes that train or roll back at once on a shared folder take tur
 Each activation prunes old versions (a version with text vectors takes about 15 MB):
 the newest `keep` versions stay, and so do the last `keep` versions made current, so
 `keep - 1` rollbacks in a row always find their model. A version the history names but
-that was pruned is skipped by `rollback`.
+that was pruned is skipped by `rollback`. A prune also removes what a process killed while
+saving or pruning left behind.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from recomind.domain.errors import NotFound
 from recomind.recommenders.hybrid import HybridRecommender
 
 _VERSION = re.compile(r"^v(\d{6})$")
+# A save's hidden folder untouched this long belongs to a process that died while saving.
+ABANDONED_SAVE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,22 @@ class ModelRegistry:
             doomed = self.root / f".{version}.pruned"
             os.replace(self.root / version, doomed)
             shutil.rmtree(doomed, ignore_errors=True)
+        self._remove_leftovers()
         return gone
+
+    def _remove_leftovers(self) -> None:
+        """Remove what a process killed part-way left: a version half deleted by a prune, and
+        a save's folder untouched for `ABANDONED_SAVE_SECONDS` (a save in progress writes into
+        its folder, and takes seconds)."""
+        for doomed in self.root.glob(".v*.pruned"):
+            shutil.rmtree(doomed, ignore_errors=True)
+        for folder in self.root.glob(".save-*"):
+            try:
+                idle = time.time() - folder.stat().st_mtime
+            except FileNotFoundError:  # a failed save removed it meanwhile
+                continue
+            if idle > ABANDONED_SAVE_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def rollback(self) -> str:
         """Make the version before the current one current again; returns it."""
