@@ -12,8 +12,8 @@ Two clients share those settings. pyarrow's `S3FileSystem` lists and reads. Obje
 by `S3Put`, one `PutObject` of bytes already encoded, through botocore: pyarrow's output stream
 stages any object under its 10 MB part size in a buffer of that size, which it zero-fills at
 the close. The lake's objects are a few hundred kB, and the allocator hands that memory back
-between flushes, so every object cost about 2,300 page faults: 25-38 ms of system CPU for one
-object of 13,000 events, more than encoding it (ADR 0010).
+between flushes, so each object cost about 2,300 page faults. For an object of 13,000 events,
+that was 28-35 ms of system CPU in most drains timed, more than encoding it (ADR 0010).
 """
 
 from __future__ import annotations
