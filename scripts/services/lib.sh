@@ -172,8 +172,9 @@ write_env() {
   {
     echo "# Written by scripts/services/start.sh / stop.sh: URLs of the running test servers."
     echo "# Use: . $envfile"
-    # So that scripts run later (a test that stops and restarts Kafka) act on these instances.
-    echo "export RECOMIND_SERVICES_DIR=$SERVICES_DIR"
+    # So that scripts run later (a test that stops and restarts Kafka) act on these instances,
+    # and restart them from the same jars, even from another checkout.
+    echo "export RECOMIND_SERVICES_DIR=$SERVICES_DIR RECOMIND_SERVICES_CACHE=$SERVICES_CACHE"
     echo "export RECOMIND_PG_PORT=$PG_PORT RECOMIND_MYSQL_PORT=$MYSQL_PORT RECOMIND_REDIS_PORT=$REDIS_PORT"
     echo "export RECOMIND_KAFKA_PORT=$KAFKA_PORT RECOMIND_KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT"
     echo "export RECOMIND_S3_PORT=$S3_PORT"
