@@ -167,8 +167,9 @@ class Put(Protocol):
 class ParquetLake:
     """The Lake port on a folder of a pyarrow filesystem (local, or a bucket prefix on S3).
 
-    `put` writes an object whole on a filesystem that is not local; without it, objects go
-    through the filesystem's output stream."""
+    `put`, when given, writes each object whole (the S3 lake's `S3Put`); without it, a local
+    file is written under a hidden name and renamed, and any other filesystem is written
+    through its output stream."""
 
     def __init__(
         self,
