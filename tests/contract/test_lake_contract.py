@@ -345,6 +345,43 @@ def test_an_object_the_s3_server_refuses_raises_from_the_lakes_put() -> None:
         put(f"recomind-no-such-bucket-{uuid.uuid4().hex[:12]}/lake/x.parquet", b"PAR1")
 
 
+@pytest.mark.skipif(
+    not os.environ.get("RECOMIND_TEST_S3_URL"), reason="RECOMIND_TEST_S3_URL is not set"
+)
+def test_both_s3_clients_trust_the_certificates_that_aws_ca_bundle_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An S3 server behind HTTPS with a private CA: with `AWS_CA_BUNDLE` naming it, the lake
+    writes (botocore), lists and reads (pyarrow) there; without it, both clients refuse it."""
+    import trustme
+    from botocore.exceptions import SSLError
+
+    from recomind.adapters.lake.s3 import S3Put
+    from tests.support.tls_proxy import TlsProxy
+
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    plain = urlsplit(os.environ.get("RECOMIND_S3_ENDPOINT_URL") or "")
+    assert plain.scheme == "http" and plain.hostname and plain.port, "a local S3 server"
+    url = f"{os.environ['RECOMIND_TEST_S3_URL'].rstrip('/')}/recomind-test-{uuid.uuid4().hex}"
+    batch = records(0, range(1, 4))
+    with TlsProxy(plain.hostname, plain.port, ca.issue_cert("127.0.0.1").configure_cert) as tls:
+        monkeypatch.setenv("RECOMIND_S3_ENDPOINT_URL", f"https://127.0.0.1:{tls.port}")
+        monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+        with pytest.raises(OSError, match=r"(?i)ssl|certificate"):
+            open_lake(url).count_actions()
+        with pytest.raises(SSLError):
+            S3Put()(f"{urlsplit(url).netloc}/refused.parquet", b"PAR1")
+
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+        lake = open_lake(url)
+        assert lake.write_actions(batch) == 3
+        assert by_id(lake.read_actions()) == by_id([r.action for r in batch])
+        assert open_lake(url).last_offsets() == {0: 3}
+        assert open_lake(url).write_actions(batch) == 0
+
+
 # -- bus events handed over undecoded (the lake sink's path) ----------------------------------
 
 

@@ -6,7 +6,8 @@ unset = AWS itself), `AWS_DEFAULT_REGION` (default us-east-1), and the
 credentials through the AWS SDKs' default chain, which takes
 `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) first,
 then a profile or an instance role. Requests to an S3-compatible server use path-style
-addressing.
+addressing. `AWS_CA_BUNDLE` names the certificates to trust for HTTPS in place of the system's
+(a server with a private CA).
 
 Two clients share those settings. pyarrow's `S3FileSystem` lists and reads. Objects are written
 by `S3Put`, one `PutObject` of bytes already encoded, through botocore: pyarrow's output stream
@@ -51,19 +52,20 @@ def _endpoint() -> tuple[str, str] | None:
 
 
 def s3_filesystem() -> pafs.S3FileSystem:
+    """pyarrow's client of the lake. botocore reads `AWS_CA_BUNDLE` itself; pyarrow is given
+    it, so both clients trust the same certificates (else pyarrow would refuse a server that
+    botocore writes to)."""
+    options: dict[str, Any] = {
+        "region": _region(),
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "allow_delayed_open": True,
+    }
+    if ca_bundle := os.environ.get("AWS_CA_BUNDLE"):
+        options["tls_ca_file_path"] = ca_bundle
     endpoint = _endpoint()
-    if endpoint is None:
-        return pafs.S3FileSystem(
-            region=_region(), connect_timeout=CONNECT_TIMEOUT_SECONDS, allow_delayed_open=True
-        )
-    scheme, host = endpoint
-    return pafs.S3FileSystem(
-        region=_region(),
-        endpoint_override=host,
-        scheme=scheme,
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        allow_delayed_open=True,
-    )
+    if endpoint is not None:
+        options["scheme"], options["endpoint_override"] = endpoint
+    return pafs.S3FileSystem(**options)
 
 
 class S3Put:
