@@ -6,8 +6,9 @@ unset = AWS itself), `AWS_DEFAULT_REGION` (default us-east-1), and the
 credentials through the AWS SDKs' default chain, which takes
 `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) first,
 then a profile or an instance role. Requests to an S3-compatible server use path-style
-addressing. `AWS_CA_BUNDLE` names the certificates to trust for HTTPS in place of the system's
-(a server with a private CA).
+addressing. The certificates to trust for HTTPS in place of the system's (a server with a
+private CA) are set through `AWS_CA_BUNDLE`, which both clients read: botocore's other ways to
+set them (`REQUESTS_CA_BUNDLE`, a profile's `ca_bundle`) reach only botocore.
 
 Two clients share those settings. pyarrow's `S3FileSystem` lists and reads. Objects are written
 by `S3Put`, one `PutObject` of bytes already encoded, through botocore: pyarrow's output stream
@@ -60,7 +61,10 @@ def s3_filesystem() -> pafs.S3FileSystem:
         "connect_timeout": CONNECT_TIMEOUT_SECONDS,
         "allow_delayed_open": True,
     }
-    if ca_bundle := os.environ.get("AWS_CA_BUNDLE"):
+    ca_bundle = os.environ.get("AWS_CA_BUNDLE")
+    if ca_bundle is not None:
+        if not ca_bundle.strip():  # older botocore would turn certificate checks off for it
+            raise InvalidInput("AWS_CA_BUNDLE is set but empty; name a PEM file or unset it")
         options["tls_ca_file_path"] = ca_bundle
     endpoint = _endpoint()
     if endpoint is not None:
