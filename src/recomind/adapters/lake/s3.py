@@ -7,8 +7,9 @@ credentials through the AWS SDKs' default chain, which takes
 `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) first,
 then a profile or an instance role. Requests to an S3-compatible server use path-style
 addressing. The certificates to trust for HTTPS in place of the system's (a server with a
-private CA) are set through `AWS_CA_BUNDLE`, which both clients read: botocore's other ways to
-set them (`REQUESTS_CA_BUNDLE`, a profile's `ca_bundle`) reach only botocore.
+private CA) are set through `AWS_CA_BUNDLE`: botocore reads it, and `s3_filesystem` hands it to
+pyarrow. botocore's other ways to set them (`REQUESTS_CA_BUNDLE`, a profile's `ca_bundle`)
+reach only botocore.
 
 Two clients share those settings. pyarrow's `S3FileSystem` lists and reads. Objects are written
 by `S3Put`, one `PutObject` of bytes already encoded, through botocore: pyarrow's output stream
