@@ -377,6 +377,37 @@ def test_added_weights_match_the_domain_sums(store: Store) -> None:
         assert got_tags[key].updated_at == want_w.updated_at, key
 
 
+@pytest.mark.parametrize("half_lives", [400, 800])
+def test_a_batch_spanning_many_half_lives_keeps_each_keys_sum(
+    store: Store, half_lives: int
+) -> None:
+    """Each key's sum is at its own latest instant, however far the batch's other weights
+    are: the servers take the sums from the batch's latest instant while it spans at most
+    `engagement_sql.SPAN_LIMIT` half-lives (400), and by each key's latest instant beyond
+    (800: from the batch's latest, the old key's weights would fall under 2^-700, as 0)."""
+    store.add_videos([video("v-old", tags=("old",)), video("v-new", tags=("new",))])
+    half_life = 1.0
+    long_ago = T0 - timedelta(hours=half_lives * half_life)
+    added = [
+        Engagement("u1", "v-old", 2.0, long_ago),
+        Engagement("u1", "v-old", 1.0, long_ago + timedelta(minutes=30)),
+        Engagement("u1", "v-new", 5.0, T0),
+    ]
+    with store.transaction() as tx:
+        tx.add_to_popularity(added, half_life)
+        tx.add_to_tag_weights(added, half_life)
+
+    want_pop = scoring.add_to_popularity({}, added, half_life)
+    got_pop = {p.video_id: p for p in store.top_popularity(10)}
+    assert got_pop["v-old"].score == pytest.approx(want_pop["v-old"].score, rel=CLOSE)
+    assert got_pop["v-old"].score == pytest.approx(1.0 + 2.0 * 2**-0.5, rel=CLOSE)
+    assert got_pop["v-old"].last_updated == long_ago + timedelta(minutes=30)
+    assert got_pop["v-new"] == PopularityScore("v-new", 5.0, T0)
+    got_tags = {w.tag: w for w in store.tag_weights("u1")}
+    assert got_tags["old"].weight == pytest.approx(1.0 + 2.0 * 2**-0.5, rel=CLOSE)
+    assert got_tags["new"].weight == pytest.approx(5.0, rel=CLOSE)
+
+
 def test_tags_with_tabs_backslashes_and_line_breaks_keep_their_weights(store: Store) -> None:
     """Tags are free text: the bulk paths that carry them as delimited text keep them whole."""
     odd = ("tab\there", "back\\slash", "line\nbreak", "quote'\"s", "Émile")

@@ -223,13 +223,17 @@ class SqlTransaction:
         self.conn = conn
         self.dialect = conn.dialect.name
         self._staged: Sequence[Engagement] | None = None  # the weights in engagement_sql's table
+        self._span: engagement_sql.Span | None = None  # their first and latest instants
 
-    def _stage(self, added: Sequence[Engagement]) -> None:
+    def _stage(self, added: Sequence[Engagement]) -> engagement_sql.Span:
         # Popularity and tag weights get the same list (equal, if not the same object).
         if self._staged is not None and (added is self._staged or added == self._staged):
-            return
+            assert self._span is not None
+            return self._span
         engagement_sql.stage(self.conn, added)
         self._staged = list(added)
+        self._span = engagement_sql.Span.of(added)
+        return self._span
 
     def _rows_in(
         self, table: sa.Table, columns: Sequence[str], key: str, ids: Iterable[str]
@@ -392,8 +396,7 @@ class SqlTransaction:
         if not added:
             return
         if self.dialect in _SET_BASED:
-            self._stage(added)
-            engagement_sql.add_to_popularity(self.conn, half_life_hours)
+            engagement_sql.add_to_popularity(self.conn, half_life_hours, self._stage(added))
             return
         current = self.popularity_of(e.video_id for e in added)
         self.upsert_popularity(scoring.add_to_popularity(current, added, half_life_hours).values())
@@ -402,8 +405,7 @@ class SqlTransaction:
         if not added:
             return
         if self.dialect in _SET_BASED:
-            self._stage(added)
-            engagement_sql.add_to_tag_weights(self.conn, half_life_hours)
+            engagement_sql.add_to_tag_weights(self.conn, half_life_hours, self._stage(added))
             return
         current = self.tag_weights_of(e.user_id for e in added)
         tags = self.video_tags(e.video_id for e in added)
