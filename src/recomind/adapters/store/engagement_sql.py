@@ -22,7 +22,7 @@ instant, which the client knows, in one grouping. That is the same sum while eve
 stays in range: when the batch spans at most `SPAN_LIMIT` half-lives, each factor lies between
 2^-SPAN_LIMIT and 2^SPAN_LIMIT. A batch that spans more (an import of years of history with a
 short half-life) is summed by the window. The tag weights' statement took a median of 160 ms
-of MariaDB's CPU per 20,000 events against 235 by the window, and 100 ms of PostgreSQL's against
+of MariaDB's CPU per 20,000 events against 235 by the window, and 95 ms of PostgreSQL's against
 115 (`benchmarks/store_sink_drain.py`, batches of 5,000, 6 runs each).
 """
 
