@@ -77,8 +77,8 @@ class Span:
 
     @classmethod
     def of(cls, added: Sequence[Engagement]) -> Span:
-        stamps = [e.at for e in added]
-        return cls(_utc(min(stamps)), _utc(max(stamps)))
+        stamps = [_utc(e.at) for e in added]  # as staged: a naive time is UTC
+        return cls(min(stamps), max(stamps))
 
     def anchor(self, half_life_hours: float) -> datetime | None:
         """The instant to take the sums from (the latest), or None when the batch spans too

@@ -222,18 +222,16 @@ class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect = conn.dialect.name
-        self._staged: Sequence[Engagement] | None = None  # the weights in engagement_sql's table
-        self._span: engagement_sql.Span | None = None  # their first and latest instants
+        # The weights in engagement_sql's table, and their first and latest instants.
+        self._staged: tuple[Sequence[Engagement], engagement_sql.Span] | None = None
 
     def _stage(self, added: Sequence[Engagement]) -> engagement_sql.Span:
         # Popularity and tag weights get the same list (equal, if not the same object).
-        if self._staged is not None and (added is self._staged or added == self._staged):
-            assert self._span is not None
-            return self._span
+        if self._staged is not None and (added is self._staged[0] or added == self._staged[0]):
+            return self._staged[1]
         engagement_sql.stage(self.conn, added)
-        self._staged = list(added)
-        self._span = engagement_sql.Span.of(added)
-        return self._span
+        self._staged = (list(added), engagement_sql.Span.of(added))
+        return self._staged[1]
 
     def _rows_in(
         self, table: sa.Table, columns: Sequence[str], key: str, ids: Iterable[str]
