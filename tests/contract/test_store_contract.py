@@ -669,6 +669,32 @@ def test_action_columns_are_stored_once_per_id_with_their_values(store: Store, a
         assert_utc(got.timestamp)
 
 
+@pytest.mark.parametrize("write", ["rows", "columns"])
+def test_an_id_sent_for_two_viewers_is_one_action_of_each(store: Store, write: str) -> None:
+    """Actions are keyed by viewer and id (ADR 0011). A replay of an event carries its viewer,
+    so it is stored once; one id sent for two viewers' actions (a client's mistake) is an
+    action of each, whether the two come in one batch or in two, by either write."""
+    from recomind.domain.event_columns import actions_of
+
+    def insert(actions: list[VideoAction]) -> list[VideoAction]:
+        with store.transaction() as tx:
+            if write == "rows":
+                return tx.insert_new_actions(actions)
+            return actions_of(tx.insert_new_action_columns(columns(actions)))
+
+    mine = action(1)
+    theirs = action(1, user="u2", video="v2", watch_ms=9)
+    assert insert([mine, theirs, mine]) == [mine, theirs]
+    later = action(1, user="u3")
+    assert insert([theirs, later, mine, action(2)]) == [later, action(2)]
+    assert insert([later, theirs]) == []
+
+    assert store.count_actions() == 4
+    assert store.user_actions("u2") == [theirs]
+    assert store.user_actions("u3") == [later]
+    assert [a.id for a in store.user_actions("u1")] == [mine.id, action(2).id]
+
+
 def test_action_columns_in_another_order_or_with_more_columns_store_the_same(
     store: Store,
 ) -> None:
@@ -950,9 +976,9 @@ def test_a_concurrent_writer_of_the_same_ids_counts_them_once(store: Store, tmp_
 # -- schema ----------------------------------------------------------------------------
 
 
-def test_the_migrated_tables_have_the_indexes_the_schema_declares(store: Store) -> None:
-    """What the migrations make is what schema.py says, index for index (the primary keys
-    aside); `video_actions` is read by viewer and time only, so that is its one index."""
+def test_the_migrated_tables_have_the_keys_and_indexes_the_schema_declares(store: Store) -> None:
+    """What the migrations make is what schema.py says, key for key and index for index;
+    `video_actions` is read by viewer only, by its key (user_id, id), so it has no index."""
     import sqlalchemy as sa
 
     from recomind.adapters.store import schema
@@ -962,7 +988,10 @@ def test_the_migrated_tables_have_the_indexes_the_schema_declares(store: Store) 
         made = {ix["name"]: list(ix["column_names"]) for ix in inspector.get_indexes(table.name)}
         declared = {str(ix.name): [c.name for c in ix.columns] for ix in table.indexes}
         assert made == declared, table.name
-    assert {ix.name for ix in schema.video_actions.indexes} == {"ix_video_actions_user_time"}
+        key = inspector.get_pk_constraint(table.name)["constrained_columns"]
+        assert key == [c.name for c in table.primary_key.columns], table.name
+    assert inspector.get_pk_constraint("video_actions")["constrained_columns"] == ["user_id", "id"]
+    assert not schema.video_actions.indexes
 
 
 @contextmanager
@@ -1004,7 +1033,7 @@ def test_opening_a_store_made_before_0002_drops_the_unread_index(tmp_path: Path)
     opened = open_store(url)
     try:
         indexes = {ix["name"] for ix in sa.inspect(opened.engine).get_indexes("video_actions")}  # type: ignore[attr-defined]
-        assert indexes == {"ix_video_actions_user_time"}
+        assert indexes == set()  # and 0006 dropped the other one
         assert [a.id for a in opened.user_actions("u1")] == ["e1"]
     finally:
         opened.close()
@@ -1200,6 +1229,68 @@ def test_opening_a_store_made_before_0005_keeps_its_ledger_for_a_whole_retention
             assert list(left) == [action(2).id, action(3).id]
     finally:
         opened.close()
+
+
+def action_keys(conn: Any) -> tuple[list[str], set[str], int]:
+    """`video_actions`' primary key columns, its indexes and its number of rows."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(conn)
+    return (
+        inspector.get_pk_constraint("video_actions")["constrained_columns"],
+        {str(ix["name"]) for ix in inspector.get_indexes("video_actions")},
+        int(conn.scalar(sa.text("SELECT COUNT(*) FROM video_actions"))),
+    )
+
+
+def test_a_store_made_before_0006_keys_its_actions_by_viewer_and_goes_back_while_it_can(
+    empty_database: str,
+) -> None:
+    """0006 keys `video_actions` by (user_id, id) and drops its index on (user_id, timestamp):
+    the stored rows are kept and read by viewer, and a replay of one is not stored again.
+    Downgraded, the key is on id again, with the index. Once one id is stored for two viewers
+    the downgrade refuses, says so, and leaves the database at 0006 as it was."""
+    import sqlalchemy as sa
+
+    stored = [action(1), action(2, user="u2", watch_ms=5)]
+    with migrated_to(empty_database, "0005") as conn:
+        for a in stored:
+            conn.execute(
+                sa.text("INSERT INTO video_actions VALUES (:id, :u, :v, 'view', :t, :w)"),
+                {
+                    "id": a.id,
+                    "u": a.user_id,
+                    "v": a.video_id,
+                    "t": "2024-03-01 12:00:00",
+                    "w": a.watch_ms,
+                },
+            )
+        assert action_keys(conn) == (["id"], {"ix_video_actions_user_time"}, 2)
+
+    opened = open_store(empty_database)
+    try:
+        with opened.engine.connect() as conn:  # type: ignore[attr-defined]
+            assert action_keys(conn) == (["user_id", "id"], set(), 2)
+        assert [(a.id, a.watch_ms) for a in opened.user_actions("u2")] == [(stored[1].id, 5)]
+        with opened.transaction() as tx:
+            assert tx.insert_new_actions([stored[0], action(3)]) == [action(3)]
+    finally:
+        opened.close()
+    with migrated_to(empty_database, "0005", down=True) as conn:
+        assert action_keys(conn) == (["id"], {"ix_video_actions_user_time"}, 3)
+
+    opened = open_store(empty_database)  # up to head again, then one id for a second viewer
+    try:
+        with opened.transaction() as tx:
+            assert tx.insert_new_actions([action(1, user="u2")]) == [action(1, user="u2")]
+    finally:
+        opened.close()
+    refused = pytest.raises(RuntimeError, match=r"1 event id\(s\) are stored for more than one")
+    with refused, migrated_to(empty_database, "0005", down=True):
+        pass
+    with migrated_to(empty_database, "0006") as conn:  # already there: reads the revision only
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0006"
+        assert action_keys(conn) == (["user_id", "id"], set(), 4)
 
 
 @pytest.mark.skipif(

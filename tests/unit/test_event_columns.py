@@ -208,15 +208,24 @@ def test_utc_text_writes_each_time_as_its_utc_wall_time_with_microseconds() -> N
     assert expected[1] == "2026-12-03 05:35:28.000000"
 
 
-def test_rows_in_id_order_keep_each_row_whole() -> None:
-    from recomind.domain.event_columns import columns_of, in_id_order
+def test_rows_in_key_order_go_by_viewer_then_id_and_keep_each_row_whole() -> None:
+    from recomind.domain.event_columns import columns_of, in_key_order
 
+    # Two viewers whose ids interleave: by id alone the order would be n = 0, 1, 2, 3, 4.
     actions = [
         VideoAction(
-            f"00000000-0000-4000-8000-{n:012d}", f"viewer-{n}", "clip:1", ActionType.LIKE, T0, n
+            f"00000000-0000-4000-8000-{n:012d}", f"viewer-{n % 2}", "clip:1", ActionType.LIKE, T0, n
         )
-        for n in (3, 1, 2, 0)
+        for n in (3, 1, 4, 2, 0)
     ]
-    table = in_id_order(columns_of(actions))
-    assert table.to_pylist() == sorted(columns_of(actions).to_pylist(), key=lambda row: row["id"])
-    assert [row["watch_ms"] for row in table.to_pylist()] == [0, 1, 2, 3]
+    table = in_key_order(columns_of(actions))
+    assert [(row["user_id"], row["watch_ms"]) for row in table.to_pylist()] == [
+        ("viewer-0", 0),
+        ("viewer-0", 2),
+        ("viewer-0", 4),
+        ("viewer-1", 1),
+        ("viewer-1", 3),
+    ]
+    assert sorted(table.to_pylist(), key=lambda row: row["watch_ms"]) == sorted(
+        columns_of(actions).to_pylist(), key=lambda row: row["watch_ms"]
+    )

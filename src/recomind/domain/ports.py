@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BulkActions:
-    """Action columns (each id once) and, when the store loads rows in bulk, the bytes its
-    load takes for them (`Store.bulk_actions`)."""
+    """Action columns (each key, user_id and id, once) and, when the store loads rows in bulk,
+    the bytes its load takes for them (`Store.bulk_actions`)."""
 
     columns: pa.Table
     data: bytes | None = None
@@ -43,12 +43,14 @@ class StoreTransaction(Protocol):
     """One atomic unit of work on the store: everything in it commits, or nothing."""
 
     def insert_new_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
-        """Insert the actions whose ids are not stored yet; return exactly those."""
+        """Insert the actions whose keys (user_id, id; ADR 0011) are not stored yet; return
+        exactly those."""
         ...
 
     def insert_new_action_columns(self, columns: pa.Table | BulkActions) -> pa.Table:
         """Insert the rows of a table of `event_columns.COLUMNS` (checked, as `decode_columns`
-        makes it) whose ids are not stored yet, an id the table repeats once; return those rows.
+        makes it) whose keys (user_id, id) are not stored yet, a key the table repeats once;
+        return those rows.
         The `recomind-store` group's write: actions only, in bulk. Given `Store.bulk_actions`
         of the table, the rows go as encoded there."""
         ...
@@ -99,8 +101,9 @@ class Store(Protocol):
 
     def bulk_actions(self, columns: pa.Table) -> BulkActions:
         """A table of `event_columns.COLUMNS` made ready for `insert_new_action_columns`
-        ahead of its transaction: an id it repeats once, encoded as this store's bulk load
-        takes rows. CPU work only, so the store group does it while the last batch is written."""
+        ahead of its transaction: a key (user_id, id) it repeats once, encoded as this store's
+        bulk load takes rows. CPU work only, so the store group does it while the last batch is
+        written."""
         ...
 
     def add_users(self, users: Sequence[User]) -> int: ...

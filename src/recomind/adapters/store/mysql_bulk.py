@@ -31,14 +31,17 @@ from pymysql.err import (  # type: ignore[import-untyped]
 )
 from sqlalchemy.engine import Connection
 
-from recomind.domain.event_columns import COLUMNS, in_id_order, utc_text
+from recomind.domain.event_columns import COLUMNS, in_key_order, utc_text
 from recomind.domain.ports import BulkActions
 
 # Bytes of row text per statement: well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on
 # MySQL 8 by default), and large enough that a batch of thousands of rows is a few statements.
 MAX_STATEMENT = 1 << 20
-# Ids per literal IN (…) list.
+# Ids per literal IN (…) list, and keys of several columns per `(…) IN ((…), …)` list: MariaDB
+# reads each listed key as a range of the index, and at 5,000 keys of two columns it chose to
+# scan a 20,000-row table's index whole instead.
 IN_CHUNK = 5000
+ROW_CHUNK = 1000
 
 # MariaDB/MySQL's error code for a duplicate key.
 _DUPLICATE_KEY = 1062
@@ -156,9 +159,10 @@ def insert_values(
     return out
 
 
-def insert_new(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[Any]:
-    """Insert the rows whose primary key (their first column) is not stored yet; returns the
-    keys inserted.
+def insert_new(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Insert the rows whose primary key is not stored yet; returns the rows inserted.
 
     Optimistic: each multi-row `INSERT` goes as it is, which is all a batch seen for the first
     time needs (no lookup). A stored key fails that statement alone (InnoDB rolls back the
@@ -169,27 +173,28 @@ def insert_new(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]
     propagates, the transaction rolls back, and the retry finds the key stored."""
     if not rows:
         return []
-    cols, values = _rendered(conn, table, rows)
-    key = cols[0]
-    head = f"INSERT INTO {table.name} ({', '.join(quote(c) for c in cols)}) VALUES "
-    out: list[Any] = []
+    _, values = _rendered(conn, table, rows)
+    keys = [c.name for c in table.primary_key.columns]
+    head = f"INSERT INTO {table.name} ({', '.join(quote(c) for c in rows[0])}) VALUES "
+    out: list[dict[str, Any]] = []
     look_up = False
     with dbapi(conn).cursor() as cur:
         for statement, part in _statements(head, values, ""):
             if not look_up:
                 try:
                     cur.execute(statement)
-                    out += [r[key] for r in part]
+                    out += part
                     continue
                 except IntegrityError as exc:
                     if exc.args[0] != _DUPLICATE_KEY:
                         raise
                     look_up = True
-            stored = {r[0] for r in select_in(conn, table, [key], key, [r[key] for r in part])}
-            part = [r for r in part if r[key] not in stored]
+            key_of = [tuple(r[k] for k in keys) for r in part]
+            stored = set(select_keys(conn, table, keys, keys, key_of))
+            part = [r for r, key in zip(part, key_of, strict=True) if key not in stored]
             if part:
                 insert_values(conn, table, part)
-            out += [r[key] for r in part]
+            out += part
     return out
 
 
@@ -205,25 +210,55 @@ def select_in(
     conn: Connection, table: sa.Table, columns: Sequence[str], key: str, ids: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """`SELECT columns FROM table WHERE key IN (ids…)`, with the ids as literals."""
-    return _in_lists(conn, ", ".join(quote(c) for c in columns), table, key, ids)
+    return _in_lists(conn, ", ".join(quote(c) for c in columns), table, [key], ids)
+
+
+def select_keys(
+    conn: Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    values: Sequence[tuple[str, ...]],
+) -> list[tuple[Any, ...]]:
+    """`SELECT columns FROM table WHERE (keys…) IN ((values…), …)`, literal rows: InnoDB reads
+    each as a range of the index on `keys` (a plain `key IN` for one key)."""
+    if len(keys) == 1:
+        return select_in(conn, table, columns, keys[0], [v for (v,) in values])
+    return _in_lists(conn, ", ".join(quote(c) for c in columns), table, keys, values)
 
 
 def count_in(conn: Connection, table: sa.Table, key: str, ids: Sequence[str]) -> int:
     """How many rows' `key` is one of `ids` (literals; the id columns compare byte for byte
     since migration 0004)."""
-    return sum(int(n) for (n,) in _in_lists(conn, "COUNT(*)", table, key, ids))
+    return sum(int(n) for (n,) in _in_lists(conn, "COUNT(*)", table, [key], ids))
 
 
 def _in_lists(
-    conn: Connection, selected: str, table: sa.Table, key: str, ids: Sequence[str]
+    conn: Connection,
+    selected: str,
+    table: sa.Table,
+    keys: Sequence[str],
+    values: Sequence[str] | Sequence[tuple[str, ...]],
 ) -> list[tuple[Any, ...]]:
+    """`SELECT selected FROM table WHERE key IN (…)` for one key and a sequence of values, or
+    `WHERE (keys…) IN ((…), …)` for several and a sequence of tuples, in lists of `IN_CHUNK`
+    values or `ROW_CHUNK` tuples."""
     escape = escaper(conn)
-    head = f"SELECT {selected} FROM {table.name} WHERE {quote(key)} IN "
+
+    def literal(value: str) -> str:
+        return f"'{escape(value)}'"
+
+    if len(keys) == 1:
+        head, chunk = f"SELECT {selected} FROM {table.name} WHERE {quote(keys[0])} IN ", IN_CHUNK
+        items = [literal(v) for v in values]  # type: ignore[arg-type]
+    else:
+        columns = ", ".join(quote(k) for k in keys)
+        head, chunk = f"SELECT {selected} FROM {table.name} WHERE ({columns}) IN ", ROW_CHUNK
+        items = ["(" + ",".join(literal(v) for v in row) + ")" for row in values]
     out: list[tuple[Any, ...]] = []
     with dbapi(conn).cursor() as cur:
-        for start in range(0, len(ids), IN_CHUNK):
-            listed = "(" + ",".join(f"'{escape(i)}'" for i in ids[start : start + IN_CHUNK]) + ")"
-            cur.execute(head + listed)
+        for start in range(0, len(items), chunk):
+            cur.execute(head + "(" + ",".join(items[start : start + chunk]) + ")")
             out += cur.fetchall()
     return out
 
@@ -237,17 +272,17 @@ def append_new_actions(
     conn: Connection, bulk: BulkActions, without_stored: Callable[[pa.Table], pa.Table]
 ) -> pa.Table | None:
     """Append a table of `event_columns.COLUMNS` (each id once) to `video_actions`, leaving out
-    the ids stored already; returns the rows appended.
+    the actions stored already (by key: user_id, id); returns the rows appended.
 
     Optimistic: the whole table goes first, by one `LOAD DATA LOCAL INFILE` of a CSV file
     (`bulk.data` when encoded ahead: `csv_of`), inside a savepoint. LOCAL makes a duplicate
-    key a warning, as IGNORE would, so a stored id is skipped, never stored twice; but then the
-    load reports fewer rows than it was given. If so, the savepoint is rolled back,
-    `without_stored` looks the ids up and the rest are loaded again. That lookup reads the
-    transaction's snapshot (InnoDB's REPEATABLE READ, taken at its first read), so it misses an
-    id that another writer committed since: the second load then skips it too, and this raises
+    key a warning, as IGNORE would, so a stored action is skipped, never stored twice; but then
+    the load reports fewer rows than it was given. If so, the savepoint is rolled back,
+    `without_stored` looks the keys up and the rest are loaded again. That lookup reads the
+    transaction's snapshot (InnoDB's REPEATABLE READ, taken at its first read), so it misses a
+    key that another writer committed since: the second load then skips it too, and this raises
     rather than return it as appended (its after-commit hooks would run twice); the caller's
-    transaction rolls back, and its retry finds the id stored, as `insert_new`'s does.
+    transaction rolls back, and its retry finds the key stored, as `insert_new`'s does.
     None, and nothing written, if the server refuses LOCAL loads (MySQL 8 by default): then the
     caller inserts the rows (`insert_new`).
     """
@@ -268,7 +303,7 @@ def append_new_actions(
             if loaded != columns.num_rows:
                 raise IntegrityError(
                     _DUPLICATE_KEY,
-                    f"{columns.num_rows - (loaded or 0)} of the batch's event ids were stored by"
+                    f"{columns.num_rows - (loaded or 0)} of the batch's actions were stored by"
                     " another writer meanwhile; the batch is retried",
                 )
     return columns
@@ -278,9 +313,9 @@ def csv_of(columns: pa.Table) -> bytes:
     """A table of `event_columns.COLUMNS` (in any column order, with any others) as the CSV
     that `_load_csv` loads: those columns in that order, strings quoted, a missing `watch_ms`
     an empty, unquoted field, and a time its UTC text with its microseconds (a `DATETIME(6)`,
-    `event_columns.utc_text`), in order of id (`in_id_order`: InnoDB's rows are its primary
+    `event_columns.utc_text`), in order of key (`in_key_order`: InnoDB's rows are its primary
     key's B-tree). Arrow writes it in C++, so no Python object is made per row."""
-    table = in_id_order(columns.select(COLUMNS))
+    table = in_key_order(columns.select(COLUMNS))
     table = table.set_column(COLUMNS.index("timestamp"), "timestamp", utc_text(table["timestamp"]))
     out = io.BytesIO()
     pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False))

@@ -74,28 +74,42 @@ _ACTION_COLUMNS = (
 )
 
 
-def insert_new_actions(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[str]:
-    """Insert the action rows (the columns of `_ACTION_COLUMNS`, one id once) whose id
-    `video_actions` lacks; returns the ids inserted.
+def insert_new_actions(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str]]:
+    """Insert the action rows (the columns of `_ACTION_COLUMNS`, each key once) whose key
+    (user_id, id) `video_actions` lacks; returns the keys inserted.
 
-    The stored ids are looked up by primary key, then only the new rows go by `COPY` straight
+    The stored keys are looked up by primary key, then only the new rows go by `COPY` straight
     into `video_actions`, which writes them in bulk (many rows per page and per WAL record),
     where `INSERT … ON CONFLICT DO NOTHING` inserts row by row, each a speculative insertion.
-    Another transaction that stores one of these ids meanwhile makes the `COPY` fail on the
-    primary key, so this transaction rolls back and its caller's retry finds the id stored.
+    Another transaction that stores one of these keys meanwhile makes the `COPY` fail on the
+    primary key, so this transaction rolls back and its caller's retry finds the key stored.
     """
-    ids = [row[0] for row in rows]
     columns = ", ".join(f'"{c}"' for c, _ in _ACTION_COLUMNS)
+    stored = stored_actions(conn, [(row[1], row[0]) for row in rows])
     with dbapi(conn).cursor() as cur:
-        cur.execute("SELECT id FROM video_actions WHERE id = ANY(%b::text[])", [ids], binary=True)
-        stored = {r[0] for r in cur.fetchall()}
-        new = [row for row in rows if row[0] not in stored]
+        new = [row for row in rows if (row[1], row[0]) not in stored]
         if new:
             with cur.copy(f"COPY video_actions ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types([kind for _, kind in _ACTION_COLUMNS])
                 for row in new:
                     copy.write_row(row)
-    return [row[0] for row in new]
+    return [(row[1], row[0]) for row in new]
+
+
+def stored_actions(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (user_id, id) keys of `keys` that `video_actions` holds, read by its primary key:
+    the viewers and the ids go as two binary arrays, unnested side by side."""
+    if not keys:
+        return set()
+    users, ids = (list(column) for column in zip(*keys, strict=True))
+    with dbapi(conn).cursor() as cur:
+        cur.execute(
+            "SELECT user_id, id FROM video_actions WHERE (user_id, id) IN"
+            " (SELECT * FROM unnest(%b::text[], %b::text[]))",
+            [users, ids],
+            binary=True,
+        )
+        return {(user, id_) for user, id_ in cur.fetchall()}
 
 
 def select_any(

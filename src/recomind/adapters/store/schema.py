@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -55,15 +56,17 @@ videos = Table(
 video_actions = Table(
     "video_actions",
     metadata,
-    Column("id", String(36), primary_key=True),
+    Column("id", String(36), nullable=False),
     Column("user_id", ID, nullable=False),
     Column("video_id", ID, nullable=False),
     Column("action_type", String(8), nullable=False),
     Column("timestamp", TIMESTAMP, nullable=False),
     Column("watch_ms", Integer, nullable=True),
-    # Read by viewer and time only (a viewer's history, the feed's seen videos); migration 0002
-    # dropped the index on video_id, which nothing read.
-    Index("ix_video_actions_user_time", "user_id", "timestamp"),
+    # Keyed by viewer, then event id (migration 0006, ADR 0011): every replay of an event
+    # carries its viewer, so the key still stores each event once, and it serves the one read
+    # by viewer (a viewer's history, the feed's seen videos) without a secondary index. The
+    # table has none: 0002 dropped the one on video_id and 0006 the one on (user_id, timestamp).
+    PrimaryKeyConstraint("user_id", "id"),
 )
 
 # The ids of the events whose popularity and profile effects are applied (the

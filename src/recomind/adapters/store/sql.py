@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -251,12 +250,30 @@ class SqlTransaction:
             out += self.conn.execute(sa.select(*selected).where(table.c[key].in_(chunk))).all()
         return out
 
+    def _stored_actions(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (user_id, id) keys among `keys` that `video_actions` holds, by its primary key."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return set()
+        if self.dialect == "postgresql":
+            return pg_bulk.stored_actions(self.conn, wanted)
+        names = [c.name for c in t.video_actions.primary_key.columns]
+        if self.dialect in MYSQL:
+            rows = mysql_bulk.select_keys(self.conn, t.video_actions, names, names, wanted)
+            return {(user, id_) for user, id_ in rows}
+        key = list(t.video_actions.primary_key.columns)
+        stored: set[tuple[str, str]] = set()
+        for chunk in _chunks(wanted, 400):  # two parameters a key
+            query = sa.select(*key).where(sa.tuple_(*key).in_(chunk))
+            stored.update((user, id_) for user, id_ in self.conn.execute(query))
+        return stored
+
     def insert_new_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
-        unique = list({a.id: a for a in actions}.values())
+        unique = list({(a.user_id, a.id): a for a in actions}.values())
         if not unique:
             return []
         if self.dialect == "postgresql":
-            # The stored ids by primary key, then the new rows by one COPY (pg_bulk).
+            # The stored keys by primary key, then the new rows by one COPY (pg_bulk).
             inserted = set(
                 pg_bulk.insert_new_actions(
                     self.conn,
@@ -273,19 +290,22 @@ class SqlTransaction:
                     ],
                 )
             )
-            return [a for a in unique if a.id in inserted]
+            return [a for a in unique if (a.user_id, a.id) in inserted]
         rows = [_action_row(a) for a in unique]
         if self.dialect in MYSQL:
-            # Optimistic multi-row INSERTs, a lookup only when one meets a stored id (mysql_bulk).
-            stored = set(mysql_bulk.insert_new(self.conn, t.video_actions, rows))
-            return [a for a in unique if a.id in stored]
-        existing = {
-            r[0] for r in self._rows_in(t.video_actions, ["id"], "id", (a.id for a in unique))
-        }
-        new = [a for a in unique if a.id not in existing]
-        if new:
-            insert_rows(self.conn, t.video_actions, [r for r in rows if r["id"] not in existing])
-        return new
+            # Optimistic multi-row INSERTs, a lookup only when one meets a stored key (mysql_bulk).
+            stored = {
+                (r["user_id"], r["id"])
+                for r in mysql_bulk.insert_new(self.conn, t.video_actions, rows)
+            }
+            return [a for a in unique if (a.user_id, a.id) in stored]
+        existing = self._stored_actions((a.user_id, a.id) for a in unique)
+        fresh = [
+            (a, r) for a, r in zip(unique, rows, strict=True) if (a.user_id, a.id) not in existing
+        ]
+        if fresh:
+            insert_rows(self.conn, t.video_actions, [r for _, r in fresh])
+        return [a for a, _ in fresh]
 
     def insert_new_action_columns(self, columns: pa.Table | BulkActions) -> pa.Table:
         bulk = columns if isinstance(columns, BulkActions) else bulk_actions(self.dialect, columns)
@@ -294,11 +314,11 @@ class SqlTransaction:
             return columns
 
         def without_stored(columns: pa.Table) -> pa.Table:
-            ids = event_columns.ids_of(columns)
-            stored = [r[0] for r in self._rows_in(t.video_actions, ["id"], "id", ids)]
+            keys = event_columns.keys_of(columns)
+            stored = self._stored_actions(keys)
             if not stored:
                 return columns
-            return columns.filter(pc.invert(pc.is_in(columns["id"], pa.array(stored))))
+            return columns.filter(pa.array([key not in stored for key in keys]))
 
         if self.dialect == "postgresql":
             return pg_bulk.append_new_actions(self.conn, bulk, without_stored)
@@ -308,8 +328,13 @@ class SqlTransaction:
                 return loaded
             # The server refuses LOCAL loads: optimistic multi-row INSERTs (mysql_bulk).
             rows = [_action_row(a) for a in event_columns.actions_of(columns)]
-            stored = mysql_bulk.insert_new(self.conn, t.video_actions, rows)
-            return columns.filter(pc.is_in(columns["id"], pa.array(stored, pa.string())))
+            stored = {
+                (r["user_id"], r["id"])
+                for r in mysql_bulk.insert_new(self.conn, t.video_actions, rows)
+            }
+            return columns.filter(
+                pa.array([key in stored for key in event_columns.keys_of(columns)], pa.bool_())
+            )
         columns = without_stored(columns)
         if columns.num_rows:
             rows = [_action_row(a) for a in event_columns.actions_of(columns)]
@@ -330,9 +355,8 @@ class SqlTransaction:
                 )
             )
         elif self.dialect in MYSQL:
-            counted = set(
-                mysql_bulk.insert_new(self.conn, t.counted_events, [{"id": a.id} for a in unique])
-            )
+            rows = [{"id": a.id} for a in unique]
+            counted = {r["id"] for r in mysql_bulk.insert_new(self.conn, t.counted_events, rows)}
         else:
             ids = [a.id for a in unique]
             known = {r[0] for r in self._rows_in(t.counted_events, ["id"], "id", ids)}
