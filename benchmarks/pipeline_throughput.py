@@ -7,11 +7,13 @@ Then:              python benchmarks/pipeline_throughput.py [--events 10000] [--
    clients), and single POST /video_action requests/s (8 clients); baseline: the Kafka producer
    alone (idempotent, acks=all) sending the same messages.
 2. Kafka -> PostgreSQL: rows/s of the `recomind-store` consumer group (the actions, once per
-   event id); baseline: a bare COPY of the same rows into a table with a primary key only, and
-   again into one with `video_actions`' secondary indexes (those schema.py declares: since
-   migration 0002, the one on viewer and time). Then events/s of the `recomind-profile` group
-   (the ledger of counted ids, popularity, tag weights and top tags in one transaction per
-   batch), printed beside the same baselines, though it writes other rows (ADR 0008).
+   event id); baseline: a bare COPY of the same rows into a table with a primary key on id
+   only, and again into one of `video_actions`' shape: its primary key and secondary indexes
+   as schema.py declares them (since migration 0006, the key (user_id, id) and no secondary
+   index; before it, the key on id and an index on viewer and time). Then events/s of the
+   `recomind-profile` group (the ledger of counted ids, popularity, tag weights and top tags in
+   one transaction per batch), printed beside the same baselines, though it writes other rows
+   (ADR 0008).
 3. Kafka -> MariaDB: the same; baseline: a bare LOAD DATA LOCAL INFILE of the same rows (both
    table shapes).
 4. Kafka -> lake (S3): rows/s of the `recomind-lake` group; baseline: the same rows encoded as
@@ -42,10 +44,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
@@ -247,13 +250,17 @@ def rows_of(world_actions: list) -> list[tuple]:  # type: ignore[type-arg]
     ]
 
 
-# The secondary indexes of `video_actions`, as the baselines' column lists (`timestamp` is `ts`
-# there), so an indexed baseline has the real table's shape.
-INDEXES = [
-    ", ".join("ts" if c.name == "timestamp" else c.name for c in ix.columns)
-    for ix in sorted(video_actions.indexes, key=lambda ix: str(ix.name))
-]
-SHAPE = f"{len(INDEXES)} index{'' if len(INDEXES) == 1 else 'es'}"
+# The primary key and secondary indexes of `video_actions`, as the baselines' column lists
+# (`timestamp` is `ts` there), so a shaped baseline has the real table's shape.
+def _listed(columns: Iterable[sa.Column[Any]]) -> str:
+    return ", ".join("ts" if c.name == "timestamp" else c.name for c in columns)
+
+
+KEY = _listed(video_actions.primary_key.columns)
+INDEXES = [_listed(ix.columns) for ix in sorted(video_actions.indexes, key=lambda ix: str(ix.name))]
+SHAPE = "same key" + (
+    f", {len(INDEXES)} index{'es' if len(INDEXES) > 1 else ''}" if INDEXES else ""
+)
 
 
 def copy_postgres(
@@ -261,19 +268,20 @@ def copy_postgres(
     rows: list[tuple],  # type: ignore[type-arg]
     clock: CpuClock,
     table: str = "copy_baseline",
-    indexed: bool = False,
+    shaped: bool = False,
 ) -> float:
-    """A bare COPY into a table of the same columns with a primary key only, or, `indexed`,
-    with the secondary indexes of `video_actions` too."""
+    """A bare COPY into a table of the same columns with a primary key on id only, or,
+    `shaped`, with the primary key and the secondary indexes of `video_actions`."""
     import psycopg
 
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         conn.execute(
-            f"CREATE TABLE {table} (id text primary key, user_id text, video_id text,"
-            " action_type text, ts timestamptz, watch_ms int)"
+            f"CREATE TABLE {table} (id text, user_id text, video_id text,"
+            f" action_type text, ts timestamptz, watch_ms int,"
+            f" primary key ({KEY if shaped else 'id'}))"
         )
-        for columns in INDEXES if indexed else []:
+        for columns in INDEXES if shaped else []:
             conn.execute(f"CREATE INDEX ON {table} ({columns})")
         conn.commit()
         with clock:
@@ -292,10 +300,10 @@ def load_data_mariadb(
     folder: Path,
     clock: CpuClock,
     table: str = "load_baseline",
-    indexed: bool = False,
+    shaped: bool = False,
 ) -> float:
-    """A bare LOAD DATA into a table with a primary key only, or, `indexed`, with the
-    secondary indexes of `video_actions` too."""
+    """A bare LOAD DATA into a table with a primary key on id only, or, `shaped`, with the
+    primary key and the secondary indexes of `video_actions`."""
     path = folder / "rows.csv"
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -305,11 +313,12 @@ def load_data_mariadb(
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                f"CREATE TABLE {table} (id varchar(36) primary key, user_id varchar(64),"
-                " video_id varchar(64), action_type varchar(8), ts datetime(6), watch_ms int)"
+                f"CREATE TABLE {table} (id varchar(36), user_id varchar(64),"
+                " video_id varchar(64), action_type varchar(8), ts datetime(6), watch_ms int,"
+                f" primary key ({KEY if shaped else 'id'}))"
             )
         )
-        for i, columns in enumerate(INDEXES if indexed else []):
+        for i, columns in enumerate(INDEXES if shaped else []):
             conn.execute(sa.text(f"CREATE INDEX ix_{table}_{i} ON {table} ({columns})"))
     with clock:
         start = time.perf_counter()
@@ -425,7 +434,7 @@ def measure(n: int) -> list[Figure]:
     )
     figures[-1].base_cpu = base.seconds * total / n  # the same number of rows as the sink
     base = CpuClock("postgres")
-    base_rate = copy_postgres(pg_url, rows_of(actions), base, "copy_indexed", indexed=True)
+    base_rate = copy_postgres(pg_url, rows_of(actions), base, "copy_shaped", shaped=True)
     figures.append(
         Figure(
             "Kafka -> PostgreSQL (store group)",
@@ -466,7 +475,7 @@ def measure(n: int) -> list[Figure]:
     )
     figures[-1].base_cpu = base.seconds
     base = CpuClock("mariadb")
-    base_rate = load_data_mariadb(my_url, rows_of(actions), tmp, base, "load_indexed", True)
+    base_rate = load_data_mariadb(my_url, rows_of(actions), tmp, base, "load_shaped", True)
     figures.append(
         Figure(
             "Kafka -> MariaDB (store group)",
