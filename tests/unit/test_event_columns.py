@@ -182,6 +182,22 @@ def test_first_copies_keeps_the_first_of_each_id() -> None:
     assert unique is not None and first_copies(unique) is unique
 
 
+def test_first_copies_keeps_one_id_sent_for_two_viewers_as_two_actions() -> None:
+    """The store's key is (user_id, id) (ADR 0011): the same id for another viewer is kept."""
+    from recomind.domain.event_columns import actions_of, first_copies
+
+    mine = event(1)
+    theirs = {**mine, "user_id": "someone-else"}
+    table = decode_columns(encoded([mine, theirs, mine, theirs, event(2)]))
+    assert table is not None
+    kept = actions_of(first_copies(table))
+    assert [(a.user_id, a.id) for a in kept] == [
+        (mine["user_id"], mine["id"]),
+        ("someone-else", mine["id"]),
+        (event(2)["user_id"], event(2)["id"]),
+    ]
+
+
 def test_utc_text_writes_each_time_as_its_utc_wall_time_with_microseconds() -> None:
     """The cheap cast gives what `isoformat` does in UTC, with a space and six digits, for
     times on either side of 1970, at the ends of the range, and given in another zone."""

@@ -78,3 +78,18 @@ def test_the_ranker_url_must_be_http(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().ranker_url == "http://modelserver:8080"
     monkeypatch.setenv("RECOMIND_RANKER_URL", "")
     assert Settings().ranker_url is None
+
+
+def test_training_from_the_lake_keeps_the_first_copy_of_each_viewers_event() -> None:
+    """A copy the lake holds twice counts once; one id sent for two viewers is an action of
+    each, as in the store, whose key is (user_id, id) (ADR 0011)."""
+    from datetime import UTC, datetime
+
+    from recomind.domain.model import ActionType, VideoAction
+    from recomind.entrypoints.modelserver.training import distinct_events
+
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    mine = VideoAction("00000000-0000-4000-8000-000000000001", "u1", "v1", ActionType.LIKE, at)
+    theirs = VideoAction(mine.id, "u2", "v2", ActionType.VIEW, at)
+    later_copy = VideoAction(mine.id, "u1", "v9", ActionType.SKIP, at)
+    assert distinct_events([mine, theirs, later_copy, theirs]) == [mine, theirs]

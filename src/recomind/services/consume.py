@@ -151,7 +151,8 @@ def update_profiles(
 def store_actions(batch: EventBatch, fx: Effects) -> Write:
     """The store group: the batch's columns (the events decoded one by one if any is not in
     the bus's own form) made ready for the store's bulk load here, on the polling thread; the
-    write returned refuses events on unknown videos, stores the rest once per id, and after
+    write returned refuses events on unknown videos, stores the rest once per key (user_id,
+    id; ADR 0011), and after
     the commit hands the new ones to the hooks."""
     decode_refused: list[tuple[BusRecord, str]] = []
     kept = batch.records

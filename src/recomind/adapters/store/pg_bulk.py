@@ -96,19 +96,21 @@ def insert_new_actions(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> lis
     return [(row[1], row[0]) for row in new]
 
 
+# The stored (user_id, id) keys among those given as two binary arrays, the viewers and the
+# ids, unnested side by side: a search of the primary key per pair.
+STORED_ACTIONS = (
+    "SELECT user_id, id FROM video_actions WHERE (user_id, id) IN"
+    " (SELECT * FROM unnest(%b::text[], %b::text[]))"
+)
+
+
 def stored_actions(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The (user_id, id) keys of `keys` that `video_actions` holds, read by its primary key:
-    the viewers and the ids go as two binary arrays, unnested side by side."""
+    """The (user_id, id) keys of `keys` that `video_actions` holds, read by its primary key."""
     if not keys:
         return set()
     users, ids = (list(column) for column in zip(*keys, strict=True))
     with dbapi(conn).cursor() as cur:
-        cur.execute(
-            "SELECT user_id, id FROM video_actions WHERE (user_id, id) IN"
-            " (SELECT * FROM unnest(%b::text[], %b::text[]))",
-            [users, ids],
-            binary=True,
-        )
+        cur.execute(STORED_ACTIONS, [users, ids], binary=True)
         return {(user, id_) for user, id_ in cur.fetchall()}
 
 
@@ -137,15 +139,15 @@ def count_any(conn: Connection, table: sa.Table, key: str, ids: Sequence[str]) -
 def append_new_actions(
     conn: Connection, bulk: BulkActions, without_stored: Callable[[pa.Table], pa.Table]
 ) -> pa.Table:
-    """Append a table of `event_columns.COLUMNS` (each id once) to `video_actions`, leaving out
-    the ids stored already; returns the rows appended.
+    """Append a table of `event_columns.COLUMNS` (each key once) to `video_actions`, leaving
+    out the actions stored already (by key: user_id, id); returns the rows appended.
 
     Optimistic: the whole table goes first, by one binary `COPY` inside a savepoint, as a batch
     seen for the first time needs no lookup; its rows are `bulk.data` when encoded ahead
-    (`copy_data`). A stored id fails the `COPY` on the primary key: then the savepoint is rolled
-    back, `without_stored` looks the ids up and the rest go by a second `COPY`. An id that
-    another transaction stores meanwhile fails that one too, so this transaction rolls back and
-    its caller's retry finds the id stored.
+    (`copy_data`). A stored key fails the `COPY` on the primary key: then the savepoint is
+    rolled back, `without_stored` looks the keys up and the rest go by a second `COPY`. A key
+    that another transaction stores meanwhile fails that one too, so this transaction rolls
+    back and its caller's retry finds the key stored.
     """
     columns = bulk.columns
     with dbapi(conn).cursor() as cur:

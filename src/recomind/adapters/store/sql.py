@@ -110,9 +110,21 @@ def _engine(url: str) -> Engine:
     )
 
 
+def sqlite_stored_actions(keys: int) -> str:
+    """SQLite's lookup of `keys` (user_id, id) pairs in `video_actions`, given as parameters
+    in that order. The pairs go through a subquery: `(user_id, id) IN (SELECT * FROM (VALUES
+    …))` searches the key once per pair, where `(user_id, id) IN (VALUES …)` scans the key's
+    whole index (SQLite 3.40.1, 400 keys in 200,000 rows in memory: 0.5 ms against 39 ms)."""
+    pairs = ", ".join(["(?, ?)"] * keys)
+    return (
+        "SELECT user_id, id FROM video_actions"
+        f" WHERE (user_id, id) IN (SELECT * FROM (VALUES {pairs}))"
+    )
+
+
 def bulk_actions(dialect: str, columns: pa.Table) -> BulkActions:
-    """Each id once, encoded as the dialect's bulk load takes rows (`COPY`'s binary rows or
-    `LOAD DATA`'s CSV); SQLite inserts rows, so nothing is encoded for it."""
+    """Each key (user_id, id) once, encoded as the dialect's bulk load takes rows (`COPY`'s
+    binary rows or `LOAD DATA`'s CSV); SQLite inserts rows, so nothing is encoded for it."""
     columns = event_columns.first_copies(columns)
     if dialect == "postgresql":
         return BulkActions(columns, pg_bulk.copy_data(columns))
@@ -257,15 +269,15 @@ class SqlTransaction:
             return set()
         if self.dialect == "postgresql":
             return pg_bulk.stored_actions(self.conn, wanted)
-        names = [c.name for c in t.video_actions.primary_key.columns]
         if self.dialect in MYSQL:
-            rows = mysql_bulk.select_keys(self.conn, t.video_actions, names, names, wanted)
+            key = ["user_id", "id"]
+            rows = mysql_bulk.select_keys(self.conn, t.video_actions, key, key, wanted)
             return {(user, id_) for user, id_ in rows}
-        key = list(t.video_actions.primary_key.columns)
         stored: set[tuple[str, str]] = set()
         for chunk in _chunks(wanted, 400):  # two parameters a key
-            query = sa.select(*key).where(sa.tuple_(*key).in_(chunk))
-            stored.update((user, id_) for user, id_ in self.conn.execute(query))
+            params = tuple(value for key in chunk for value in key)
+            rows = self.conn.exec_driver_sql(sqlite_stored_actions(len(chunk)), params)
+            stored.update((user, id_) for user, id_ in rows)
         return stored
 
     def insert_new_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:

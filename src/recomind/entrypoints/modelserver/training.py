@@ -54,11 +54,12 @@ def read_catalog(path: Path) -> list[Video]:
 
 
 def distinct_events(actions: list[VideoAction]) -> list[VideoAction]:
-    seen: set[str] = set()
+    """The first copy of each action, by the store's key: viewer and event id (ADR 0011)."""
+    seen: set[tuple[str, str]] = set()
     unique = []
     for a in actions:
-        if a.id not in seen:
-            seen.add(a.id)
+        if (a.user_id, a.id) not in seen:
+            seen.add((a.user_id, a.id))
             unique.append(a)
     return unique
 

@@ -3,9 +3,9 @@
 The table was keyed by event id and read by viewer through a secondary index. Every replay of
 an event carries its viewer, so (user_id, id) still holds each event once, and the read by
 viewer is a range of the key. Each stored action then updates one B-tree, not two: MariaDB's
-store group loaded its batches about 30 % faster (docs/benchmarks.md, "Actions keyed by
-viewer"). On MariaDB, whose rows live in the key's B-tree, a viewer's actions are also stored
-together.
+store group drained 10,000 events at a median of 93,200 rows/s, against 71,848 before (6
+pairs; docs/benchmarks.md, "Actions keyed by viewer"). On MariaDB, whose rows live in the
+key's B-tree, a viewer's actions are also stored together.
 
 PostgreSQL and MariaDB change the key in place (MariaDB rebuilds the table once); SQLite cannot
 alter a primary key, so its table is copied into a new one.
