@@ -275,9 +275,9 @@ class SqlTransaction:
             return {(user, id_) for user, id_ in rows}
         stored: set[tuple[str, str]] = set()
         for chunk in _chunks(wanted, 400):  # two parameters a key
-            params = tuple(value for key in chunk for value in key)
-            rows = self.conn.exec_driver_sql(sqlite_stored_actions(len(chunk)), params)
-            stored.update((user, id_) for user, id_ in rows)
+            params = tuple(value for pair in chunk for value in pair)
+            found = self.conn.exec_driver_sql(sqlite_stored_actions(len(chunk)), params)
+            stored.update((user, id_) for user, id_ in found)
         return stored
 
     def insert_new_actions(self, actions: Sequence[VideoAction]) -> list[VideoAction]:
