@@ -1,6 +1,6 @@
 """`ConsumerRunner.pump`: an overlapped group prepares the next batch while the last one is
 written, and every batch's offsets are committed only after its write, in order. And the
-store group's catalog cache, read ahead on the polling thread (`KnownVideos.warm`)."""
+store group's catalog cache, read ahead on a thread of its own (`KnownVideos.warm`)."""
 
 from __future__ import annotations
 
@@ -211,13 +211,15 @@ def test_a_buffered_group_applies_its_polls_joined_once_even_when_a_try_fails(
 
 
 class CatalogStore:
-    """A store whose transactions only answer `known_videos`, counting what they were asked."""
+    """A store whose transactions only answer `known_videos`, counting what they were asked,
+    on any thread."""
 
     def __init__(self, videos: set[str], down: bool = False) -> None:
         self.videos = videos
         self.down = down
         self.asked: list[set[str]] = []
         self.transactions = 0
+        self.threads: set[str] = set()
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -228,14 +230,20 @@ class CatalogStore:
 
     def known_videos(self, video_ids: set[str]) -> set[str]:
         self.asked.append(set(video_ids))
+        self.threads.add(threading.current_thread().name)
         return set(video_ids) & self.videos
 
 
 def test_the_catalog_is_read_ahead_once_and_only_for_what_is_not_remembered() -> None:
+    """The read-ahead runs on a thread of its own; its future is done once the store has
+    answered, and at once when every video is remembered."""
     store = CatalogStore({"v1", "v2"})
     known = KnownVideos()
-    known.warm(store, ["v1", "v404"])  # type: ignore[arg-type]
-    known.warm(store, ["v1"])  # type: ignore[arg-type]
+    asked = known.warm(store, ["v1", "v404"])  # type: ignore[arg-type]
+    asked.result(timeout=10)
+    assert (store.transactions, store.asked) == (1, [{"v1", "v404"}])
+    assert store.threads == {"recomind-catalog"}
+    assert known.warm(store, ["v1"]).done()  # type: ignore[arg-type]
     assert (store.transactions, store.asked) == (1, [{"v1", "v404"}])
     assert known.of(store, ["v1", "v2", "v404"]) == {"v1", "v2"}  # type: ignore[arg-type]
     assert store.asked[1:] == [{"v2", "v404"}]  # an unknown video is asked again
@@ -244,7 +252,7 @@ def test_the_catalog_is_read_ahead_once_and_only_for_what_is_not_remembered() ->
 def test_reading_the_catalog_ahead_with_the_store_down_leaves_it_to_the_write() -> None:
     store = CatalogStore({"v1"}, down=True)
     known = KnownVideos()
-    known.warm(store, ["v1"])  # type: ignore[arg-type]
+    assert known.warm(store, ["v1"]).result(timeout=10) is None  # type: ignore[arg-type]
     store.down = False
     with store.transaction() as tx:
         assert known.of(tx, ["v1"]) == {"v1"}

@@ -68,19 +68,29 @@ class KnownVideos:
         self._until: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def warm(self, store: Store, video_ids: Iterable[str]) -> None:
-        """Ask now, in a transaction of its own, about the videos not remembered, so a later
-        `of` finds them (the store group does this while the last batch is written). Best
-        effort: if the store is away, `of` asks again in the write's transaction, which is
-        retried."""
+    def warm(self, store: Store, video_ids: Iterable[str]) -> Future[None]:
+        """Ask, on a daemon thread and in a transaction of its own, about the videos not
+        remembered, so a later `of` finds them; the future is done once asked. The store
+        group asks while it encodes the batch and the last batch is written, and its write
+        waits for the answer before `of`. Best effort: if the store is away, `of` asks again in
+        the write's transaction, which is retried."""
+        asked: Future[None] = Future()
         found, missing = self._remembered(video_ids)
         if not missing:
-            return
-        try:
-            with store.transaction() as tx:
-                self._fetch(tx, missing, found)
-        except Exception:  # the write's own lookup reports it, and is retried
-            log.debug("the catalog could not be read ahead", exc_info=True)
+            asked.set_result(None)
+            return asked
+
+        def ask() -> None:
+            try:
+                with store.transaction() as tx:
+                    self._fetch(tx, missing, found)
+            except Exception:  # the write's own lookup reports it, and is retried
+                log.debug("the catalog could not be read ahead", exc_info=True)
+            finally:
+                asked.set_result(None)
+
+        threading.Thread(target=ask, name="recomind-catalog", daemon=True).start()
+        return asked
 
     def of(self, tx: StoreTransaction, video_ids: Iterable[str]) -> set[str]:
         """Those of the videos that the catalog holds."""
@@ -164,7 +174,10 @@ def store_actions(batch: EventBatch, fx: Effects) -> Write:
         kept = [record for record, _ in taken]
         columns = columns_of([action for _, action in taken])
     named = pc.unique(columns["video_id"]).to_pylist()
-    fx.known_videos.warm(fx.store, named)
+    # The catalog is asked while Arrow encodes the batch: the round trip (5-8 ms for a poll of
+    # 7,500 events) overlaps the encoding (4-6 ms, in C++). Drains of 10,000 events ran 2-17 %
+    # faster on MariaDB and 1-4 % on PostgreSQL (docs/benchmarks.md, "Actions keyed by viewer").
+    asked = fx.known_videos.warm(fx.store, named)
     bulk = fx.store.bulk_actions(columns)
     acted = acted_of(bulk.columns)
 
@@ -172,6 +185,7 @@ def store_actions(batch: EventBatch, fx: Effects) -> Write:
         refused = list(decode_refused)
         ready: BulkActions = bulk
         ready_acted: list[ActedOn] | None = acted
+        asked.result()
         with fx.store.transaction() as tx:
             # Ingest lets actions through unverified while the store is down; refuse them here.
             known = fx.known_videos.of(tx, named)
