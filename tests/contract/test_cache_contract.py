@@ -119,35 +119,46 @@ def test_setting_again_renews_the_ttl(cache: Cache, key: Keys) -> None:
 
 def test_incr_counts_from_zero_by_amount(cache: Cache, key: Keys) -> None:
     k = key("counter")
-    assert cache.incr(k, LONG) == 1
-    assert cache.incr(k, LONG) == 2
-    assert cache.incr(k, LONG, amount=5) == 7
+    assert cache.incr({k: 1}, LONG) == {k: 1}
+    assert cache.incr({k: 1}, LONG) == {k: 2}
+    assert cache.incr({k: 5}, LONG) == {k: 7}
     assert cache.get(k) == b"7"
-    assert cache.incr(key("other"), LONG, amount=3) == 3
+    assert cache.incr({key("other"): 3}, LONG) == {key("other"): 3}
+    assert cache.incr({}, LONG) == {}
+
+
+def test_incr_adds_to_many_counters_at_once(cache: Cache, key: Keys) -> None:
+    """A batch's viewers in one call: more keys than one Redis transaction takes (1,000),
+    some new and some counted before, each with its own amount."""
+    keys = [key(f"many-{i}") for i in range(1_203)]
+    cache.incr({k: 2 for k in keys[::2]}, LONG)
+    got = cache.incr({k: i + 1 for i, k in enumerate(keys)}, LONG)
+    assert got == {k: i + 1 + (2 if i % 2 == 0 else 0) for i, k in enumerate(keys)}
+    assert cache.get_many([keys[0], keys[1], keys[-1]]) == [b"3", b"2", b"1205"]
 
 
 def test_incr_counter_expires_with_its_ttl(cache: Cache, key: Keys) -> None:
     k = key("expiring-counter")
-    assert cache.incr(k, SHORT, amount=2) == 2
+    assert cache.incr({k: 2}, SHORT) == {k: 2}
     time.sleep(SHORT + 0.15)
     assert cache.get(k) is None
-    assert cache.incr(k, SHORT) == 1  # a fresh counter, not 3
+    assert cache.incr({k: 1}, SHORT) == {k: 1}  # a fresh counter, not 3
 
 
 def test_incr_keeps_the_ttl_it_was_created_with(cache: Cache, key: Keys) -> None:
     k = key("window")
-    cache.incr(k, 0.4)
+    cache.incr({k: 1}, 0.4)
     time.sleep(0.25)
-    assert cache.incr(k, 0.4) == 2
+    assert cache.incr({k: 1}, 0.4) == {k: 2}
     time.sleep(0.3)  # 0.55 s after creation: gone, though only 0.3 s after the last incr
     assert cache.get(k) is None
 
 
 def test_deleted_counter_starts_again(cache: Cache, key: Keys) -> None:
     k = key("reset")
-    cache.incr(k, LONG, amount=4)
+    cache.incr({k: 4}, LONG)
     cache.delete(k)
-    assert cache.incr(k, LONG) == 1
+    assert cache.incr({k: 1}, LONG) == {k: 1}
 
 
 def test_get_many_answers_in_key_order_with_none_for_misses(cache: Cache, key: Keys) -> None:

@@ -165,9 +165,9 @@ class CountingCache:
         self.calls.append("delete")
         self.inner.delete(*keys)
 
-    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
+    def incr(self, amounts: Mapping[str, int], ttl_seconds: float) -> dict[str, int]:
         self.calls.append("incr")
-        return self.inner.incr(key, ttl_seconds, amount)
+        return self.inner.incr(amounts, ttl_seconds)
 
     def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
         self.calls.append("append")

@@ -54,8 +54,8 @@ def test_the_memory_cache_expires_entries_on_its_clock() -> None:
 def test_a_memory_cache_counter_keeps_the_window_set_when_it_was_created() -> None:
     clock = ManualClock(T0)
     cache = MemoryCache(clock=clock)
-    assert cache.incr("n", 60) == 1
+    assert cache.incr({"n": 1}, 60) == {"n": 1}
     clock.advance(50)
-    assert cache.incr("n", 60, 2) == 3  # counting again does not extend the window
+    assert cache.incr({"n": 2}, 60) == {"n": 3}  # counting again does not extend the window
     clock.advance(10)
-    assert cache.incr("n", 60) == 1  # the window closed: a new count starts
+    assert cache.incr({"n": 1}, 60) == {"n": 1}  # the window closed: a new count starts

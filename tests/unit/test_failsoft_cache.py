@@ -26,7 +26,7 @@ class DownCache(MemoryCache):
     def delete(self, *keys: str) -> None:
         raise ConnectionError("connection refused")
 
-    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
+    def incr(self, amounts: Mapping[str, int], ttl_seconds: float) -> dict[str, int]:
         raise ConnectionError("connection refused")
 
     def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
@@ -46,7 +46,7 @@ def test_a_down_cache_reads_as_misses_and_counts_failures() -> None:
     assert cache.get_many(["k", "j"]) == [None, None]
     cache.set("k", b"v", 10)
     cache.delete("k")
-    assert cache.incr("c", 10) == 0
+    assert cache.incr({"c": 1, "d": 2}, 10) == {"c": 0, "d": 0}
     cache.append({"k": b"v"}, 10, 10)
     assert cache.get_quick("k") is None
     assert cache.failures == 7
@@ -59,7 +59,7 @@ def test_a_working_cache_is_passed_through() -> None:
     cache.set("k", b"v", 10)
     assert cache.get("k") == b"v"
     assert cache.get_many(["k", "missing"]) == [b"v", None]
-    assert cache.incr("c", 10, 2) == 2
+    assert cache.incr({"c": 2}, 10) == {"c": 2}
     cache.append({"k": b"w"}, 10, 10)
     assert cache.get_quick("k") == b"vw"
     assert cache.failures == 0

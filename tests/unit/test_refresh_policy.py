@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -101,6 +102,43 @@ def test_after_n_counts_each_viewer_separately() -> None:
     assert feed.rebuilt == ["u2"]
     r.on_new_actions(viewers.act("u1", "v2"))
     assert feed.rebuilt == ["u2", "u1"]
+
+
+class CountingCache(MemoryCache):
+    """A memory cache that records each `incr` call's keys, or fails them."""
+
+    def __init__(self, clock: ManualClock, down: bool = False) -> None:
+        super().__init__(clock=clock)
+        self.calls: list[set[str]] = []
+        self.down = down
+
+    def incr(self, amounts: Mapping[str, int], ttl_seconds: float) -> dict[str, int]:
+        self.calls.append(set(amounts))
+        if self.down:
+            raise ConnectionError("the cache is down")
+        return super().incr(amounts, ttl_seconds)
+
+
+def test_after_n_counts_a_batchs_viewers_in_one_call_to_the_cache() -> None:
+    """One round trip per batch, however many viewers it holds (one each took 39-49 ms for 250
+    viewers on Redis)."""
+    clock = ManualClock(T0)
+    feed, cache, viewers = RecordingFeed(), CountingCache(clock), Viewers(clock)
+    r = FeedRefresher(cast(FeedService, feed), cache, RefreshPolicy.AFTER_N, 2, TTL)
+    r.on_new_actions(viewers.act("u1", "v1", "v2") + viewers.act("u2", "v1") + viewers.act("u3"))
+    assert len(cache.calls) == 1 and len(cache.calls[0]) == 2  # u3 did nothing
+    assert feed.rebuilt == ["u1"]
+    assert feed.dropped == [("u2", {"v1"})]
+
+
+def test_after_n_with_the_cache_down_rebuilds_nothing_but_hides_what_was_acted_on() -> None:
+    clock = ManualClock(T0)
+    feed, cache, viewers = RecordingFeed(), CountingCache(clock, down=True), Viewers(clock)
+    r = FeedRefresher(cast(FeedService, feed), cache, RefreshPolicy.AFTER_N, 1, TTL)
+    r.on_new_actions(viewers.act("u1", "v1") + viewers.act("u2", "v2"))
+    assert len(cache.calls) == 1
+    assert feed.rebuilt == []
+    assert sorted(feed.dropped) == [("u1", {"v1"}), ("u2", {"v2"})]
 
 
 def test_after_n_rebuilds_once_for_a_batch_that_carries_the_count_past_n() -> None:

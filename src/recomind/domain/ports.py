@@ -177,8 +177,9 @@ class Cache(Protocol):
 
     def delete(self, *keys: str) -> None: ...
 
-    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
-        """Add to a counter (created at 0 with this TTL) and return the new value."""
+    def incr(self, amounts: Mapping[str, int], ttl_seconds: float) -> dict[str, int]:
+        """Add each amount to its key's counter (created at 0 with this TTL, which adding does
+        not extend), all keys in one round trip; return each counter's new value."""
         ...
 
     def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:

@@ -73,17 +73,14 @@ class FeedRefresher:
         strong: list[str] = []
         weak: list[str] = []
         not_due: list[str] = []
+        due = self._due({user_id: len(actions) for user_id, actions in per_user.items()})
         for user_id, actions in per_user.items():
-            try:
-                if self._due(user_id, len(actions)):
-                    if any(a.action_type in STRONG_SIGNALS for a in actions):
-                        strong.append(user_id)
-                    else:
-                        weak.append(user_id)
-                else:
-                    not_due.append(user_id)
-            except Exception:  # the stored list stays; the TTL will catch up
-                log.exception("could not apply the refresh policy for %s", user_id)
+            if user_id not in due:
+                not_due.append(user_id)
+            elif any(a.action_type in STRONG_SIGNALS for a in actions):
+                strong.append(user_id)
+            else:
+                weak.append(user_id)
         # Not rebuilt yet, but never show a video the viewer just acted on.
         self._drop_acted_on(not_due, per_user)
         if self._thread is None:
@@ -109,15 +106,22 @@ class FeedRefresher:
         except Exception:  # the cached lists stay; the TTL will catch up
             log.exception("could not drop acted-on videos for %d viewer(s)", len(users))
 
-    def _due(self, user_id: str, count: int) -> bool:
+    def _due(self, counts: dict[str, int]) -> set[str]:
+        """The viewers whose list is due for a rebuild, given how many new actions each has."""
         if self.policy is RefreshPolicy.IMMEDIATE:
-            return True
+            return set(counts)
         if self.policy is RefreshPolicy.TTL:
-            return False
-        total = self.cache.incr(cache_keys.actions_since_refresh(user_id), self.ttl, count)
+            return set()
+        keys = {user_id: cache_keys.actions_since_refresh(user_id) for user_id in counts}
+        try:  # every viewer's counter in one round trip
+            totals = self.cache.incr({keys[u]: n for u, n in counts.items()}, self.ttl)
+        except Exception:  # the stored lists stay; the TTL will catch up
+            log.exception("could not apply the refresh policy for %d viewer(s)", len(counts))
+            return set()
         # Due when this batch carries the count past a multiple of N: one atomic INCRBY, no
         # reset that could lose an action counted by another worker in between.
-        return total // self.after_n > (total - count) // self.after_n
+        n = self.after_n
+        return {u for u, c in counts.items() if totals[keys[u]] // n > (totals[keys[u]] - c) // n}
 
     def _rebuild(self, user_id: str) -> None:
         try:

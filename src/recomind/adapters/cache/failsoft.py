@@ -61,12 +61,12 @@ class FailSoftCache:
         except Exception as exc:
             self._failed("delete", exc)
 
-    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
+    def incr(self, amounts: Mapping[str, int], ttl_seconds: float) -> dict[str, int]:
         try:
-            return self.inner.incr(key, ttl_seconds, amount)
+            return self.inner.incr(amounts, ttl_seconds)
         except Exception as exc:
             self._failed("incr", exc)
-            return 0
+            return dict.fromkeys(amounts, 0)
 
     def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
         try:

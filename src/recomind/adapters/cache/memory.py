@@ -59,14 +59,17 @@ class MemoryCache:
             for key in keys:
                 self._items.pop(key, None)
 
-    def incr(self, key: str, ttl_seconds: float, amount: int = 1) -> int:
+    def incr(self, amounts: Mapping[str, int], ttl_seconds: float) -> dict[str, int]:
+        counts: dict[str, int] = {}
         with self._lock:
-            item = self._items.get(key)
             now = self.clock.monotonic()
-            count = int(item[0]) if item is not None and item[1] > now else 0
-            expires = item[1] if item is not None and item[1] > now else now + ttl_seconds
-            self._items[key] = (str(count + amount).encode(), expires)
-            return count + amount
+            for key, amount in amounts.items():
+                item = self._items.get(key)
+                count = int(item[0]) if item is not None and item[1] > now else 0
+                expires = item[1] if item is not None and item[1] > now else now + ttl_seconds
+                self._items[key] = (str(count + amount).encode(), expires)
+                counts[key] = count + amount
+        return counts
 
     def append(self, values: Mapping[str, bytes], max_bytes: int, ttl_seconds: float) -> None:
         with self._lock:
