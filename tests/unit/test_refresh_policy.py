@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from recomind.adapters.cache.failsoft import FailSoftCache
 from recomind.adapters.cache.memory import MemoryCache
 from recomind.config import RefreshPolicy, Settings
 from recomind.domain.clock import ManualClock
@@ -139,6 +140,19 @@ def test_after_n_with_the_cache_down_rebuilds_nothing_but_hides_what_was_acted_o
     assert len(cache.calls) == 1
     assert feed.rebuilt == []
     assert sorted(feed.dropped) == [("u1", {"v1"}), ("u2", {"v2"})]
+
+
+def test_after_n_behind_a_fail_soft_cache_that_is_down_rebuilds_nobody() -> None:
+    """A cache that is down answers every counter with 0, which is no count: nobody is due
+    (not everybody), and the acted-on videos are still dropped as far as the cache lets."""
+    clock = ManualClock(T0)
+    feed, viewers = RecordingFeed(), Viewers(clock)
+    cache = FailSoftCache(CountingCache(clock, down=True))
+    r = FeedRefresher(cast(FeedService, feed), cache, RefreshPolicy.AFTER_N, 1, TTL)
+    r.on_new_actions(viewers.act("u1", "v1") + viewers.act("u2", "v2", "v3"))
+    assert feed.rebuilt == []
+    assert sorted(feed.dropped) == [("u1", {"v1"}), ("u2", {"v2", "v3"})]
+    assert cache.failures == 1
 
 
 def test_after_n_rebuilds_once_for_a_batch_that_carries_the_count_past_n() -> None:

@@ -119,9 +119,16 @@ class FeedRefresher:
             log.exception("could not apply the refresh policy for %d viewer(s)", len(counts))
             return set()
         # Due when this batch carries the count past a multiple of N: one atomic INCRBY, no
-        # reset that could lose an action counted by another worker in between.
+        # reset that could lose an action counted by another worker in between. A count below
+        # what was just added is no count (a cache that is down answers 0): not due, rather
+        # than a model pass for every viewer of every batch while it is down.
         n = self.after_n
-        return {u for u, c in counts.items() if totals[keys[u]] // n > (totals[keys[u]] - c) // n}
+        due = set()
+        for user_id, added in counts.items():
+            total = totals.get(keys[user_id], 0)
+            if total >= added and total // n > (total - added) // n:
+                due.add(user_id)
+        return due
 
     def _rebuild(self, user_id: str) -> None:
         try:
