@@ -858,7 +858,7 @@ def test_an_id_another_writer_commits_meanwhile_is_never_appended_as_new(store: 
     the batch, and the retry finds the id stored). MariaDB's transaction reads from a snapshot
     taken at its first read, so its lookup of stored ids did not see the other worker's commit,
     and the duplicate its second load skipped was returned as appended."""
-    from recomind.domain.event_columns import ids_of
+    from recomind.domain.event_columns import keys_of
 
     store.add_videos([video("v1")])
     theirs, ours = action(1), action(2)
@@ -873,7 +873,7 @@ def test_an_id_another_writer_commits_meanwhile_is_never_appended_as_new(store: 
                         added = other.insert_new_action_columns(columns([theirs]))  # type: ignore[arg-type]
                         assert added.num_rows == 1
                 new = tx.insert_new_action_columns(columns([theirs, ours]))  # type: ignore[arg-type]
-                returned += ids_of(new)
+                returned += [id_ for _, id_ in keys_of(new)]
             break
         except AssertionError:
             raise

@@ -173,10 +173,6 @@ def utc_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(naive, pa.string())
 
 
-def ids_of(table: pa.Table) -> list[str]:
-    return _values(table["id"])
-
-
 def keys_of(table: pa.Table) -> list[tuple[str, str]]:
     """Each row's (user_id, id), the key of `video_actions` (ADR 0011)."""
     return list(zip(_values(table["user_id"]), _values(table["id"]), strict=True))

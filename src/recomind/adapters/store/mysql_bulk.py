@@ -191,7 +191,7 @@ def insert_new(
                         raise
                     look_up = True
             key_of = [tuple(r[k] for k in keys) for r in part]
-            stored = set(select_keys(conn, table, keys, keys, key_of))
+            stored = stored_keys(conn, table, keys, key_of)
             part = [r for r, key in zip(part, key_of, strict=True) if key not in stored]
             if part:
                 insert_values(conn, table, part)
@@ -214,18 +214,15 @@ def select_in(
     return _in_lists(conn, ", ".join(quote(c) for c in columns), table, [key], ids)
 
 
-def select_keys(
-    conn: Connection,
-    table: sa.Table,
-    columns: Sequence[str],
-    keys: Sequence[str],
-    values: Sequence[tuple[str, ...]],
-) -> list[tuple[Any, ...]]:
-    """`SELECT columns FROM table WHERE (keys…) IN ((values…), …)`, literal rows: InnoDB reads
-    each as a range of the index on `keys` (a plain `key IN` for one key)."""
+def stored_keys(
+    conn: Connection, table: sa.Table, keys: Sequence[str], values: Sequence[tuple[str, ...]]
+) -> set[tuple[Any, ...]]:
+    """Those of `values` (each the `keys` columns of a row) that `table` holds:
+    `SELECT keys… WHERE (keys…) IN ((…), …)` with literal rows, which InnoDB reads as one range
+    of the index on `keys` each (a plain `key IN` for one key)."""
     if len(keys) == 1:
-        return select_in(conn, table, columns, keys[0], [v for (v,) in values])
-    return _in_lists(conn, ", ".join(quote(c) for c in columns), table, keys, values)
+        return set(select_in(conn, table, keys, keys[0], [v for (v,) in values]))
+    return set(_in_lists(conn, ", ".join(quote(k) for k in keys), table, keys, values))
 
 
 def count_in(conn: Connection, table: sa.Table, key: str, ids: Sequence[str]) -> int:

@@ -270,9 +270,8 @@ class SqlTransaction:
         if self.dialect == "postgresql":
             return pg_bulk.stored_actions(self.conn, wanted)
         if self.dialect in MYSQL:
-            key = ["user_id", "id"]
-            rows = mysql_bulk.select_keys(self.conn, t.video_actions, key, key, wanted)
-            return {(user, id_) for user, id_ in rows}
+            held = mysql_bulk.stored_keys(self.conn, t.video_actions, ["user_id", "id"], wanted)
+            return {(user, id_) for user, id_ in held}
         stored: set[tuple[str, str]] = set()
         for chunk in _chunks(wanted, 400):  # two parameters a key
             params = tuple(value for pair in chunk for value in pair)
