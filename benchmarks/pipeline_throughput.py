@@ -7,9 +7,9 @@ Then:              python benchmarks/pipeline_throughput.py [--events 10000] [--
    clients), and single POST /video_action requests/s (8 clients); baseline: the Kafka producer
    alone (idempotent, acks=all) sending the same messages.
 2. Kafka -> PostgreSQL: rows/s of the `recomind-store` consumer group (the actions, once per
-   event id); baseline: a bare COPY of the same rows into a table with a primary key on id
-   only, and again into one of `video_actions`' shape: its primary key and secondary indexes
-   as schema.py declares them (since migration 0006, the key (user_id, id) and no secondary
+   viewer and event id); baseline: a bare COPY of the same rows into a table with a primary
+   key on id only, and again into one of `video_actions`' shape: its primary key and secondary
+   indexes as schema.py declares them (since migration 0006, the key (user_id, id) and no secondary
    index; before it, the key on id and an index on viewer and time). Then events/s of the
    `recomind-profile` group (the ledger of counted ids, popularity, tag weights and top tags in
    one transaction per batch), printed beside the same baselines, though it writes other rows

@@ -162,8 +162,7 @@ def store_actions(batch: EventBatch, fx: Effects) -> Write:
     """The store group: the batch's columns (the events decoded one by one if any is not in
     the bus's own form) made ready for the store's bulk load here, on the polling thread; the
     write returned refuses events on unknown videos, stores the rest once per key (user_id,
-    id; ADR 0011), and after
-    the commit hands the new ones to the hooks."""
+    id; ADR 0011), and after the commit hands the new ones to the hooks."""
     decode_refused: list[tuple[BusRecord, str]] = []
     kept = batch.records
     columns = batch.columns
@@ -175,8 +174,9 @@ def store_actions(batch: EventBatch, fx: Effects) -> Write:
         columns = columns_of([action for _, action in taken])
     named = pc.unique(columns["video_id"]).to_pylist()
     # The catalog is asked while Arrow encodes the batch: the round trip (5-8 ms for a poll of
-    # 7,500 events) overlaps the encoding (4-6 ms, in C++). Drains of 10,000 events ran 2-17 %
-    # faster on MariaDB and 1-4 % on PostgreSQL (docs/benchmarks.md, "Actions keyed by viewer").
+    # 7,500 events) overlaps the encoding (4-6 ms, in C++). Drains of 10,000 events ran 2-14 %
+    # faster on MariaDB and 3-4 % on PostgreSQL in two sets of alternating pairs
+    # (docs/benchmarks.md, "The catalog asked on a thread of its own").
     asked = fx.known_videos.warm(fx.store, named)
     bulk = fx.store.bulk_actions(columns)
     acted = acted_of(bulk.columns)
