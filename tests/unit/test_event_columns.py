@@ -93,6 +93,7 @@ ODD_BUT_VALID = [
     {"id": "6ff5d2ac5b534cca865ea93b8e5e5ad5"},
     {"watch_ms": None},
     {"extra": {"nested": [1, 2]}},
+    {"note": "caf\u00e9 \u2615"},  # UTF-8 beyond ASCII, in a field the columns ignore
 ]
 POISON = [
     {"id": "not-a-uuid"},
@@ -150,6 +151,16 @@ def test_values_that_are_not_one_event_each_are_left_to_the_rules(values: list[b
     assert decode_columns(values) is None
     if values:  # nor does it take them beside a good event
         assert decode_columns([orjson.dumps(event(0)), *values]) is None
+
+
+def test_an_event_beyond_ascii_is_left_to_the_rules_which_take_it() -> None:
+    """The bus's own form is ASCII; valid UTF-8 beyond it (here in a field no one reads) sends
+    the batch to the rules, which take the event."""
+    values = [orjson.dumps(event(0)), orjson.dumps({**event(1), "note": "caf\u00e9"})]
+    assert b"\xc3\xa9" in values[1]
+    assert decode_columns(values) is None
+    taken = by_rules(values)
+    assert taken is not None and len(taken) == 2
 
 
 def test_columns_and_actions_convert_both_ways() -> None:

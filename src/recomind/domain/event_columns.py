@@ -6,10 +6,10 @@ batch with Arrow's JSON reader and checks the event rules as column operations.
 
 It takes only events in exactly the form `VideoActionRecorded.to_json` writes: a canonical
 UUID, ids of `[A-Za-z0-9._:-]{1,64}`, `view`/`like`/`skip`, an ISO 8601 time in UTC written
-with `+00:00`, and a non-negative integer or no `watch_ms`. A batch holding anything else,
-valid or not, is refused as a whole (`None`), and the caller decodes it event by event with
-the domain's rules, which also name what is wrong with a poison message. So the two ways
-agree on every event they both take (`tests/unit/test_event_columns.py`).
+with `+00:00`, and a non-negative integer or no `watch_ms`, all in ASCII. A batch holding
+anything else, valid or not, is refused as a whole (`None`), and the caller decodes it event
+by event with the domain's rules, which also name what is wrong with a poison message. So the
+two ways agree on every event they both take (`tests/unit/test_event_columns.py`).
 """
 
 from __future__ import annotations
@@ -58,10 +58,16 @@ def decode_columns(values: Sequence[bytes]) -> pa.Table | None:
     # One line per value: a value with a line break of its own would shift every row after it.
     if blob.count(b"\n") != len(values) - 1 or b"\r" in blob:
         return None
+    # The bus's own form is ASCII: every field it writes is checked below against an ASCII
+    # pattern. So anything else goes to the rules, among it bad UTF-8 in a field Arrow ignores
+    # (which orjson refuses). `isascii` scans without making a str: 0.3 ms for 7 MB here,
+    # against 4 ms to decode them (and `decode_columns` of 50,000 events took 39-44 ms against
+    # 53-59 ms, medians of 31 in three sets).
+    if not blob.isascii():
+        return None
     try:
-        blob.decode("utf-8")  # Arrow would pass bad UTF-8 in a field it ignores; orjson refuses
         table = pajson.read_json(pa.BufferReader(blob), read_options=_READ, parse_options=_PARSE)
-    except (UnicodeDecodeError, pa.ArrowInvalid):
+    except pa.ArrowInvalid:
         return None
     if table.num_rows != len(values):
         return None
