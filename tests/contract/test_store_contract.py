@@ -1246,6 +1246,40 @@ def test_a_store_gives_up_on_a_migration_lock_held_too_long(
         engine.dispose()
 
 
+def test_a_sqlite_store_opens_while_another_connection_writes_its_new_database(
+    tmp_path: Path,
+) -> None:
+    """Switching a database to WAL needs it to itself, and SQLite refuses the switch at once,
+    without its busy timeout, while another connection writes (as a replica that opened the
+    same new database a moment before does while it migrates it). The store waits for that
+    writer instead of failing to open: here one holds its write lock for 0.5 s."""
+    import sqlite3
+    import threading
+    import time
+
+    db = tmp_path / "store.db"
+    writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other_work (x)")
+    writer.execute("BEGIN IMMEDIATE")  # its write lock, as a migration holds it
+    writer.execute("INSERT INTO other_work VALUES (1)")
+    done = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    done.start()
+    started = time.monotonic()
+    try:
+        store = open_store(f"sqlite:///{db}")
+    finally:
+        done.join()
+        writer.close()
+    try:
+        assert time.monotonic() - started >= 0.5
+        assert store.count_actions() == 0
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.execute("SELECT x FROM other_work").fetchall() == [(1,)]
+    finally:
+        store.close()
+
+
 def test_a_sqlite_store_gives_up_on_a_migration_lock_held_too_long(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
