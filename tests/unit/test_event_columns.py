@@ -175,7 +175,10 @@ def test_columns_and_actions_convert_both_ways() -> None:
     actions = [VideoActionRecorded.from_json(v).action for v in values]
     assert actions_of(table) == actions
     assert columns_of(actions).equals(table)
-    assert acted_of(table) == [ActedOn(a.user_id, a.video_id, a.action_type) for a in actions]
+    acted = acted_of(table)
+    assert list(acted) == [ActedOn(a.user_id, a.video_id, a.action_type) for a in actions]
+    assert len(acted) == len(actions) and acted[3] == list(acted)[3]
+    assert list(acted[5:9]) == list(acted)[5:9]
     assert {a.watch_ms for a in actions_of(table)} >= {None, 100}
 
 

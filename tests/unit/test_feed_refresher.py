@@ -8,7 +8,7 @@ from typing import Any
 
 from recomind.adapters.cache.memory import MemoryCache
 from recomind.config import RefreshPolicy
-from recomind.domain.model import ActionType, VideoAction
+from recomind.domain.model import ActedColumns, ActionType, VideoAction, by_viewer
 from recomind.services.freshness import FeedRefresher
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -61,6 +61,57 @@ def test_ttl_never_rebuilds_on_actions() -> None:
     r, feed = refresher(RefreshPolicy.TTL)
     r.on_new_actions([act("a", "v1", ActionType.LIKE)])
     assert feed.rebuilt == [] and feed.dropped == [("a", {"v1"})]
+
+
+def test_by_viewer_groups_columns_as_it_groups_actions() -> None:
+    actions = [
+        act("a", "v1"),
+        act("b", "v1", ActionType.SKIP),
+        act("a", "v2", ActionType.LIKE),
+        act("a", "v1"),
+    ]
+    columns = ActedColumns(
+        [a.user_id for a in actions],
+        [a.video_id for a in actions],
+        [a.action_type for a in actions],
+    )
+    expected = {
+        "a": [("v1", ActionType.VIEW), ("v2", ActionType.LIKE), ("v1", ActionType.VIEW)],
+        "b": [("v1", ActionType.SKIP)],
+    }
+    assert by_viewer(actions) == by_viewer(columns) == expected
+    assert by_viewer([]) == by_viewer(ActedColumns([], [], [])) == {}
+
+
+def test_a_batch_as_columns_is_applied_as_the_same_actions_are() -> None:
+    """The store group hands the hooks `ActedColumns`; other callers hand actions."""
+    batches = [
+        [act("a", "v1"), act("b", "v2", ActionType.LIKE), act("a", "v3")],
+        [act("a", "v4", ActionType.SKIP), act("c", "v1")],
+    ]
+    effects = []
+    for as_columns in (False, True):
+        r, feed = refresher(RefreshPolicy.AFTER_N, after_n=2)
+        for batch in batches:
+            r.on_new_actions(
+                ActedColumns(
+                    [a.user_id for a in batch],
+                    [a.video_id for a in batch],
+                    [a.action_type for a in batch],
+                )
+                if as_columns
+                else batch
+            )
+        effects.append((sorted(feed.rebuilt), sorted(feed.dropped)))
+    assert effects[0] == effects[1]
+    assert effects[0] == (["a"], [("a", {"v4"}), ("b", {"v2"}), ("c", {"v1"})])
+
+
+def test_acted_columns_refuse_columns_of_different_lengths() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="differ in length"):
+        ActedColumns(["a"], ["v1", "v2"], [ActionType.VIEW])
 
 
 def test_started_refresher_coalesces_across_batches_and_puts_likes_first() -> None:

@@ -25,7 +25,7 @@ import pyarrow.json as pajson
 
 from recomind.domain.errors import InvalidInput
 from recomind.domain.events import action_from_json
-from recomind.domain.model import ActedOn, ActionType, VideoAction
+from recomind.domain.model import ActedColumns, ActionType, VideoAction
 from recomind.domain.ports import BusRecord, values_of
 from recomind.domain.validation import CANONICAL_UUID, ID_PATTERN, MAX_WATCH_MS
 
@@ -204,15 +204,11 @@ def first_copies(table: pa.Table) -> pa.Table:
     return table.filter(pa.array(keep))
 
 
-def acted_of(table: pa.Table) -> list[ActedOn]:
+def acted_of(table: pa.Table) -> ActedColumns:
     """Who did what to which video, per row of a table of `COLUMNS` (already checked)."""
     kinds = _ACTION_TYPE_OF
-    return [
-        ActedOn(u, v, kinds[k])
-        for u, v, k in zip(
-            _values(table["user_id"]),
-            _values(table["video_id"]),
-            _values(table["action_type"]),
-            strict=True,
-        )
-    ]
+    return ActedColumns(
+        _values(table["user_id"]),
+        _values(table["video_id"]),
+        [kinds[k] for k in _values(table["action_type"])],
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
 
 
 class ActionType(StrEnum):
@@ -64,6 +66,57 @@ class ActedOn(NamedTuple):
     user_id: str
     video_id: str
     action_type: ActionType
+
+
+class ActedColumns(Sequence[ActedOn]):
+    """New actions as the store group hands a batch of them to the after-commit hooks: three
+    lists, one value per action. An `ActedOn` is made only for an action asked for by position
+    or in a loop; `by_viewer` reads the lists as they are (a named tuple per action cost 2.3 ms
+    of the 3.6 ms it took to make the hooks' input of 8,500 events)."""
+
+    __slots__ = ("action_types", "user_ids", "video_ids")
+
+    def __init__(
+        self, user_ids: list[str], video_ids: list[str], action_types: list[ActionType]
+    ) -> None:
+        if not len(user_ids) == len(video_ids) == len(action_types):
+            raise ValueError("the columns of the new actions differ in length")
+        self.user_ids = user_ids
+        self.video_ids = video_ids
+        self.action_types = action_types
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+    @overload
+    def __getitem__(self, index: int) -> ActedOn: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ActedColumns: ...
+
+    def __getitem__(self, index: int | slice) -> ActedOn | ActedColumns:
+        if isinstance(index, slice):
+            return ActedColumns(
+                self.user_ids[index], self.video_ids[index], self.action_types[index]
+            )
+        return ActedOn(self.user_ids[index], self.video_ids[index], self.action_types[index])
+
+    def __iter__(self) -> Iterator[ActedOn]:
+        return map(ActedOn, self.user_ids, self.video_ids, self.action_types)
+
+
+def by_viewer(new: Sequence[Acted]) -> dict[str, list[tuple[str, ActionType]]]:
+    """Each viewer's new actions, in order, as (video id, action type) pairs."""
+    if isinstance(new, ActedColumns):
+        acts: Iterator[tuple[str, str, ActionType]] = zip(
+            new.user_ids, new.video_ids, new.action_types, strict=True
+        )
+    else:
+        acts = ((a.user_id, a.video_id, a.action_type) for a in new)
+    per_user: dict[str, list[tuple[str, ActionType]]] = defaultdict(list)
+    for user_id, video_id, action_type in acts:
+        per_user[user_id].append((video_id, action_type))
+    return per_user
 
 
 @dataclass(frozen=True, slots=True)

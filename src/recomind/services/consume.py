@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 from recomind.domain import cache_keys
 from recomind.domain.event_columns import EventBatch, acted_of, columns_of, decode_each
 from recomind.domain.events import DEAD_LETTER_TOPIC, VIDEO_ACTIONS_TOPIC
-from recomind.domain.model import Acted, ActedOn, ActionWeights, Engagement, VideoAction
+from recomind.domain.model import Acted, ActedColumns, ActionWeights, Engagement, VideoAction
 from recomind.domain.ports import (
     BulkActions,
     BusConsumer,
@@ -184,7 +184,7 @@ def store_actions(batch: EventBatch, fx: Effects) -> Write:
     def write() -> list[tuple[BusRecord, str]]:
         refused = list(decode_refused)
         ready: BulkActions = bulk
-        ready_acted: list[ActedOn] | None = acted
+        ready_acted: ActedColumns | None = acted
         asked.result()
         with fx.store.transaction() as tx:
             # Ingest lets actions through unverified while the store is down; refuse them here.

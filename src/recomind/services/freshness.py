@@ -22,12 +22,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 
 from recomind.config import RefreshPolicy
 from recomind.domain import cache_keys
-from recomind.domain.model import Acted, ActionType
+from recomind.domain.model import Acted, ActionType, by_viewer
 from recomind.domain.ports import Cache
 from recomind.services.feed import FeedService
 
@@ -67,9 +66,7 @@ class FeedRefresher:
     # -- the consumer's after-commit hook --------------------------------------------------
 
     def on_new_actions(self, new: Sequence[Acted]) -> None:
-        per_user: dict[str, list[Acted]] = defaultdict(list)
-        for a in new:
-            per_user[a.user_id].append(a)
+        per_user = by_viewer(new)
         strong: list[str] = []
         weak: list[str] = []
         not_due: list[str] = []
@@ -77,7 +74,7 @@ class FeedRefresher:
         for user_id, actions in per_user.items():
             if user_id not in due:
                 not_due.append(user_id)
-            elif any(a.action_type in STRONG_SIGNALS for a in actions):
+            elif any(action_type in STRONG_SIGNALS for _, action_type in actions):
                 strong.append(user_id)
             else:
                 weak.append(user_id)
@@ -98,11 +95,13 @@ class FeedRefresher:
                     self._weak.setdefault(user_id, None)  # a queued viewer keeps their place
             self._cond.notify_all()
 
-    def _drop_acted_on(self, users: list[str], per_user: dict[str, list[Acted]]) -> None:
+    def _drop_acted_on(
+        self, users: list[str], per_user: dict[str, list[tuple[str, ActionType]]]
+    ) -> None:
         if not users:
             return
         try:
-            self.feed.drop_from_cached_lists({u: {a.video_id for a in per_user[u]} for u in users})
+            self.feed.drop_from_cached_lists({u: {v for v, _ in per_user[u]} for u in users})
         except Exception:  # the cached lists stay; the TTL will catch up
             log.exception("could not drop acted-on videos for %d viewer(s)", len(users))
 
