@@ -287,3 +287,38 @@ def test_values_are_bytes_kept_exactly(target: BusTarget) -> None:
 
 def test_ping(target: BusTarget) -> None:
     target.open().ping()
+
+
+def test_a_local_log_opens_while_another_connection_writes_its_new_file(tmp_path: Path) -> None:
+    """Switching a SQLite file to WAL needs it to itself, and SQLite refuses the switch at once,
+    without its busy timeout, while another connection writes (as the API and a worker that
+    open a new log together do while one of them makes its tables). The log waits for that
+    writer instead of failing to open: here one holds its write lock for 0.5 s."""
+    import sqlite3
+    import threading
+
+    from recomind.adapters.bus.local import LocalLog
+
+    path = tmp_path / "events.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other_work (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other_work VALUES (1)")
+    done = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    done.start()
+    started = time.monotonic()
+    try:
+        log = LocalLog(f"local://{path}", partitions=1)
+    finally:
+        done.join()
+        writer.close()
+    try:
+        assert time.monotonic() - started >= 0.5
+        log.publish("t", [("u1", b"one")])
+        consumer = log.subscribe("g", "t")
+        assert pairs(drain(consumer, 1)) == [("u1", b"one")]
+        consumer.close()
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        log.close()

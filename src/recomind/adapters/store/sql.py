@@ -7,7 +7,6 @@ ready to use and an old one is upgraded in place.
 from __future__ import annotations
 
 import fcntl
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -22,6 +21,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
+from recomind.adapters.sqlite_wal import BUSY_SECONDS, to_wal
 from recomind.adapters.store import engagement_sql, mysql_bulk, pg_bulk
 from recomind.adapters.store import schema as t
 from recomind.adapters.store.upsert import MYSQL, insert_rows, upsert
@@ -88,40 +88,20 @@ def _action_row(a: VideoAction) -> dict[str, Any]:
     }
 
 
-# How long a SQLite connection waits for another one's write lock.
-SQLITE_BUSY_SECONDS = 30.0
-
-
-def _to_wal(cur: sqlite3.Cursor) -> None:
-    """Put the database in WAL mode, which it keeps. The switch needs the database to itself,
-    and SQLite refuses it at once, without waiting out the busy timeout, while another
-    connection writes: as when processes open a new database together (the API and a worker)
-    and one of them is migrating it. So it is tried again until that timeout."""
-    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
-    while True:
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.02)
-
-
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS},
+            connect_args={"check_same_thread": False, "timeout": BUSY_SECONDS},
             pool_pre_ping=False,
         )
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            _to_wal(cur)
+            to_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
+            cur.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
             cur.close()
 
         return engine
