@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-# How long a SQLite connection waits for another one's write lock.
+# How long a SQLite connection waits for another one's write lock: `sqlite3.connect`'s
+# `timeout`, which sets the connection's busy timeout (no `PRAGMA busy_timeout` needed).
 BUSY_SECONDS = 30.0
 
 

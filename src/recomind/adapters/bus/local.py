@@ -67,7 +67,6 @@ class LocalLog:
             conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
             to_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
             self._local.conn = conn
         return conn
 

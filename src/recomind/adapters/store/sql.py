@@ -101,7 +101,6 @@ def _engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             to_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
             cur.close()
 
         return engine
