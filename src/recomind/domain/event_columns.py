@@ -12,7 +12,7 @@ by event with the domain's rules, which also name what is wrong with a poison me
 two ways agree on every event they both take (`tests/unit/test_event_columns.py`).
 
 A batch goes first to the native decoder (`_busform.c`, ADR 0012), which reads the exact bytes
-`to_json` writes in one pass, about ten times faster; it answers None for anything else, and
+`to_json` writes in one pass, six to nine times faster; it answers None for anything else, and
 Arrow's JSON reader (`arrow_columns`, the reference) decides. Where the package was installed
 without a C compiler, `NATIVE` is False and Arrow's reader takes every batch.
 """
