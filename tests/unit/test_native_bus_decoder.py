@@ -128,6 +128,16 @@ def test_bytes_other_than_to_json_writes_are_left_to_arrow(raw: bytes) -> None:
     assert native_columns(raw, 1) is None
 
 
+def test_it_reads_only_bytes_which_cannot_change_while_it_parses() -> None:
+    """The parse runs without the GIL, so a buffer another thread could resize is refused."""
+    from recomind.domain import _busform
+
+    blob = joined(encoded([event(0)]))
+    assert _busform.decode(blob, 1) is not None
+    with pytest.raises(TypeError):
+        _busform.decode(bytearray(blob), 1)  # type: ignore[arg-type]
+
+
 def test_the_count_of_events_must_be_the_count_given() -> None:
     values = encoded([event(n) for n in range(3)])
     assert native_columns(joined(values), 3) is not None

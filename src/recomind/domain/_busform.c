@@ -7,8 +7,9 @@
  * integer or absent) and checks the same rules as it reads them, in about 0.13 us an event.
  * Anything else, valid or not, makes it answer None, and the caller goes on to the Arrow path,
  * which stays the reference: on every batch this module takes, the Arrow path makes the same
- * table (tests/unit/test_event_columns.py). So it may refuse more than it must, never accept
- * more. Every read is bounded by the end of the input; the parse runs without the GIL.
+ * table (tests/unit/test_native_bus_decoder.py). So it may refuse more than it must, never accept
+ * more. Every read is bounded by the end of the input; the parse runs without the GIL, on a
+ * `bytes` (immutable).
  *
  * decode(blob: bytes, n: int) -> tuple | None: `blob` is n values joined by "\n". The tuple:
  * (offsets, data) for id, user_id, video_id and action_type (int32 offsets, n + 1 of them),
@@ -182,9 +183,11 @@ static int read_events(Reader *r, Columns *out, Py_ssize_t n) {
 #define BUFFERS (2 * STRING_COLUMNS + 3)
 
 static PyObject *decode(PyObject *Py_UNUSED(module), PyObject *args) {
-    Py_buffer blob;
+    PyObject *bytes; /* `bytes`, not any buffer: it cannot change while the GIL is released */
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "y*n", &blob, &n)) return NULL;
+    if (!PyArg_ParseTuple(args, "Sn", &bytes, &n)) return NULL;
+    Py_buffer blob;
+    if (PyObject_GetBuffer(bytes, &blob, PyBUF_SIMPLE) < 0) return NULL;
     PyObject *buffers[BUFFERS] = {0};
     PyObject *result = NULL;
     /* n values take at least n - 1 separators; offsets are 32-bit. */
