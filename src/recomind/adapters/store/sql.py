@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pyarrow as pa
@@ -272,8 +272,11 @@ class SqlTransaction:
         if self.dialect == "postgresql":
             return pg_bulk.stored_actions(self.conn, wanted)
         if self.dialect in MYSQL:
-            held = mysql_bulk.stored_keys(self.conn, t.video_actions, ["user_id", "id"], wanted)
-            return {(user, id_) for user, id_ in held}
+            key = ["user_id", "id"]
+            return cast(
+                set[tuple[str, str]],
+                mysql_bulk.stored_keys(self.conn, t.video_actions, key, wanted),
+            )
         stored: set[tuple[str, str]] = set()
         for chunk in _chunks(wanted, 400):  # two parameters a key
             params = tuple(value for pair in chunk for value in pair)
